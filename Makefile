@@ -1,0 +1,49 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install what they
+# need into .venv first (pyproject.toml is the one list of dependencies).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint install clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	  || { echo "Python 3.11 or newer is needed; run with PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+# The embedded mode: SQLite and the filesystem broker under var/, unless DATABASE_URL or
+# CELERY_BROKER_URL say otherwise.
+demo: install
+	@mkdir -p var/celery/queue var/celery/processed var/media
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# Runs on DATABASE_URL when set; otherwise on a local PostgreSQL (postgres@127.0.0.1) when
+# one answers, else on SQLite, where the PostgreSQL-only tests are skipped and say so.
+# CI sets PORTAL_REQUIRE_SERVICES=1, which turns every such skip into a failure.
+test: install lint
+	@if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import psycopg2; psycopg2.connect(host='127.0.0.1', user='postgres', dbname='postgres', connect_timeout=2)" 2>/dev/null; then \
+	  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal; fi; \
+	echo "Testing on $${DATABASE_URL:-SQLite (no PostgreSQL found at 127.0.0.1)}"; \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

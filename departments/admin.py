@@ -1,0 +1,250 @@
+from django.contrib import admin, messages
+from django.db.models import Count
+
+from departments import services
+from departments.forms import OffPeakWindowForm, QuotaForm
+from departments.models import (
+    Department,
+    GpuClass,
+    Membership,
+    Namespace,
+    OffPeakWindow,
+    Quota,
+    ServiceLevel,
+)
+
+
+class NamespaceInline(admin.TabularInline):
+    model = Namespace
+    extra = 1
+    verbose_name = "Kubernetes namespace"
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+class QuotaInline(admin.TabularInline):
+    model = Quota
+    form = QuotaForm
+    extra = 0
+    fields = ["kind", "limit", "job_kind", "gpu_class", "enforcement", "alert_thresholds_pct"]
+
+
+class ServiceLevelInline(admin.StackedInline):
+    model = ServiceLevel
+    extra = 0
+    fields = [
+        ("tier", "priority"),
+        ("latency_target_ms", "max_queue_wait_s"),
+        "gpu_classes",
+        ("preemptible", "hold_for_off_peak"),
+    ]
+
+
+@admin.register(Department)
+class DepartmentAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "cost_centre",
+        "parent",
+        "namespace_list",
+        "member_count",
+        "quota_count",
+        "active",
+    ]
+    list_filter = ["active", ("parent", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "slug", "cost_centre", "namespaces__name"]
+    prepopulated_fields = {"slug": ["name"]}
+    autocomplete_fields = ["parent"]
+    readonly_fields = ["created_at", "updated_at"]
+    fields = ["name", "slug", "cost_centre", "parent", "active", "created_at", "updated_at"]
+    inlines = [NamespaceInline, MembershipInline, QuotaInline, ServiceLevelInline]
+    actions = ["deactivate", "activate"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("parent")
+            .prefetch_related("namespaces")
+            .annotate(
+                member_count=Count("memberships", distinct=True),
+                quota_count=Count("quotas", distinct=True),
+            )
+        )
+
+    @admin.display(description="namespaces")
+    def namespace_list(self, department) -> str:
+        return ", ".join(ns.name for ns in department.namespaces.all()) or "—"
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, department) -> int:
+        return department.member_count
+
+    @admin.display(description="quotas", ordering="quota_count")
+    def quota_count(self, department) -> int:
+        return department.quota_count
+
+    @admin.action(
+        description="Deactivate selected departments (history is kept)", permissions=["change"]
+    )
+    def deactivate(self, request, queryset):
+        self._set_active(request, queryset, active=False)
+
+    @admin.action(description="Activate selected departments", permissions=["change"])
+    def activate(self, request, queryset):
+        self._set_active(request, queryset, active=True)
+
+    def _set_active(self, request, queryset, *, active: bool) -> None:
+        changed = 0
+        for department in queryset.exclude(active=active):
+            services.department_update(department=department, active=active)
+            changed += 1
+        state = "active" if active else "inactive"
+        self.message_user(request, f"{changed} department(s) set {state}.", messages.SUCCESS)
+
+
+@admin.register(Namespace)
+class NamespaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "department"]
+    list_filter = [("department", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "department__name"]
+    autocomplete_fields = ["department"]
+    list_select_related = ["department"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "user_full_name", "department", "role"]
+    list_filter = ["role", ("department", admin.RelatedOnlyFieldListFilter)]
+    search_fields = [
+        "user__username",
+        "user__first_name",
+        "user__last_name",
+        "user__email",
+        "department__name",
+    ]
+    autocomplete_fields = ["user", "department"]
+    list_select_related = ["user", "department"]
+
+    @admin.display(description="name", ordering="user__last_name")
+    def user_full_name(self, membership) -> str:
+        return membership.user.get_full_name()
+
+
+@admin.register(GpuClass)
+class GpuClassAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "capacity_gpus", "model_regex", "queue_prefix"]
+    search_fields = ["name", "slug", "model_regex"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_deleted_objects(self, objs, request):
+        deletions, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for gpu_class in objs:
+            protected.extend(
+                f"Service level: {sla}"
+                for sla in gpu_class.service_levels.select_related("department")
+            )
+        return deletions, counts, perms_needed, protected
+
+    def delete_model(self, request, gpu_class):
+        services.gpu_class_delete(gpu_class=gpu_class)
+
+    def delete_queryset(self, request, queryset):
+        for gpu_class in queryset:
+            services.gpu_class_delete(gpu_class=gpu_class)
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    form = QuotaForm
+    list_display = [
+        "department",
+        "kind",
+        "limit_with_unit",
+        "job_kind",
+        "gpu_class",
+        "enforcement",
+        "thresholds",
+    ]
+    list_filter = [
+        "kind",
+        "enforcement",
+        "gpu_class",
+        ("department", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["department__name", "department__slug", "job_kind"]
+    autocomplete_fields = ["department"]
+    list_select_related = ["department", "gpu_class"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="limit", ordering="limit")
+    def limit_with_unit(self, quota) -> str:
+        return f"{quota.limit_display} {quota.unit}"
+
+    @admin.display(description="alerts at")
+    def thresholds(self, quota) -> str:
+        return ", ".join(f"{pct} %" for pct in quota.alert_thresholds_pct) or "—"
+
+
+@admin.register(ServiceLevel)
+class ServiceLevelAdmin(admin.ModelAdmin):
+    list_display = [
+        "department",
+        "tier",
+        "priority",
+        "latency_target_ms",
+        "max_queue_wait_s",
+        "gpu_class_list",
+        "preemptible",
+        "hold_for_off_peak",
+    ]
+    list_filter = [
+        "tier",
+        "preemptible",
+        "hold_for_off_peak",
+        "gpu_classes",
+        ("department", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["department__name", "department__slug"]
+    autocomplete_fields = ["department"]
+    filter_horizontal = ["gpu_classes"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("department")
+            .prefetch_related("gpu_classes")
+        )
+
+    @admin.display(description="GPU classes")
+    def gpu_class_list(self, service_level) -> str:
+        return ", ".join(gpu.name for gpu in service_level.gpu_classes.all())
+
+
+@admin.register(OffPeakWindow)
+class OffPeakWindowAdmin(admin.ModelAdmin):
+    form = OffPeakWindowForm
+    list_display = [
+        "name",
+        "weekdays_display",
+        "start_time",
+        "end_time",
+        "time_zone",
+        "price_multiplier",
+        "active",
+    ]
+    list_filter = ["active", "time_zone"]
+    search_fields = ["name"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="days")
+    def weekdays_display(self, window) -> str:
+        return window.weekdays_display

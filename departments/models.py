@@ -1,0 +1,513 @@
+"""Departments and the rules of their GPU use: namespaces, roles, GPU classes, quotas,
+service levels and the organisation's off-peak hours.
+
+Invariants that must hold whoever writes (admin, API, a shell, a migration) are database
+constraints; ``clean()`` adds the checks a constraint cannot express and gives every
+refusal words a person can act on.
+"""
+
+import datetime as dt
+import re
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce, Floor
+
+# A Kubernetes namespace name is an RFC 1123 DNS label.
+NAMESPACE_NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Celery queue prefixes: the queue is "<prefix>.<tier>".
+QUEUE_PREFIX_RE = r"^[a-z0-9][a-z0-9._-]*$"
+WEEKDAYS = ((0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun"))
+
+
+class Tier(models.TextChoices):
+    """How urgent a department's work is; each tier has its own queues."""
+
+    REALTIME = "realtime", "Realtime"
+    INTERACTIVE = "interactive", "Interactive"
+    BATCH = "batch", "Batch"
+
+
+class MembershipRole(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    MEMBER = "member", "Member"
+
+
+class QuotaKind(models.TextChoices):
+    GPU_HOURS_MONTH = "gpu_hours_month", "GPU-hours per calendar month"
+    JOBS_DAY = "jobs_day", "Jobs admitted per day"
+    CONCURRENT_JOBS = "concurrent_jobs", "Jobs queued or running at once"
+    GPUS = "gpus", "GPUs in use at once"
+
+
+class Enforcement(models.TextChoices):
+    HARD_QUEUE = "hard_queue", "Hard, queue: the job waits until there is room"
+    HARD_REJECT = "hard_reject", "Hard, reject: the job is refused"
+    SOFT = "soft", "Soft: admitted, and an alert is raised"
+
+
+def validate_prometheus_regex(value: str) -> None:
+    """PromQL matches labels with RE2, which has no look-around or back-references."""
+    if re.search(r"\(\?<?[=!]|\\[1-9]", value):
+        raise ValidationError(
+            "Prometheus regular expressions (RE2) have no look-around or back-references."
+        )
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValidationError(f"Not a valid regular expression: {exc}.") from exc
+
+
+def validate_time_zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(
+            f"“{value}” is not an IANA time zone (for example Europe/Berlin)."
+        ) from exc
+
+
+def validate_weekdays(value) -> None:
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(type(day) is not int or not 0 <= day <= 6 for day in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ValidationError("Give one or more distinct weekdays, 0 (Monday) to 6 (Sunday).")
+
+
+def validate_alert_thresholds(value) -> None:
+    if (
+        not isinstance(value, list)
+        or any(type(pct) is not int or not 1 <= pct <= 1000 for pct in value)
+        or value != sorted(set(value))
+    ):
+        raise ValidationError(
+            "Give increasing whole percentages between 1 and 1000, for example 80, 100."
+        )
+
+
+def default_alert_thresholds() -> list[int]:
+    return [80, 100]
+
+
+def default_weekdays() -> list[int]:
+    return [day for day, _ in WEEKDAYS]
+
+
+def default_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+class TimestampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Department(TimestampedModel):
+    """A unit that uses GPUs and is charged for them."""
+
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(
+        max_length=63, unique=True, help_text="Short name used in URLs and the API."
+    )
+    cost_centre = models.CharField(
+        max_length=40,
+        help_text="Finance cost centre code that this department's usage is charged to.",
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="Costs roll up to the parent department.",
+    )
+    active = models.BooleanField(
+        default=True, help_text="Inactive departments keep their history but submit no new work."
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(parent=F("pk")),
+                name="department_not_its_own_parent",
+                violation_error_message="A department cannot be its own parent.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        ancestor, seen = self.parent, set()
+        while ancestor is not None and ancestor.pk not in seen:
+            if self.pk is not None and ancestor.pk == self.pk:
+                raise ValidationError(
+                    {"parent": f"{self.parent} is below {self.name}; the hierarchy would loop."}
+                )
+            seen.add(ancestor.pk)
+            ancestor = ancestor.parent
+
+
+class Namespace(models.Model):
+    """A Kubernetes namespace; its GPU usage is the department's."""
+
+    name = models.CharField(
+        max_length=63,
+        unique=True,
+        validators=[
+            RegexValidator(
+                NAMESPACE_NAME_RE,
+                "A namespace name has lower-case letters, digits and hyphens, and starts "
+                "and ends with a letter or digit.",
+            )
+        ],
+        error_messages={"unique": "This namespace already belongs to another department."},
+    )
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="namespaces")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(name__regex=NAMESPACE_NAME_RE), name="namespace_name_is_dns_label"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(TimestampedModel):
+    """A user's role in a department: managers see and steer its usage, members submit
+    jobs and see their own."""
+
+    Role = MembershipRole
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        ordering = ["department__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "department"],
+                name="one_membership_per_user_and_department",
+                violation_error_message="This user already has a role in this department.",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=MembershipRole.values), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} of {self.department}"
+
+
+class GpuClass(TimestampedModel):
+    """A pool of one GPU model, as Prometheus names it and as workers consume it."""
+
+    name = models.CharField(max_length=60, unique=True)
+    slug = models.SlugField(max_length=40, unique=True)
+    model_regex = models.CharField(
+        "Prometheus model regex",
+        max_length=200,
+        validators=[validate_prometheus_regex],
+        help_text="Matched (whole value, like PromQL =~) against the GPU model label, "
+        "for example .*A100.*",
+    )
+    capacity_gpus = models.PositiveIntegerField(
+        "capacity (GPUs)", help_text="GPUs in the fleet; the hours not allocated are idle cost."
+    )
+    queue_prefix = models.CharField(
+        max_length=60,
+        unique=True,
+        blank=True,
+        validators=[
+            RegexValidator(QUEUE_PREFIX_RE, "Use lower-case letters, digits, dots and hyphens.")
+        ],
+        help_text="Workers of this class consume the queues <prefix>.<tier>; "
+        "defaults to gpu.<slug>.",
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "GPU class"
+        verbose_name_plural = "GPU classes"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(capacity_gpus__gt=0), name="gpu_class_capacity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(queue_prefix__regex=QUEUE_PREFIX_RE),
+                name="gpu_class_queue_prefix_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.queue_prefix:
+            self.queue_prefix = f"gpu.{self.slug}"
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.queue_prefix and self.slug:
+            self.queue_prefix = f"gpu.{self.slug}"
+
+    def queue_for(self, tier: str) -> str:
+        """The Celery queue that workers of this class consume for ``tier``."""
+        return f"{self.queue_prefix}.{tier}"
+
+
+class Quota(TimestampedModel):
+    """A limit on a department's use, optionally narrowed to a job kind and a GPU class."""
+
+    Kind = QuotaKind
+    Enforcement = Enforcement
+
+    UNITS = {
+        Kind.GPU_HOURS_MONTH: "GPU-hours",
+        Kind.JOBS_DAY: "jobs",
+        Kind.CONCURRENT_JOBS: "jobs",
+        Kind.GPUS: "GPUs",
+    }
+    PERIODS = {Kind.GPU_HOURS_MONTH: "month", Kind.JOBS_DAY: "day"}
+
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="quotas")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    job_kind = models.SlugField(
+        max_length=60,
+        blank=True,
+        help_text="Slug of the job kind this quota counts (for example lipsync-render); "
+        "blank counts every kind.",
+    )
+    gpu_class = models.ForeignKey(
+        GpuClass,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="quotas",
+        help_text="Count only work on this GPU class; blank counts every class.",
+    )
+    limit = models.DecimalField(
+        max_digits=12,
+        decimal_places=3,
+        validators=[MinValueValidator(Decimal("0.001"))],
+        help_text="GPU-hours for monthly budgets; a whole number of jobs or GPUs otherwise.",
+    )
+    enforcement = models.CharField(
+        max_length=16, choices=Enforcement.choices, default=Enforcement.HARD_QUEUE
+    )
+    alert_thresholds_pct = models.JSONField(
+        "alert thresholds (%)",
+        default=default_alert_thresholds,
+        blank=True,
+        validators=[validate_alert_thresholds],
+        help_text="Managers are notified once per period when use reaches each percentage.",
+    )
+
+    class Meta:
+        ordering = ["department__name", "kind", "job_kind", "gpu_class__name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit__gt=0), name="quota_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(kind=QuotaKind.GPU_HOURS_MONTH) | Q(limit=Floor(F("limit"))),
+                name="quota_count_limit_whole",
+                violation_error_message="Jobs and GPUs are counted in whole numbers.",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=QuotaKind.values), name="quota_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(enforcement__in=Enforcement.values), name="quota_enforcement_valid"
+            ),
+            models.UniqueConstraint(
+                F("department"),
+                F("kind"),
+                F("job_kind"),
+                Coalesce(F("gpu_class"), 0),
+                name="one_quota_per_department_kind_and_scope",
+                violation_error_message="This department already has a quota of this kind "
+                "for the same job kind and GPU class.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department}: {self.get_kind_display()} ≤ {self.limit_display} {self.unit}"
+
+    @property
+    def unit(self) -> str:
+        return self.UNITS.get(self.kind, "")
+
+    @property
+    def period(self) -> str | None:
+        """The calendar period the quota resets on, in the portal's time zone; None for
+        quotas on what runs at once."""
+        return self.PERIODS.get(self.kind)
+
+    @property
+    def limit_display(self) -> str:
+        return f"{self.limit.normalize():f}" if self.limit is not None else ""
+
+    @property
+    def scope_display(self) -> str:
+        parts = [self.job_kind or "all job kinds", str(self.gpu_class or "all GPU classes")]
+        return ", ".join(parts)
+
+
+class ServiceLevel(TimestampedModel):
+    """What a department's work of one tier is promised: priority, latency, queue wait,
+    the GPU classes it may use, and whether it yields to others."""
+
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="service_levels"
+    )
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    priority = models.PositiveSmallIntegerField(
+        validators=[MaxValueValidator(9)],
+        help_text="0 to 9; higher runs first, waiting work is released by priority then age.",
+    )
+    latency_target_ms = models.PositiveIntegerField(
+        "p95 latency target (ms)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Request latency the department's services must keep at the 95th percentile.",
+    )
+    max_queue_wait_s = models.PositiveIntegerField(
+        "max queue wait (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Longest a job of this tier may wait before it starts.",
+    )
+    gpu_classes = models.ManyToManyField(
+        GpuClass,
+        related_name="service_levels",
+        verbose_name="allowed GPU classes",
+        help_text="The GPU classes this tier's work may run on.",
+    )
+    preemptible = models.BooleanField(
+        default=False, help_text="Its running work may be stopped to make room for higher tiers."
+    )
+    hold_for_off_peak = models.BooleanField(
+        "held for off-peak",
+        default=False,
+        help_text="Batch work flagged off-peak waits until an off-peak window opens.",
+    )
+
+    class Meta:
+        ordering = ["department__name", "-priority"]
+        verbose_name = "service level"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["department", "tier"],
+                name="one_service_level_per_department_and_tier",
+                violation_error_message="This department already has a service level for "
+                "this tier.",
+            ),
+            models.CheckConstraint(
+                condition=Q(tier__in=Tier.values), name="service_level_tier_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__lte=9), name="service_level_priority_0_to_9"
+            ),
+            models.CheckConstraint(
+                condition=Q(latency_target_ms__isnull=True) | Q(latency_target_ms__gt=0),
+                name="service_level_latency_target_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_queue_wait_s__isnull=True) | Q(max_queue_wait_s__gt=0),
+                name="service_level_max_queue_wait_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(hold_for_off_peak=False) | Q(tier=Tier.BATCH),
+                name="service_level_only_batch_held_off_peak",
+                violation_error_message="Only batch work can be held for the off-peak window.",
+            ),
+            models.CheckConstraint(
+                condition=Q(preemptible=False) | ~Q(tier=Tier.REALTIME),
+                name="service_level_realtime_not_preemptible",
+                violation_error_message="Realtime work is never preempted.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department}: {self.get_tier_display()}"
+
+
+class OffPeakWindow(TimestampedModel):
+    """Hours in which GPUs are cheaper and batch work may be held for.
+
+    A window opens on each listed weekday at ``start_time`` local time and closes at
+    ``end_time``, on the next day when ``end_time`` is not after ``start_time`` (23:00 to
+    07:00); equal times mean 24 hours.
+    """
+
+    name = models.CharField(max_length=80, unique=True)
+    weekdays = models.JSONField(
+        default=default_weekdays,
+        validators=[validate_weekdays],
+        help_text="Days on which the window opens, 0 (Monday) to 6 (Sunday).",
+    )
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    time_zone = models.CharField(
+        max_length=64, default=default_time_zone, validators=[validate_time_zone]
+    )
+    price_multiplier = models.DecimalField(
+        max_digits=6,
+        decimal_places=3,
+        default=Decimal("1"),
+        validators=[MinValueValidator(Decimal("0.001"))],
+        help_text="GPU-hours inside the window are priced at the rate times this.",
+    )
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "off-peak window"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_multiplier__gt=0), name="off_peak_multiplier_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def weekdays_display(self) -> str:
+        names = dict(WEEKDAYS)
+        if sorted(self.weekdays) == default_weekdays():
+            return "every day"
+        return ", ".join(names[day] for day in sorted(self.weekdays))
+
+    def contains(self, moment: dt.datetime) -> bool:
+        """Whether the aware datetime ``moment`` falls inside this window."""
+        local = moment.astimezone(ZoneInfo(self.time_zone))
+        days, now = set(self.weekdays), local.time()
+        weekday, day_before = local.weekday(), (local.weekday() - 1) % 7
+        if self.start_time < self.end_time:
+            return weekday in days and self.start_time <= now < self.end_time
+        # The window runs past midnight (or all day when start equals end).
+        return (weekday in days and now >= self.start_time) or (
+            day_before in days and now < self.end_time
+        )

@@ -1,0 +1,102 @@
+"""Operations that change departments. Each owns its transaction."""
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
+
+from departments.models import Department, GpuClass, Namespace
+
+DEPARTMENT_FIELDS = ("name", "slug", "cost_centre", "parent", "active")
+
+
+@transaction.atomic
+def department_create(
+    *,
+    name: str,
+    slug: str,
+    cost_centre: str,
+    parent: Department | None = None,
+    active: bool = True,
+    namespaces: Iterable[str] = (),
+) -> Department:
+    """Create a department that owns ``namespaces``; all or nothing."""
+    department = Department(
+        name=name, slug=slug, cost_centre=cost_centre, parent=parent, active=active
+    )
+    department.full_clean()
+    department.save()
+    department_set_namespaces(department=department, namespaces=namespaces)
+    return department
+
+
+@transaction.atomic
+def department_update(
+    *, department: Department, namespaces: Iterable[str] | None = None, **fields
+) -> Department:
+    """Change the given fields of ``department`` (and its namespaces when given)."""
+    unknown = set(fields) - set(DEPARTMENT_FIELDS)
+    if unknown:
+        raise TypeError(f"department_update() got unknown fields: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(department, name, value)
+    department.full_clean()
+    department.save()
+    if namespaces is not None:
+        department_set_namespaces(department=department, namespaces=namespaces)
+    return department
+
+
+@transaction.atomic
+def department_set_namespaces(*, department: Department, namespaces: Iterable[str]) -> None:
+    """Make ``namespaces`` exactly the Kubernetes namespaces ``department`` owns.
+
+    A namespace another department owns is refused, never moved silently: IT removes it
+    there first. The rows involved are locked, so two departments cannot both claim one.
+    """
+    wanted = list(dict.fromkeys(namespaces))
+    errors = []
+    for name in wanted:
+        try:
+            Namespace(name=name, department=department).clean_fields(exclude=["department"])
+        except ValidationError as exc:
+            errors.extend(f"{name}: {message}" for message in exc.message_dict.get("name", []))
+    taken = (
+        Namespace.objects.select_for_update()
+        .select_related("department")
+        .filter(name__in=wanted)
+        .exclude(department=department)
+    )
+    errors.extend(f"{ns.name} already belongs to {ns.department}." for ns in taken)
+    if errors:
+        raise ValidationError({"namespaces": errors})
+
+    department.namespaces.exclude(name__in=wanted).delete()
+    existing = set(department.namespaces.values_list("name", flat=True))
+    new = [Namespace(name=name, department=department) for name in wanted if name not in existing]
+    try:
+        with transaction.atomic():
+            Namespace.objects.bulk_create(new)
+    except IntegrityError as exc:
+        # Another department claimed one of them between our check and our insert.
+        raise ValidationError(
+            {"namespaces": ["One of these namespaces was just given to another department."]}
+        ) from exc
+
+
+@transaction.atomic
+def gpu_class_delete(*, gpu_class: GpuClass) -> None:
+    """Delete a GPU class nothing refers to.
+
+    Quotas protect their class by foreign key; service levels refer to classes through a
+    many-to-many table that would silently lose the row, so they are checked here and
+    refuse the deletion the same way (``ProtectedError``) rather than shrink an SLA.
+    """
+    service_levels = list(gpu_class.service_levels.select_related("department").select_for_update())
+    if service_levels:
+        raise ProtectedError(
+            f"{gpu_class} is allowed by service levels; remove it from them first.",
+            set(service_levels),
+        )
+    gpu_class.delete()

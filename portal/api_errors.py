@@ -1,0 +1,45 @@
+"""How the API answers errors: DRF's handler, plus the errors Django and the database raise.
+
+Kept apart from :mod:`portal.api` because DRF reads the permission classes there while
+``rest_framework.views`` (which this module needs) is still loading.
+"""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.db.models import ProtectedError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from portal.api import error_detail
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus clear answers for the errors the database or the models raise:
+    a Django ``ValidationError`` is a 400 with field errors, a deletion blocked by objects
+    that still refer to the target is a 409 naming them, and a constraint violation that
+    slipped past validation (two concurrent writes) is a 409 asking to retry.
+    """
+    if isinstance(exc, DjangoValidationError | ProtectedError | IntegrityError):
+        set_rollback()
+    if isinstance(exc, DjangoValidationError):
+        return Response(error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ProtectedError):
+        referrers = sorted({str(obj) for obj in exc.protected_objects})[:10]
+        return Response(
+            {
+                "detail": "It is still in use and cannot be deleted; remove or change these "
+                "first: " + ", ".join(referrers)
+            },
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, IntegrityError):
+        return Response(
+            {
+                "detail": "This change conflicts with another one made at the same time; "
+                "reload and try again."
+            },
+            status=status.HTTP_409_CONFLICT,
+        )
+    return drf_exception_handler(exc, context)

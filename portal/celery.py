@@ -1,0 +1,16 @@
+"""The Celery application: every worker, beat and producer uses this one.
+
+Configuration comes from Django settings under the ``CELERY_`` prefix, so the broker is
+chosen by the ``CELERY_BROKER_URL`` environment variable (the filesystem transport under
+``var/`` by default, Redis or RabbitMQ in production).
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("portal")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,40 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from departments import api as departments_api
+from portal import views
+
+router = DefaultRouter()
+router.register("departments", departments_api.DepartmentViewSet, basename="departments")
+router.register("gpu-classes", departments_api.GpuClassViewSet, basename="gpu-classes")
+router.register("quotas", departments_api.QuotaViewSet, basename="quotas")
+router.register("service-levels", departments_api.ServiceLevelViewSet, basename="service-levels")
+router.register(
+    "off-peak-windows", departments_api.OffPeakWindowViewSet, basename="off-peak-windows"
+)
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("departments/", include("departments.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path(
+        "api/docs/",
+        login_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+]

@@ -1,0 +1,120 @@
+"""Fixtures shared by the whole suite.
+
+Services: a test that needs a real service (PostgreSQL, Redis) asks for it through
+:func:`require_service`. Where the service is missing the test is skipped, unless
+``PORTAL_REQUIRE_SERVICES=1`` (set by CI), where it fails: in CI nothing skips for want of
+a service.
+"""
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from departments.models import Membership, Tier
+from portal.roles import FINANCE, IT_ADMIN
+from tests import factories
+
+REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
+ROLES = ["anonymous", "member", "manager", "other_manager", "finance", "it_admin"]
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness is for attackers, not for the thousands of users the
+    # suite creates; the hashers themselves are Django's concern.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def require_service(name: str, available: bool, hint: str) -> None:
+    if available:
+        return
+    message = f"{name} is not available ({hint})"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message}; PORTAL_REQUIRE_SERVICES=1 forbids skipping")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def postgres(db):
+    """The test database is PostgreSQL (CI runs the whole suite on it)."""
+    require_service(
+        "PostgreSQL",
+        connection.vendor == "postgresql",
+        f"the suite runs on {connection.vendor}; set DATABASE_URL=postgres://...",
+    )
+
+
+@dataclass
+class World:
+    """Two departments with everything that hangs off them, and one user per role:
+    ``member`` and ``manager`` belong to marketing, ``other_manager`` to training."""
+
+    marketing: object
+    training: object
+    a100: object
+    t4: object
+    marketing_quota: object
+    training_quota: object
+    marketing_sla: object
+    training_sla: object
+    off_peak: object
+    users: dict
+
+    def user(self, role: str):
+        return self.users.get(role)
+
+
+@pytest.fixture
+def world(db) -> World:
+    a100 = factories.GpuClassFactory(slug="a100", name="A100", model_regex=".*A100.*")
+    t4 = factories.GpuClassFactory(slug="t4", name="T4", model_regex=".*T4.*", capacity_gpus=16)
+    marketing = factories.DepartmentFactory(slug="marketing", name="Marketing")
+    training = factories.DepartmentFactory(slug="training", name="Training")
+    factories.NamespaceFactory(name="dept-marketing", department=marketing)
+    factories.NamespaceFactory(name="dept-training", department=training)
+    users = {
+        "member": factories.UserFactory(username="mila"),
+        "manager": factories.UserFactory(username="mara"),
+        "other_manager": factories.UserFactory(username="tara"),
+        "finance": factories.UserFactory(username="fiona", groups=[FINANCE]),
+        "it_admin": factories.UserFactory(username="ivan", groups=[IT_ADMIN]),
+    }
+    factories.MembershipFactory(user=users["member"], department=marketing)
+    factories.MembershipFactory(
+        user=users["manager"], department=marketing, role=Membership.Role.MANAGER
+    )
+    factories.MembershipFactory(
+        user=users["other_manager"], department=training, role=Membership.Role.MANAGER
+    )
+    return World(
+        marketing=marketing,
+        training=training,
+        a100=a100,
+        t4=t4,
+        marketing_quota=factories.QuotaFactory(department=marketing, job_kind="lipsync-render"),
+        training_quota=factories.QuotaFactory(department=training),
+        marketing_sla=factories.ServiceLevelFactory(
+            department=marketing, tier=Tier.BATCH, gpu_classes=[t4]
+        ),
+        training_sla=factories.ServiceLevelFactory(
+            department=training, tier=Tier.INTERACTIVE, gpu_classes=[a100, t4]
+        ),
+        off_peak=factories.OffPeakWindowFactory(name="Nightly"),
+        users=users,
+    )
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def client_as(client, world: World, role: str):
+    """``client`` signed in as ``role`` (left anonymous for "anonymous")."""
+    user = world.user(role)
+    if user is not None:
+        client.force_login(user)
+    return client

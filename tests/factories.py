@@ -1,0 +1,115 @@
+import datetime as dt
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from departments.models import (
+    Department,
+    Enforcement,
+    GpuClass,
+    Membership,
+    Namespace,
+    OffPeakWindow,
+    Quota,
+    QuotaKind,
+    ServiceLevel,
+    Tier,
+)
+
+PASSWORD = "correct horse battery staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    first_name = "Test"
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def groups(self, create, names, **kwargs):
+        if create and names:
+            self.groups.add(*(Group.objects.get(name=name) for name in names))
+        if create:
+            self.save()
+
+
+class DepartmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Department
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Department {n}")
+    slug = factory.Sequence(lambda n: f"department-{n}")
+    cost_centre = factory.Sequence(lambda n: f"CC-{1000 + n}")
+
+
+class NamespaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Namespace
+
+    name = factory.Sequence(lambda n: f"ns-{n}")
+    department = factory.SubFactory(DepartmentFactory)
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    user = factory.SubFactory(UserFactory)
+    department = factory.SubFactory(DepartmentFactory)
+    role = Membership.Role.MEMBER
+
+
+class GpuClassFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = GpuClass
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"GPU {n}")
+    slug = factory.Sequence(lambda n: f"gpu{n}")
+    model_regex = factory.LazyAttribute(lambda g: f".*{g.name}.*")
+    capacity_gpus = 8
+
+
+class QuotaFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Quota
+
+    department = factory.SubFactory(DepartmentFactory)
+    kind = QuotaKind.JOBS_DAY
+    limit = Decimal("50")
+    enforcement = Enforcement.HARD_QUEUE
+
+
+class ServiceLevelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ServiceLevel
+        skip_postgeneration_save = True
+
+    department = factory.SubFactory(DepartmentFactory)
+    tier = Tier.BATCH
+    priority = 2
+    max_queue_wait_s = 3600
+
+    @factory.post_generation
+    def gpu_classes(self, create, classes, **kwargs):
+        if create:
+            self.gpu_classes.set(classes or [GpuClassFactory()])
+
+
+class OffPeakWindowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = OffPeakWindow
+
+    name = factory.Sequence(lambda n: f"Window {n}")
+    start_time = dt.time(23, 0)
+    end_time = dt.time(7, 0)
+    time_zone = "Europe/Berlin"
+    price_multiplier = Decimal("0.6")

@@ -1,0 +1,319 @@
+"""Who gets what: every API endpoint and every page, requested as each role.
+
+``member`` and ``manager`` belong to marketing; ``other_manager`` manages training, so every
+marketing object is "another department's" for them and must answer 404 (reads) or 403
+(writes, refused before any lookup, so equally silent about existence).
+"""
+
+import pytest
+
+from tests.conftest import ROLES, client_as
+
+
+def expect(anonymous, member, manager, other_manager, finance, it_admin):
+    return dict(
+        zip(ROLES, (anonymous, member, manager, other_manager, finance, it_admin), strict=True)
+    )
+
+
+READ_ALL = expect(401, 200, 200, 200, 200, 200)
+READ_MARKETING = expect(401, 200, 200, 404, 200, 200)
+READ_TRAINING = expect(401, 404, 404, 200, 200, 200)
+
+
+def writes(success):
+    return expect(401, 403, 403, 403, 403, success)
+
+
+# (name, method, url(world), body(world) or None, expected statuses)
+API = [
+    ("api root", "get", lambda w: "/api/v1/", None, READ_ALL),
+    ("department list", "get", lambda w: "/api/v1/departments/", None, READ_ALL),
+    ("department list csv", "get", lambda w: "/api/v1/departments/?format=csv", None, READ_ALL),
+    ("own department", "get", lambda w: "/api/v1/departments/marketing/", None, READ_MARKETING),
+    ("other department", "get", lambda w: "/api/v1/departments/training/", None, READ_TRAINING),
+    (
+        "department csv",
+        "get",
+        lambda w: "/api/v1/departments/marketing/?format=csv",
+        None,
+        READ_MARKETING,
+    ),
+    (
+        "department create",
+        "post",
+        lambda w: "/api/v1/departments/",
+        lambda w: {
+            "name": "Research",
+            "slug": "research",
+            "cost_centre": "CC-7000",
+            "namespaces": ["dept-research"],
+        },
+        writes(201),
+    ),
+    (
+        "department update",
+        "patch",
+        lambda w: "/api/v1/departments/marketing/",
+        lambda w: {"cost_centre": "CC-4999"},
+        writes(200),
+    ),
+    (
+        "department delete is not offered",
+        "delete",
+        lambda w: "/api/v1/departments/marketing/",
+        None,
+        writes(405),
+    ),
+    ("gpu class list", "get", lambda w: "/api/v1/gpu-classes/", None, READ_ALL),
+    ("gpu class", "get", lambda w: "/api/v1/gpu-classes/a100/", None, READ_ALL),
+    (
+        "gpu class create",
+        "post",
+        lambda w: "/api/v1/gpu-classes/",
+        lambda w: {"name": "H100", "slug": "h100", "model_regex": ".*H100.*", "capacity_gpus": 4},
+        writes(201),
+    ),
+    (
+        "gpu class update",
+        "patch",
+        lambda w: "/api/v1/gpu-classes/t4/",
+        lambda w: {"capacity_gpus": 20},
+        writes(200),
+    ),
+    (
+        "gpu class delete (in use by an SLA)",
+        "delete",
+        lambda w: "/api/v1/gpu-classes/a100/",
+        None,
+        writes(409),
+    ),
+    ("quota list", "get", lambda w: "/api/v1/quotas/", None, READ_ALL),
+    ("own quota", "get", lambda w: f"/api/v1/quotas/{w.marketing_quota.pk}/", None, READ_MARKETING),
+    ("other quota", "get", lambda w: f"/api/v1/quotas/{w.training_quota.pk}/", None, READ_TRAINING),
+    (
+        "quota create",
+        "post",
+        lambda w: "/api/v1/quotas/",
+        lambda w: {
+            "department": "marketing",
+            "kind": "concurrent_jobs",
+            "limit": "3",
+            "enforcement": "hard_queue",
+        },
+        writes(201),
+    ),
+    (
+        "quota update",
+        "patch",
+        lambda w: f"/api/v1/quotas/{w.marketing_quota.pk}/",
+        lambda w: {"limit": "60"},
+        writes(200),
+    ),
+    (
+        "quota delete",
+        "delete",
+        lambda w: f"/api/v1/quotas/{w.marketing_quota.pk}/",
+        None,
+        writes(204),
+    ),
+    ("service level list", "get", lambda w: "/api/v1/service-levels/", None, READ_ALL),
+    (
+        "own service level",
+        "get",
+        lambda w: f"/api/v1/service-levels/{w.marketing_sla.pk}/",
+        None,
+        READ_MARKETING,
+    ),
+    (
+        "other service level",
+        "get",
+        lambda w: f"/api/v1/service-levels/{w.training_sla.pk}/",
+        None,
+        READ_TRAINING,
+    ),
+    (
+        "service level create",
+        "post",
+        lambda w: "/api/v1/service-levels/",
+        lambda w: {
+            "department": "marketing",
+            "tier": "realtime",
+            "priority": 9,
+            "latency_target_ms": 800,
+            "gpu_classes": ["a100"],
+        },
+        writes(201),
+    ),
+    (
+        "service level update",
+        "patch",
+        lambda w: f"/api/v1/service-levels/{w.marketing_sla.pk}/",
+        lambda w: {"priority": 3},
+        writes(200),
+    ),
+    (
+        "service level delete",
+        "delete",
+        lambda w: f"/api/v1/service-levels/{w.marketing_sla.pk}/",
+        None,
+        writes(204),
+    ),
+    ("off-peak list", "get", lambda w: "/api/v1/off-peak-windows/", None, READ_ALL),
+    (
+        "off-peak window",
+        "get",
+        lambda w: f"/api/v1/off-peak-windows/{w.off_peak.pk}/",
+        None,
+        READ_ALL,
+    ),
+    (
+        "off-peak create",
+        "post",
+        lambda w: "/api/v1/off-peak-windows/",
+        lambda w: {
+            "name": "Weekend",
+            "weekdays": [5, 6],
+            "start_time": "00:00",
+            "end_time": "00:00",
+            "time_zone": "Europe/Berlin",
+            "price_multiplier": "0.5",
+        },
+        writes(201),
+    ),
+    (
+        "off-peak update",
+        "patch",
+        lambda w: f"/api/v1/off-peak-windows/{w.off_peak.pk}/",
+        lambda w: {"price_multiplier": "0.7"},
+        writes(200),
+    ),
+    (
+        "off-peak delete",
+        "delete",
+        lambda w: f"/api/v1/off-peak-windows/{w.off_peak.pk}/",
+        None,
+        writes(204),
+    ),
+    ("openapi schema", "get", lambda w: "/api/schema/", None, READ_ALL),
+]
+
+LOGIN = "/accounts/login/"
+ADMIN_LOGIN = "/admin/login/"
+PAGES = [
+    ("home", lambda w: "/", expect(LOGIN, 200, 200, 200, 200, 200)),
+    (
+        "own department page",
+        lambda w: "/departments/marketing/",
+        expect(LOGIN, 200, 200, 404, 200, 200),
+    ),
+    (
+        "other department page",
+        lambda w: "/departments/training/",
+        expect(LOGIN, 404, 404, 200, 200, 200),
+    ),
+    (
+        "unknown department page",
+        lambda w: "/departments/nope/",
+        expect(LOGIN, 404, 404, 404, 404, 404),
+    ),
+    ("login page", lambda w: LOGIN, expect(200, "/", "/", "/", "/", "/")),
+    ("api docs", lambda w: "/api/docs/", expect(LOGIN, 200, 200, 200, 200, 200)),
+    ("health", lambda w: "/healthz", expect(200, 200, 200, 200, 200, 200)),
+    (
+        "admin index",
+        lambda w: "/admin/",
+        expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, 200),
+    ),
+    (
+        "admin departments",
+        lambda w: "/admin/departments/department/",
+        expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, 200),
+    ),
+    (
+        "admin department change",
+        lambda w: f"/admin/departments/department/{w.marketing.pk}/change/",
+        expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, 200),
+    ),
+    (
+        "admin department add",
+        lambda w: "/admin/departments/department/add/",
+        expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 200),
+    ),
+]
+
+
+def _cases(table):
+    for row in table:
+        name, expected = row[0], row[-1]
+        for role in ROLES:
+            yield pytest.param(role, *row[1:-1], expected[role], id=f"{name}-{role}")
+
+
+@pytest.mark.parametrize(("role", "method", "url", "body", "status"), list(_cases(API)))
+def test_api_answers_each_role_as_the_table_says(
+    world, api_client, role, method, url, body, status
+):
+    client = client_as(api_client, world, role)
+    response = getattr(client, method)(url(world), body(world) if body else None, format="json")
+    assert response.status_code == status, response.content[:300]
+
+
+@pytest.mark.parametrize(("role", "url", "expected"), list(_cases(PAGES)))
+def test_pages_answer_each_role_as_the_table_says(world, client, role, url, expected):
+    client = client_as(client, world, role)
+    response = client.get(url(world))
+    if isinstance(expected, str):
+        assert response.status_code == 302
+        assert response["Location"].split("?")[0] == expected
+    else:
+        assert response.status_code == expected
+
+
+def _named_routes(patterns, namespace=""):
+    for pattern in patterns:
+        if hasattr(pattern, "url_patterns"):
+            if pattern.namespace == "admin":
+                continue  # the admin's own routes: see test_admin_pages
+            inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+            yield from _named_routes(pattern.url_patterns, inner)
+        elif pattern.name:
+            yield namespace + pattern.name
+
+
+def test_every_route_is_requested_by_a_table(world):
+    """A new page or endpoint cannot land without its rows in the tables above."""
+    from django.urls import get_resolver, resolve
+
+    requested = {resolve(row[2](world).split("?")[0]).view_name for row in API}
+    requested |= {resolve(row[1](world)).view_name for row in PAGES}
+    # Requested by the tests below this one.
+    requested |= {"api-token", "logout"}
+    missing = set(_named_routes(get_resolver().url_patterns)) - requested
+    assert not missing, f"routes without permission rows: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_token_endpoint_gives_a_token_only_for_the_right_password(world, api_client, role):
+    user = world.user(role)
+    username = user.username if user else "nobody"
+    refused = api_client.post("/api/v1/auth/token/", {"username": username, "password": "wrong"})
+    assert refused.status_code == 400
+    if user is None:
+        return
+    granted = api_client.post(
+        "/api/v1/auth/token/", {"username": username, "password": "correct horse battery staple"}
+    )
+    assert granted.status_code == 200
+    token = granted.json()["token"]
+    fresh = type(api_client)()
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert fresh.get("/api/v1/departments/").status_code == 200
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+def test_logout_is_a_post_that_ends_the_session(world, client, role):
+    client_as(client, world, role)
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert client.get("/").status_code == 302
