@@ -2,7 +2,12 @@ from django.contrib import admin, messages
 from django.db.models import Count
 
 from departments import services
-from departments.forms import OffPeakWindowForm, QuotaForm
+from departments.forms import (
+    DepartmentAdminForm,
+    OffPeakWindowForm,
+    QuotaForm,
+    QuotaInlineFormSet,
+)
 from departments.models import (
     Department,
     GpuClass,
@@ -29,6 +34,7 @@ class MembershipInline(admin.TabularInline):
 class QuotaInline(admin.TabularInline):
     model = Quota
     form = QuotaForm
+    formset = QuotaInlineFormSet
     extra = 0
     fields = ["kind", "limit", "job_kind", "gpu_class", "enforcement", "alert_thresholds_pct"]
 
@@ -46,6 +52,7 @@ class ServiceLevelInline(admin.StackedInline):
 
 @admin.register(Department)
 class DepartmentAdmin(admin.ModelAdmin):
+    form = DepartmentAdminForm
     list_display = [
         "name",
         "slug",

@@ -1,7 +1,23 @@
 from django import forms
 from django.contrib.postgres.forms import SimpleArrayField
 
-from departments.models import WEEKDAYS, OffPeakWindow, Quota
+from departments import services
+from departments.models import WEEKDAYS, Department, OffPeakWindow, Quota
+
+
+class DepartmentAdminForm(forms.ModelForm):
+    """The admin's department form; a new parent is checked under the hierarchy lock (the
+    admin runs the whole form in one transaction, so the lock holds until the save)."""
+
+    class Meta:
+        model = Department
+        fields = ["name", "slug", "cost_centre", "parent", "active"]
+
+    def clean(self):
+        cleaned_data = super().clean()
+        if "parent" in self.changed_data:
+            services.department_hierarchy_lock()
+        return cleaned_data
 
 
 class QuotaForm(forms.ModelForm):
@@ -24,6 +40,29 @@ class QuotaForm(forms.ModelForm):
             "enforcement",
             "alert_thresholds_pct",
         ]
+
+
+class QuotaInlineFormSet(forms.BaseInlineFormSet):
+    """Quotas edited inline on a department: two rows for the same kind and scope are one
+    error on the form, not a database error after it (the unique constraint is on an
+    expression, which Django's own formset check does not see)."""
+
+    def clean(self) -> None:
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not data.get("kind"):
+                continue
+            gpu_class = data.get("gpu_class")
+            scope = (data["kind"], data.get("job_kind") or "", gpu_class.pk if gpu_class else None)
+            if scope in seen:
+                raise forms.ValidationError(
+                    "Two quotas of the same kind for the same job kind and GPU class: "
+                    "keep one of them.",
+                    code="duplicate_quota",
+                )
+            seen.add(scope)
 
 
 class OffPeakWindowForm(forms.ModelForm):

@@ -151,14 +151,20 @@ class Department(TimestampedModel):
 
     def clean(self) -> None:
         super().clean()
-        ancestor, seen = self.parent, set()
-        while ancestor is not None and ancestor.pk not in seen:
-            if self.pk is not None and ancestor.pk == self.pk:
+        # Walk the stored parents, not cached instances, so that a caller holding
+        # services.department_hierarchy_lock() sees every committed change.
+        ancestor_id, seen = self.parent_id, set()
+        while ancestor_id is not None and ancestor_id not in seen:
+            if self.pk is not None and ancestor_id == self.pk:
                 raise ValidationError(
                     {"parent": f"{self.parent} is below {self.name}; the hierarchy would loop."}
                 )
-            seen.add(ancestor.pk)
-            ancestor = ancestor.parent
+            seen.add(ancestor_id)
+            ancestor_id = (
+                Department.objects.filter(pk=ancestor_id)
+                .values_list("parent_id", flat=True)
+                .first()
+            )
 
 
 class Namespace(models.Model):
@@ -232,7 +238,9 @@ class GpuClass(TimestampedModel):
         "for example .*A100.*",
     )
     capacity_gpus = models.PositiveIntegerField(
-        "capacity (GPUs)", help_text="GPUs in the fleet; the hours not allocated are idle cost."
+        "capacity (GPUs)",
+        validators=[MinValueValidator(1, "A GPU class holds at least one GPU.")],
+        help_text="GPUs in the fleet; the hours not allocated are idle cost.",
     )
     queue_prefix = models.CharField(
         max_length=60,
@@ -252,7 +260,9 @@ class GpuClass(TimestampedModel):
         verbose_name_plural = "GPU classes"
         constraints = [
             models.CheckConstraint(
-                condition=Q(capacity_gpus__gt=0), name="gpu_class_capacity_positive"
+                condition=Q(capacity_gpus__gt=0),
+                name="gpu_class_capacity_positive",
+                violation_error_message="A GPU class holds at least one GPU.",
             ),
             models.CheckConstraint(
                 condition=Q(queue_prefix__regex=QUEUE_PREFIX_RE),

@@ -3,12 +3,30 @@
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 
 from departments.models import Department, GpuClass, Namespace
 
 DEPARTMENT_FIELDS = ("name", "slug", "cost_centre", "parent", "active")
+
+# Key of the PostgreSQL advisory lock that serialises changes to the hierarchy.
+HIERARCHY_LOCK_KEY = 0x6770_7564  # "gpud"
+
+
+def department_hierarchy_lock() -> None:
+    """Serialise parent changes until the current transaction ends.
+
+    Two edits that each look fine alone (A under B, B under A) would make a loop when they
+    commit together; under this lock the second one sees the first and is refused. On
+    PostgreSQL this is a transaction-scoped advisory lock; SQLite transactions already run
+    one writer at a time (the portal opens them IMMEDIATE).
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("department_hierarchy_lock() must run inside a transaction")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [HIERARCHY_LOCK_KEY])
 
 
 @transaction.atomic
@@ -35,10 +53,15 @@ def department_create(
 def department_update(
     *, department: Department, namespaces: Iterable[str] | None = None, **fields
 ) -> Department:
-    """Change the given fields of ``department`` (and its namespaces when given)."""
+    """Change the given fields of ``department`` (and its namespaces when given).
+
+    A new parent is checked under :func:`department_hierarchy_lock`, so concurrent edits
+    can never close a loop."""
     unknown = set(fields) - set(DEPARTMENT_FIELDS)
     if unknown:
         raise TypeError(f"department_update() got unknown fields: {sorted(unknown)}")
+    if "parent" in fields:
+        department_hierarchy_lock()
     for name, value in fields.items():
         setattr(department, name, value)
     department.full_clean()

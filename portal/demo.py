@@ -134,7 +134,11 @@ def _converge(model, *, lookup: dict, values: dict):
 
 @transaction.atomic
 def demo_seed() -> list[DemoLogin]:
-    """Make the database hold the demo scenario; returns the logins to print."""
+    """Make the database hold the demo scenario; returns the logins to print.
+
+    Idempotent over its own data: rows are found by their slug or name and brought back to
+    the scenario's values. Demo rows that someone renamed in the admin are not recognised
+    and may collide with the ones it creates; start from ``make clean`` in that case."""
     gpu_classes = {}
     for spec in GPU_CLASSES:
         gpu_classes[spec["slug"]] = _converge(

@@ -2,6 +2,7 @@
 consumes from a real Redis broker."""
 
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from celery import Celery
@@ -46,7 +47,7 @@ def test_a_worker_started_from_the_portal_app_answers_over_redis(redis_url, tmp_
             stats = inspect.stats()[node]
             assert (stats["broker"]["transport"], stats["broker"]["hostname"]) == (
                 "redis",
-                "127.0.0.1",
+                urlsplit(redis_url).hostname,
             )
             assert [q["name"] for q in inspect.active_queues()[node]] == [queue]
     finally:

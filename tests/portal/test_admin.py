@@ -158,3 +158,30 @@ def test_admin_deletes_a_gpu_class_nothing_uses(world, client):
     response = client.post(f"/admin/departments/gpuclass/{unused.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not GpuClass.objects.filter(pk=unused.pk).exists()
+
+
+def test_admin_refuses_two_quota_rows_of_the_same_scope_with_a_message(world, client):
+    client.force_login(world.user("it_admin"))
+    second_row = {
+        "quotas-TOTAL_FORMS": "2",
+        "quotas-1-kind": "concurrent_jobs",
+        "quotas-1-limit": "5",
+        "quotas-1-enforcement": "soft",
+        "quotas-1-alert_thresholds_pct": "",
+    }
+    response = client.post(
+        "/admin/departments/department/add/", _department_form(world, **second_row)
+    )
+    assert response.status_code == 200
+    assert "Two quotas of the same kind" in response.content.decode()
+    assert not Department.objects.filter(slug="research").exists()
+
+
+def test_admin_explains_a_gpu_class_without_gpus(world, client):
+    client.force_login(world.user("it_admin"))
+    response = client.post(
+        "/admin/departments/gpuclass/add/",
+        {"name": "L4", "slug": "l4", "model_regex": ".*L4.*", "capacity_gpus": "0"},
+    )
+    assert response.status_code == 200
+    assert "A GPU class holds at least one GPU." in response.content.decode()

@@ -95,3 +95,9 @@ def test_health_says_unavailable_when_the_database_does_not(db, client, monkeypa
 def test_pages_show_times_in_the_portal_time_zone(world, client, role, settings):
     settings.TIME_ZONE = "Europe/Berlin"
     assert "Times are shown in Europe/Berlin." in _page(client, world, role)
+
+
+def test_health_answers_plain_http_probes_while_pages_redirect_to_https(db, client, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/accounts/login/").status_code == 301

@@ -7,7 +7,8 @@ from portal.demo import DEMO_PASSWORD, demo_seed
 class Command(BaseCommand):
     help = (
         "Load the demo scenario (three departments, two GPU classes, quotas, SLAs, an "
-        "off-peak window and one user per role). Idempotent."
+        "off-peak window and one user per role). Running it again restores the scenario's "
+        "values and changes nothing else."
     )
 
     def add_arguments(self, parser):
