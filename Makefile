@@ -23,13 +23,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The embedded mode: SQLite and the filesystem broker under var/, unless DATABASE_URL or
-# CELERY_BROKER_URL say otherwise.
+# The embedded mode: SQLite and the filesystem broker under var/ (PORTAL_VAR_DIR), unless
+# DATABASE_URL or CELERY_BROKER_URL say otherwise. run_demo installs Prometheus where it can,
+# backfills demo GPU history the first time, pulls it into the ledger, then runs Prometheus,
+# a Celery worker with beat and the web server until Ctrl-C (logs in var/log/).
+# DEMO_ARGS passes options on, e.g. DEMO_ARGS=--rebuild-history.
+DEMO_ARGS ?=
 demo: install
-	@mkdir -p var/celery/queue var/celery/processed var/media
+	@mkdir -p "$${PORTAL_VAR_DIR:-var}/media"
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo --url http://$(HOST):$(PORT)
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py run_demo --host $(HOST) --port $(PORT) $(DEMO_ARGS)
 
 # Runs on DATABASE_URL when set; otherwise on a local PostgreSQL (postgres@127.0.0.1) when
 # one answers, else on SQLite, where the PostgreSQL-only tests are skipped and say so.

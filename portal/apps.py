@@ -6,6 +6,17 @@ class PortalConfig(AppConfig):
     name = "portal"
     verbose_name = "Portal"
 
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from portal.periodic import periodic_tasks_install
+
+        def install(sender, **kwargs):
+            if sender.label == "django_celery_beat":
+                periodic_tasks_install()
+
+        post_migrate.connect(install, weak=False, dispatch_uid="portal.periodic_tasks_install")
+
 
 class PortalAdminConfig(AdminConfig):
     default_site = "portal.admin_site.PortalAdminSite"

@@ -4,11 +4,19 @@ Marketing renders lip-sync videos in batch, Customer Service runs a realtime vir
 agent, Training builds teaching assistants; they share 8 A100s and 16 T4s. Seeding is
 idempotent: it converges on this data whatever is there, so running it twice leaves the
 same rows.
+
+The same story as GPU usage (:func:`demo_history`) is what ``manage.py run_demo`` backfills
+into its local Prometheus the first time it starts.
 """
 
 import datetime as dt
+import json
+import random
+import shutil
+import time
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -198,7 +206,6 @@ def demo_seed() -> list[DemoLogin]:
             )
             sla.gpu_classes.set([gpu_classes[s] for s in gpu_slugs])
 
-    logins = []
     User = get_user_model()
     for username, (first, last, group, dept_slug, role) in USERS.items():
         user = _converge(
@@ -222,11 +229,233 @@ def demo_seed() -> list[DemoLogin]:
                 lookup={"user": user, "department": departments[dept_slug]},
                 values={"role": role},
             )
-        logins.append(
-            DemoLogin(
-                username=username,
-                role=group or role,
-                department=departments[dept_slug].name if dept_slug else "all departments",
-            )
+    return demo_logins()
+
+
+def demo_logins() -> list[DemoLogin]:
+    """The demo's logins, to print: who signs in as what (the password is ``DEMO_PASSWORD``)."""
+    return [
+        DemoLogin(
+            username=username,
+            role=group or role,
+            department=DEPARTMENTS[dept_slug][0] if dept_slug else "all departments",
         )
-    return logins
+        for username, (_, _, group, dept_slug, role) in USERS.items()
+    ]
+
+
+# --- Demo GPU history ----------------------------------------------------------------------
+#
+# Ninety days of what the departments did on the fleet, as kube-state-metrics, the DCGM
+# exporter and the virtual agent's latency histogram would have recorded it. `run_demo`
+# backfills it into the local Prometheus once, so the ledger and the charts have a story to
+# tell as soon as the demo starts.
+
+A100_MODEL = "NVIDIA-A100-SXM4-80GB"
+T4_MODEL = "Tesla-T4"
+UNKNOWN_MODEL = "NVIDIA-L4"  # no demo GPU class matches it: *Unknown model*
+UNOWNED_NAMESPACE = "team-research"  # no demo department owns it: *Unallocated*
+HISTORY_DAYS = 90
+HISTORY_SEED = 2026
+# One sample a minute keeps 90 days quick to write and to backfill. Backfilled series have
+# no staleness markers, so the server's lookback must be just over the step (see
+# metering.local_prometheus).
+HISTORY_STEP_S = 60
+HISTORY_LOOKBACK_DELTA = "61s"
+# promtool should not write into the last 3 hours (a running server's head block); node
+# labels run an hour past the last pod and finished pods linger 10 minutes, so the pods stop
+# 5 hours before the current hour.
+HISTORY_END_MARGIN = dt.timedelta(hours=5)
+# Latency buckets (seconds); 0.8 is the virtual agent's realtime target.
+LATENCY_BOUNDS = (0.1, 0.25, 0.5, 0.8, 2.0)
+
+_DAY = dt.timedelta(days=1)
+
+
+def _namespace(slug: str) -> str:
+    return DEPARTMENTS[slug][2][0]
+
+
+@dataclass(frozen=True)
+class DemoHistory:
+    """The demo's GPU usage over ``[start, end)``: pods and the agent's latency."""
+
+    start: dt.datetime
+    end: dt.datetime
+    pods: list
+    latencies: list
+
+
+def demo_history(
+    *, end: dt.datetime, days: int = HISTORY_DAYS, seed: int = HISTORY_SEED
+) -> DemoHistory:
+    """What the demo departments ran on the GPUs in the ``days`` before ``end``.
+
+    Deterministic: the same arguments give the same history. Marketing renders lip-sync
+    videos in batch on T4s (many 10-60 minute pods, mostly at night); Customer Service's
+    virtual agent holds an A100 around the clock and a second one through the working day,
+    and answers requests whose latency rises at the daytime peak; Training runs multi-GPU
+    A100 jobs of hours, each sometimes followed by an evaluation on an L4 that no GPU class
+    matches; a research team nobody owns in the portal runs T4 notebooks.
+    """
+    from metering.synthetic import LatencyProfile, Pod
+
+    end = end.astimezone(dt.UTC)
+    start = end - days * _DAY
+    rng = random.Random(seed)  # noqa: S311 - a reproducible story, not a secret
+    marketing, service, training = (_namespace(s) for s in DEPARTMENTS)
+    pods: list[Pod] = []
+    latencies: list[LatencyProfile] = []
+    training_free_at = start
+    first_day = start.replace(hour=0, minute=0, second=0, microsecond=0) - _DAY
+
+    def at(day: dt.datetime, hours: float) -> dt.datetime:
+        return day + dt.timedelta(seconds=round(hours * 3600))
+
+    def run(namespace, name, model, gpus, begin, hours, utilisation_pct) -> None:
+        finish = min(begin + dt.timedelta(hours=hours), end)
+        begin = max(begin, start)
+        if begin < finish:
+            pods.append(Pod(namespace, name, model, gpus, begin, finish, "", utilisation_pct))
+
+    day = first_day
+    while day < end:
+        weekday = day.weekday() < 5
+        stamp = f"{day:%Y%m%d}"
+
+        # Marketing: the nightly render batch from 23:00, and a few previews by day.
+        for index in range(rng.randint(14, 30) if weekday else rng.randint(4, 10)):
+            name = f"lipsync-render-{stamp}-{index:03d}"
+            gpus = 2 if rng.random() < 0.1 else 1
+            begin, minutes = at(day, 23 + rng.uniform(0, 7)), rng.uniform(10, 60)
+            run(marketing, name, T4_MODEL, gpus, begin, minutes / 60, rng.uniform(70, 95))
+        for index in range(rng.randint(0, 4) if weekday else 0):
+            name = f"lipsync-preview-{stamp}-{index:03d}"
+            begin, minutes = at(day, rng.uniform(9, 18)), rng.uniform(10, 25)
+            run(marketing, name, T4_MODEL, 1, begin, minutes / 60, 80.0)
+
+        # Customer Service: one A100 always (redeployed on Mondays), a second by day.
+        if day.weekday() == 0 or day == first_day:
+            days_left = 7 - day.weekday()
+            run(service, f"virtual-agent-{stamp}", A100_MODEL, 1, day, 24 * days_left, 35.0)
+        if weekday or rng.random() < 0.3:
+            begin = at(day, (8 if weekday else 11) + rng.uniform(-0.5, 0.5))
+            finish = at(day, (19 if weekday else 16) + rng.uniform(-0.5, 1))
+            hours = (finish - begin) / dt.timedelta(hours=1)
+            name = f"virtual-agent-peak-{stamp}"
+            run(service, name, A100_MODEL, 1, begin, hours, rng.uniform(65, 90))
+        slow_day = rng.random() < 0.15  # the daytime p95 misses the 800 ms target
+        for begin_h, finish_h, requests_per_s, fractions in (
+            (0, 8, 2, (0.6, 0.93, 0.985, 0.997, 0.9995)),
+            (8, 19, 30 if weekday else 8, (0.3, 0.7, 0.86, 0.93 if slow_day else 0.965, 0.995)),
+            (19, 24, 10, (0.45, 0.85, 0.95, 0.985, 0.999)),
+        ):
+            begin, finish = max(at(day, begin_h), start), min(at(day, finish_h), end)
+            if begin < finish:
+                latencies.append(
+                    LatencyProfile(
+                        service,
+                        begin,
+                        # Profiles of one series may not share a sample: stop a step early.
+                        finish - dt.timedelta(seconds=HISTORY_STEP_S),
+                        requests_per_s=requests_per_s * rng.uniform(0.8, 1.2),
+                        bucket_fractions=dict(zip(LATENCY_BOUNDS, fractions, strict=True)),
+                    )
+                )
+
+        # Training: one multi-GPU job at a time, for hours; some are evaluated on an L4.
+        if rng.random() < 0.45:
+            begin, hours = at(day, rng.uniform(7, 21)), rng.uniform(3, 14)
+            gpus = rng.choice([2, 4, 4, 6])
+            if begin >= training_free_at:
+                name = f"assistant-train-{stamp}"
+                run(training, name, A100_MODEL, gpus, begin, hours, rng.uniform(85, 98))
+                finish = begin + dt.timedelta(hours=hours)
+                training_free_at = finish + dt.timedelta(hours=1)
+                if rng.random() < 0.5:
+                    begin = finish + dt.timedelta(minutes=rng.uniform(10, 40))
+                    name = f"assistant-eval-{stamp}"
+                    run(training, name, UNKNOWN_MODEL, 1, begin, rng.uniform(0.3, 1.5), 60.0)
+
+        # A research team's notebooks, in a namespace no department owns.
+        if weekday and rng.random() < 0.5:
+            begin, hours = at(day, rng.uniform(9, 16)), rng.uniform(1, 4)
+            name = f"notebook-{stamp}"
+            run(UNOWNED_NAMESPACE, name, T4_MODEL, 1, begin, hours, rng.uniform(15, 40))
+
+        day += _DAY
+    return DemoHistory(start=start, end=end, pods=pods, latencies=latencies)
+
+
+@dataclass(frozen=True)
+class DemoHistoryWritten:
+    """What :func:`demo_history_write` did, for the person watching the demo start."""
+
+    start: dt.datetime
+    end: dt.datetime
+    samples: int
+    write_s: float
+    backfill_s: float
+
+
+def demo_history_span(data_dir: Path) -> tuple[dt.datetime, dt.datetime] | None:
+    """From the oldest to the newest sample of the TSDB blocks in ``data_dir``; ``None``
+    when it holds no block (missing, empty, or only a server's write-ahead log)."""
+    times = []
+    for meta in Path(data_dir).glob("*/meta.json"):
+        block = json.loads(meta.read_text(encoding="utf-8"))
+        times += [block["minTime"], block["maxTime"]]
+    if not times:
+        return None
+    return tuple(dt.datetime.fromtimestamp(ms / 1000, dt.UTC) for ms in (min(times), max(times)))
+
+
+def demo_history_write(
+    *, data_dir: Path, days: int = HISTORY_DAYS, now: dt.datetime | None = None
+) -> DemoHistoryWritten:
+    """Make ``data_dir`` hold the demo history of the ``days`` up to 5 hours before the
+    current hour, as TSDB blocks (``promtool tsdb create-blocks-from openmetrics``), and
+    nothing else: what was there is replaced. The blocks are built next to it and moved in
+    when complete, so an interrupted build leaves no half-built history behind.
+
+    Needs ``promtool`` and no Prometheus running on ``data_dir``."""
+    from metering import local_prometheus, synthetic
+
+    now = now or dt.datetime.now(dt.UTC)
+    end = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) - HISTORY_END_MARGIN
+    history = demo_history(end=end, days=days)
+    data_dir = Path(data_dir)
+    building = data_dir.with_name(data_dir.name + ".building")
+    openmetrics = data_dir.with_name(data_dir.name + "-history.om")
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        started = time.monotonic()
+        samples = synthetic.write_openmetrics(
+            openmetrics, pods=history.pods, latencies=history.latencies, step_s=HISTORY_STEP_S
+        )
+        written = time.monotonic()
+        local_prometheus.backfill(openmetrics, building)
+        backfilled = time.monotonic()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        building.rename(data_dir)
+    finally:
+        openmetrics.unlink(missing_ok=True)
+        shutil.rmtree(building, ignore_errors=True)
+    return DemoHistoryWritten(
+        start=history.start,
+        end=history.end,
+        samples=samples,
+        write_s=written - started,
+        backfill_s=backfilled - written,
+    )
+
+
+def demo_history_ensure(
+    *, data_dir: Path, days: int = HISTORY_DAYS, rebuild: bool = False
+) -> DemoHistoryWritten | None:
+    """Write the demo history into ``data_dir`` unless it already holds TSDB blocks (from
+    an earlier start, with whatever the server added since); ``rebuild`` writes it anyway.
+    Returns what was written, or ``None`` when the history there was kept."""
+    if demo_history_span(data_dir) is not None and not rebuild:
+        return None
+    return demo_history_write(data_dir=data_dir, days=days)

@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
+import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -44,8 +45,10 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "portal.apps.PortalConfig",
     "departments",
+    "metering",
 ]
 
 MIDDLEWARE = [
@@ -126,7 +129,11 @@ USE_I18N = True
 # --- Static files and job output -----------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.js ships inside the plotly package; served as static/plotly/plotly.min.js.
+    ("plotly", Path(plotly.__file__).parent / "package_data"),
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {
@@ -167,16 +174,29 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(VAR_DIR / "celery" / "queue"),
         "data_folder_out": str(VAR_DIR / "celery" / "queue"),
         "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        # Broadcasts (worker control, pings) would go to ./control otherwise.
+        "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic tasks live in the database (editable in the admin); portal/periodic.py declares
+# the ones the portal needs and creates them after migrate.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # --- Prometheus ----------------------------------------------------------------------------
 # Default base URL of the built-in metric sources.
 PROMETHEUS_URL = env("PROMETHEUS_URL", default="http://127.0.0.1:9090")
+# Hours per range query (Prometheus allows at most 11,000 points per series).
+METERING_QUERY_HOURS = env.int("METERING_QUERY_HOURS", default=168)
+METERING_CONNECT_TIMEOUT_S = env.float("METERING_CONNECT_TIMEOUT_S", default=5)
+METERING_QUERY_TIMEOUT_S = env.int("METERING_QUERY_TIMEOUT_S", default=120)
+METERING_RETRIES = env.int("METERING_RETRIES", default=2)
+# The gap backfill looks this far back, and pulls at most this many hours per call.
+METERING_GAP_LOOKBACK_HOURS = env.int("METERING_GAP_LOOKBACK_HOURS", default=24 * 40)
+METERING_GAP_MAX_HOURS = env.int("METERING_GAP_MAX_HOURS", default=24 * 7)
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -230,4 +250,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # A retried Prometheus query would log its whole URL; the run records the outcome.
+    "loggers": {"urllib3.connectionpool": {"level": "ERROR"}},
 }

@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from departments import api as departments_api
+from metering import api as metering_api
 from portal import views
 
 router = DefaultRouter()
@@ -17,6 +18,7 @@ router.register("service-levels", departments_api.ServiceLevelViewSet, basename=
 router.register(
     "off-peak-windows", departments_api.OffPeakWindowViewSet, basename="off-peak-windows"
 )
+router.register("usage", metering_api.UsageViewSet, basename="usage")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -27,7 +29,13 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("departments/", include("departments.urls")),
+    # The department page shows metered usage too, so it lives here, above both apps.
+    path(
+        "departments/",
+        include(
+            ([path("<slug:slug>/", views.department_detail, name="detail")], "departments"),
+        ),
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/", include(router.urls)),

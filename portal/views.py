@@ -1,11 +1,13 @@
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from departments import selectors as department_selectors
+from metering import charts
+from metering import selectors as metering_selectors
 from portal import roles
 
 
@@ -26,6 +28,48 @@ def home(request):
             "sees_all": roles.sees_all_departments(user),
             "gpu_classes": department_selectors.gpu_classes_for_user(user=user),
             "off_peak_windows": [(w, w.contains(now)) for w in windows],
+            "now": now,
+        },
+    )
+
+
+@login_required
+def department_detail(request, slug: str):
+    """A department's namespaces, people, quotas and service levels and, for those who may
+    read its usage (finance, IT, its managers), its GPU-hours per day and the month's
+    budget burn-down. A department the user may not see answers 404, exactly like one that
+    does not exist."""
+    user = request.user
+    department = get_object_or_404(
+        department_selectors.department_overviews_for_user(user=user), slug=slug
+    )
+    role = department_selectors.department_roles_for_user(user=user).get(department.pk)
+    visible = department_selectors.department_ids_for_user(user=user)
+    usage_ids = metering_selectors.usage_department_ids_for_user(user=user)
+    now = timezone.now()
+    return render(
+        request,
+        "portal/department_detail.html",
+        {
+            "department": department,
+            "role": role,
+            # Members see the rules they work under; the people list is for managers,
+            # finance and IT.
+            "show_people": role == "manager" or roles.sees_all_departments(user),
+            "parent_visible": department.parent_id is not None
+            and (visible is None or department.parent_id in visible),
+            "children": [
+                c for c in department.children.all() if visible is None or c.pk in visible
+            ],
+            "off_peak_windows": department_selectors.off_peak_windows_for_user(user=user).filter(
+                active=True
+            ),
+            # Members see their own jobs, not the department's usage.
+            "usage": (
+                charts.department_usage(department=department, now=now)
+                if usage_ids is None or department.pk in usage_ids
+                else None
+            ),
             "now": now,
         },
     )

@@ -37,6 +37,16 @@ def require_service(name: str, available: bool, hint: str) -> None:
     pytest.skip(message)
 
 
+def require_prometheus() -> None:
+    """The distribution's ``prometheus`` and ``promtool`` are installed (CI installs them)."""
+    from metering import local_prometheus
+
+    try:
+        local_prometheus.binaries()
+    except local_prometheus.PrometheusNotInstalled as missing:
+        require_service("Prometheus", False, str(missing))
+
+
 @pytest.fixture
 def postgres(db):
     """The test database is PostgreSQL (CI runs the whole suite on it)."""

@@ -4,6 +4,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from departments.models import (
     Department,
@@ -17,6 +18,7 @@ from departments.models import (
     ServiceLevel,
     Tier,
 )
+from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
 
 PASSWORD = "correct horse battery staple"
 
@@ -113,3 +115,66 @@ class OffPeakWindowFactory(factory.django.DjangoModelFactory):
     end_time = dt.time(7, 0)
     time_zone = "Europe/Berlin"
     price_multiplier = Decimal("0.6")
+
+
+# --- Metering --------------------------------------------------------------------------------
+
+
+def _hour_now() -> dt.datetime:
+    return timezone.now().replace(minute=0, second=0, microsecond=0)
+
+
+class MetricSourceFactory(factory.django.DjangoModelFactory):
+    """A GPU-hours source. ``MetricSourceFactory(name="allocation")`` returns the built-in
+    billing source that the metering migration installs."""
+
+    class Meta:
+        model = MetricSource
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"source-{n}")
+    measure = Measure.GPU_HOURS
+    query_template = (
+        "sum by ({{namespace_label}}, {{model_label}}) "
+        "(increase(gpu_seconds_total{{{filters}}}[1h])) / 3600"
+    )
+    namespace_label = "namespace"
+    model_label = "gpu_model"
+
+
+class MeteringRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MeteringRun
+
+    source = factory.SubFactory(MetricSourceFactory, name="allocation")
+    window_start = factory.LazyFunction(lambda: _hour_now() - dt.timedelta(hours=1))
+    window_end = factory.LazyAttribute(lambda run: run.window_start + dt.timedelta(hours=1))
+    started_at = factory.LazyAttribute(lambda run: run.window_end)
+    finished_at = factory.LazyAttribute(lambda run: run.started_at)
+    status = MeteringRun.Status.SUCCEEDED
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    """One hour of one namespace on one GPU model, from the billing source by default.
+    The namespace and GPU model follow the department and GPU class given (or read as
+    unowned and unknown when those are None)."""
+
+    class Meta:
+        model = UsageRecord
+
+    source = factory.SubFactory(MetricSourceFactory, name="allocation")
+    department = None
+    gpu_class = None
+    namespace = factory.LazyAttribute(
+        lambda r: f"dept-{r.department.slug}" if r.department else "unowned"
+    )
+    gpu_model = factory.LazyAttribute(
+        lambda r: f"NVIDIA {r.gpu_class.name}" if r.gpu_class else "Mystery GPU"
+    )
+    hour_start = factory.LazyFunction(lambda: _hour_now() - dt.timedelta(hours=1))
+    quantity = Decimal("1")
+    run = factory.SubFactory(
+        MeteringRunFactory,
+        source=factory.SelfAttribute("..source"),
+        window_start=factory.SelfAttribute("..hour_start"),
+    )

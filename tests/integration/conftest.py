@@ -1,17 +1,21 @@
 """Real processes for integration tests: each is stopped when its test ends, pass or fail."""
 
 import contextlib
+import dataclasses
+import datetime as dt
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import require_prometheus, require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +69,43 @@ def running(
                 process.wait()
 
 
+@dataclasses.dataclass(frozen=True)
+class Worker:
+    node: str
+    queue: str
+    client: object  # a bare Celery app on the worker's broker, to send tasks and inspect
+    log: Path
+
+
+@contextlib.contextmanager
+def celery_worker(*, broker_url: str, tmp_path: Path, **env: str) -> Iterator[Worker]:
+    """A ``celery worker`` process of the portal's app on its own queue, ready to work;
+    stopped however the test ends."""
+    from celery import Celery
+
+    node = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    queue = f"queue-{node}"
+    # A bare client on the same broker: Celery's control client publishes through its
+    # app's own broker, so it must not be the portal app (whose broker is the test
+    # process's setting).
+    client = Celery("probe", broker=broker_url)
+
+    def answers() -> bool:
+        return any(node in reply for reply in client.control.ping(destination=[node], timeout=0.5))
+
+    args = ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "-n", node, "-Q", queue]
+    try:
+        with running(
+            [*args, "--without-mingle", "--without-gossip"],
+            env=portal_env(CELERY_BROKER_URL=broker_url, PORTAL_VAR_DIR=str(tmp_path), **env),
+            ready=answers,
+            log=tmp_path / "worker.log",
+        ):
+            yield Worker(node=node, queue=queue, client=client, log=tmp_path / "worker.log")
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """A Redis database for the tests (TEST_REDIS_URL, by default db 15 on 127.0.0.1)."""
@@ -78,3 +119,112 @@ def redis_url() -> str:
         available = False
     require_service("Redis", available, f"nothing answers at {url}; set TEST_REDIS_URL")
     return url
+
+
+# --- A real Prometheus over synthetic GPU history -------------------------------------------
+
+A100 = "NVIDIA-A100-SXM4-80GB"
+T4 = "Tesla-T4"
+MI300 = "AMD-Instinct-MI300X"  # no GPU class matches it: "Unknown model"
+
+
+@dataclasses.dataclass(frozen=True)
+class History:
+    """What the session's Prometheus holds, and where it answers."""
+
+    url: str
+    blocks: Path  # the backfilled blocks, pristine, for tests that run their own server
+    day: dt.datetime  # midnight UTC of the first day of history
+    pods: tuple
+    counters: tuple
+    latencies: tuple
+
+    def at(self, hours: float) -> dt.datetime:
+        return self.day + dt.timedelta(hours=hours)
+
+
+def _history_pods(day: dt.datetime) -> list:
+    from metering.synthetic import Pod
+
+    def at(hours: float) -> dt.datetime:
+        return day + dt.timedelta(hours=hours)
+
+    return [
+        # 2 GPUs for 20 minutes: 0.667 GPU-hours, not 2.
+        Pod("dept-marketing", "render-short", A100, 2, at(10), at(10 + 20 / 60)),
+        # Crosses two hour boundaries: 0.25, 1, 0.25.
+        Pod("dept-marketing", "render-cross", T4, 1, at(10.75), at(12.25)),
+        # Starts and stops inside one hour, off the minute.
+        Pod("dept-marketing", 'render-"quoted"', T4, 3, at(13 + 7.5 / 60), at(13 + 41.5 / 60)),
+        Pod("dept-training", "assistant-train", A100, 4, at(8), at(32)),
+        Pod("dept-training", "assistant-eval", MI300, 1, at(10), at(11)),
+        # Nobody owns this namespace: "Unallocated".
+        Pod("team-research", "notebook", T4, 1, at(9), at(11.5)),
+        # A namespace label with a quote in it (seen through the DCGM exporter).
+        Pod('weird"ns', "odd", T4, 1, at(20), at(21)),
+    ]
+
+
+def _history_counters(day: dt.datetime) -> list:
+    """One busy GPU counted by a worker (1 GPU-second per second) from 09:00 to 13:00,
+    restarted at 10:30 (the counter drops back to zero)."""
+    from metering.synthetic import CounterSample
+
+    samples, value = [], 0.0
+    for step in range(0, 4 * 3600 + 1, 15):
+        at = day + dt.timedelta(hours=9, seconds=step)
+        if step == int(1.5 * 3600):
+            value = 0.0
+        samples.append(CounterSample("dept-marketing", "t4", "lipsync-render", at, value))
+        value += 15
+    return samples
+
+
+def _history_latencies(day: dt.datetime) -> list:
+    from metering.synthetic import LatencyProfile
+
+    return [
+        LatencyProfile(
+            "dept-customer-service",
+            day + dt.timedelta(hours=6),
+            day + dt.timedelta(hours=18),
+            requests_per_s=20,
+            bucket_fractions={0.1: 0.5, 0.25: 0.9, 0.5: 0.96, 1.0: 1.0},
+        )
+    ]
+
+
+@pytest.fixture(scope="session")
+def prometheus_history(tmp_path_factory) -> Iterator[History]:
+    """A real Prometheus (the distribution's binary) on 127.0.0.1 over two days of
+    synthetic history backfilled with promtool, three days ago; stopped at session end."""
+    from metering import local_prometheus, synthetic
+
+    require_prometheus()
+
+    root = tmp_path_factory.mktemp("prometheus")
+    now = dt.datetime.now(dt.UTC)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=3)
+    pods, counters, latencies = (
+        _history_pods(day),
+        _history_counters(day),
+        _history_latencies(day),
+    )
+    synthetic.write_openmetrics(
+        root / "history.om", pods=pods, counters=counters, latencies=latencies
+    )
+    blocks = root / "blocks"
+    local_prometheus.backfill(root / "history.om", blocks)
+    data = root / "data"
+    shutil.copytree(blocks, data)
+    with local_prometheus.running(
+        data, lookback_delta="31s", log_path=root / "prometheus.log"
+    ) as server:
+        yield History(
+            url=server.url,
+            blocks=blocks,
+            day=day,
+            pods=tuple(pods),
+            counters=tuple(counters),
+            latencies=tuple(latencies),
+        )

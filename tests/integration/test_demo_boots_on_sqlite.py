@@ -1,71 +1,226 @@
 """The embedded mode `make demo` runs: migrate and seed a fresh SQLite file, serve it, and
-sign in over real HTTP with a printed login."""
+sign in over real HTTP with a printed login; then the whole demo (`run_demo`): a local
+Prometheus over backfilled demo history, the ledger pulled from it, a worker with beat and
+the web server, all stopped together."""
 
 import http.cookiejar
+import os
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import suppress
+from pathlib import Path
 
 import pytest
 
 from portal.demo import DEMO_PASSWORD
+from tests.conftest import require_prometheus
 from tests.integration.conftest import ROOT, free_port, portal_env, running
 
 pytestmark = pytest.mark.integration
 
 
-def test_a_fresh_machine_migrates_seeds_serves_and_signs_in(tmp_path):
-    env = portal_env(
-        PORTAL_VAR_DIR=str(tmp_path), DATABASE_URL=None, CELERY_BROKER_URL=None, DEBUG=None
+def _embedded_env(var_dir: Path, **overrides: str) -> dict[str, str]:
+    """The defaults `make demo` runs on, whatever this shell exports, except ``overrides``."""
+    defaults = {"DATABASE_URL": None, "CELERY_BROKER_URL": None, "DEBUG": None}
+    return portal_env(
+        **{**defaults, "PROMETHEUS_URL": None, **overrides, "PORTAL_VAR_DIR": str(var_dir)}
     )
+
+
+def _manage(env: dict[str, str], *command: str, timeout: float = 180):
+    return subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _migrate_and_seed(env: dict[str, str]) -> str:
     for command in (["migrate", "--noinput"], ["seed_demo"]):
-        done = subprocess.run(
-            [sys.executable, "manage.py", *command],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        done = _manage(env, *command)
         assert done.returncode == 0, done.stderr
-    assert "marketing-manager" in done.stdout and DEMO_PASSWORD in done.stdout
+    return done.stdout
+
+
+class Browser:
+    """A person with a browser: cookies, CSRF, sign-in."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def open(self, path: str, data: bytes | None = None, timeout: float = 10):
+        request = urllib.request.Request(
+            f"{self.base}{path}", data=data, headers={"Referer": f"{self.base}{path}"}
+        )
+        return self.opener.open(request, timeout=timeout)
+
+    def healthy(self) -> bool:
+        try:
+            return self.open("/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
+    def sign_in(self, username: str):
+        self.open("/accounts/login/")
+        csrf = next(cookie.value for cookie in self.jar if cookie.name == "csrftoken")
+        form = {"csrfmiddlewaretoken": csrf, "username": username, "password": DEMO_PASSWORD}
+        return self.open("/accounts/login/", data=urllib.parse.urlencode(form).encode())
+
+
+def test_a_fresh_machine_migrates_seeds_serves_and_signs_in(tmp_path):
+    env = _embedded_env(tmp_path)
+    seeded = _migrate_and_seed(env)
+    assert "marketing-manager" in seeded and DEMO_PASSWORD in seeded
     assert (tmp_path / "portal.sqlite3").exists()
 
     base = f"http://127.0.0.1:{free_port()}"
-    jar = http.cookiejar.CookieJar()
-    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-
-    def healthy() -> bool:
-        try:
-            return browser.open(f"{base}/healthz", timeout=2).status == 200
-        except OSError:
-            return False
+    browser = Browser(base)
 
     with running(
         ["manage.py", "runserver", "--noreload", base.removeprefix("http://")],
         env=env,
-        ready=healthy,
+        ready=browser.healthy,
         log=tmp_path / "web.log",
     ):
-        browser.open(f"{base}/accounts/login/")
-        csrf = next(cookie.value for cookie in jar if cookie.name == "csrftoken")
-        form = urllib.parse.urlencode(
-            {
-                "csrfmiddlewaretoken": csrf,
-                "username": "marketing-manager",
-                "password": DEMO_PASSWORD,
-            }
-        ).encode()
-        request = urllib.request.Request(
-            f"{base}/accounts/login/", data=form, headers={"Referer": f"{base}/accounts/login/"}
-        )
-        home = browser.open(request)
+        home = browser.sign_in("marketing-manager")
         page = home.read().decode()
         assert home.url == f"{base}/"
         assert "Marketing" in page and "dept-marketing" in page and "lipsync-render" in page
 
         with pytest.raises(urllib.error.HTTPError) as hidden:
-            browser.open(f"{base}/departments/training/")
+            browser.open("/departments/training/")
         assert hidden.value.code == 404
+
+
+# --- The whole demo: run_demo ---------------------------------------------------------------
+
+
+def _process_tree(root: int) -> dict[int, str]:
+    """The processes below ``root`` (its children, theirs, ...) with their command lines."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, ValueError, IndexError):
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = {}, list(parents.get(root, []))
+    while todo:
+        pid = todo.pop()
+        with suppress(OSError):
+            tree[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            todo += parents.get(pid, [])
+    return tree
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _usage_by_department(database: Path) -> dict[str | None, float]:
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            """
+            select d.slug, sum(u.quantity)
+            from metering_usagerecord u
+            join metering_metricsource s on s.id = u.source_id
+            left join departments_department d on d.id = u.department_id
+            where s.name = 'allocation'
+            group by d.slug
+            """
+        ).fetchall()
+    return {slug: float(hours) for slug, hours in rows}
+
+
+def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path):
+    require_prometheus()
+    var_dir = tmp_path / "var"
+    prometheus_url = f"http://127.0.0.1:{free_port()}"
+    env = _embedded_env(var_dir, PROMETHEUS_URL=prometheus_url)
+    var_dir.mkdir()
+    _migrate_and_seed(env)
+    base = f"http://127.0.0.1:{free_port()}"
+    browser = Browser(base)
+    log = tmp_path / "run_demo.log"
+    started: dict[int, str] = {}
+
+    try:
+        with running(
+            ["manage.py", "run_demo", "--port", base.rsplit(":", 1)[1], "--days", "3"],
+            env=env,
+            ready=browser.healthy,
+            log=log,
+            timeout_s=120,
+        ) as supervisor:
+            worker_log = var_dir / "log" / "worker.log"
+            deadline = time.monotonic() + 30
+            while " ready." not in (worker_log.read_text() if worker_log.exists() else ""):
+                assert time.monotonic() < deadline, worker_log.read_text()[-3000:]
+                time.sleep(0.2)
+            started = _process_tree(supervisor.pid)
+            commands = " | ".join(started.values())
+            assert f"--web.listen-address={prometheus_url.removeprefix('http://')}" in commands
+            assert "celery -A portal worker -B" in commands and "runserver" in commands
+
+            # The history was backfilled and pulled before the web server answered.
+            output = log.read_text()
+            assert "written: " in output and "pulled in" in output
+            assert list((var_dir / "prometheus").glob("*/meta.json"))
+            usage = _usage_by_department(var_dir / "portal.sqlite3")
+            assert {"marketing", "customer-service", "training"} <= usage.keys()
+            assert all(usage[slug] > 1 for slug in ("marketing", "customer-service", "training"))
+
+            assert browser.sign_in("cs-manager").url == f"{base}/"
+            page = browser.open("/departments/customer-service/").read().decode()
+            assert "GPU-hours per day by GPU class" in page and '<div class="chart">' in page
+            assert "No GPU-hours were metered" not in page
+        # running() has sent SIGTERM and waited for the supervisor.
+        assert supervisor.returncode == 0, log.read_text()[-3000:]
+        assert "The demo has stopped." in log.read_text()
+        left = {pid: command for pid, command in started.items() if _alive(pid)}
+        assert not left, f"still running after the demo stopped: {left}"
+    finally:
+        for pid in started:
+            if _alive(pid):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_run_demo_names_the_port_when_something_already_listens_there(tmp_path):
+    require_prometheus()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = _embedded_env(tmp_path, PROMETHEUS_URL=f"http://127.0.0.1:{port}")
+
+        done = _manage(env, "run_demo", "--port", str(free_port()), timeout=60)
+
+    assert done.returncode != 0
+    assert f"Port {port}, for the demo's Prometheus" in done.stderr
+    assert "PROMETHEUS_URL=http://127.0.0.1:9091" in done.stderr
+    assert not (tmp_path / "prometheus").exists()
+
+
+def test_run_demo_says_how_to_install_prometheus_when_it_cannot(tmp_path):
+    env = _embedded_env(tmp_path, PROMETHEUS_BIN=str(tmp_path / "no-such-prometheus"))
+
+    done = _manage(env, "run_demo", "--port", str(free_port()), timeout=60)
+
+    assert done.returncode != 0
+    assert "no-such-prometheus" in done.stderr
+    assert "apt-get install prometheus" in done.stderr and "PROMTOOL_BIN" in done.stderr

@@ -1,10 +1,19 @@
 """The admin is where IT and finance work: every page loads for them, IT can set up a
 department in one form, finance can only look."""
 
+import datetime as dt
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+)
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from departments.models import (
@@ -16,7 +25,8 @@ from departments.models import (
     Quota,
     ServiceLevel,
 )
-from tests.factories import GpuClassFactory
+from metering.models import MeteringRun, MetricSource, UsageRecord
+from tests.factories import GpuClassFactory, UsageRecordFactory
 
 # model: (finance changelist/change/add, it-admin changelist/change/add)
 PAGES = {
@@ -30,7 +40,24 @@ PAGES = {
     get_user_model(): ((403, 403, 403), (200, 200, 403)),
     Group: ((403, 403, 403), (200, 200, 403)),
     TokenProxy: ((403, 403, 403), (403, 403, 403)),
+    MetricSource: ((200, 200, 403), (200, 200, 200)),
+    # The ledger is written by metering runs only: nobody adds or edits it by hand.
+    MeteringRun: ((200, 200, 403), (200, 200, 403)),
+    UsageRecord: ((200, 200, 403), (200, 200, 403)),
+    # The schedule of periodic tasks is IT's.
+    PeriodicTask: ((403, 403, 403), (200, 200, 200)),
+    IntervalSchedule: ((403, 403, 403), (200, 200, 200)),
+    CrontabSchedule: ((403, 403, 403), (200, 200, 200)),
+    SolarSchedule: ((403, 403, 403), (200, 200, 200)),
+    ClockedSchedule: ((403, 403, 403), (200, 200, 200)),
 }
+
+
+def _one_of_each_metering_and_schedule_row(world) -> None:
+    UsageRecordFactory(department=world.marketing, gpu_class=world.t4)
+    CrontabSchedule.objects.create(minute="0", hour="6")
+    SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
+    ClockedSchedule.objects.create(clocked_time=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
 
 
 def test_every_admin_model_is_in_the_table():
@@ -41,6 +68,7 @@ def test_every_admin_model_is_in_the_table():
 @pytest.mark.parametrize("model", list(PAGES), ids=lambda m: m._meta.label)
 def test_admin_pages_load_for_finance_and_it_admin(world, client, role, model):
     Token.objects.get_or_create(user=world.user("finance"))
+    _one_of_each_metering_and_schedule_row(world)
     client.force_login(world.user(role))
     instance = model.objects.order_by("pk").first()
     info = f"/admin/{model._meta.app_label}/{model._meta.model_name}"

@@ -195,6 +195,32 @@ API = [
         None,
         writes(204),
     ),
+    # Usage: a member reads an empty list (members see their own jobs, not the
+    # department's usage); a department filter outside what the user can see is refused
+    # like an unknown slug (400), never 403/404 that would confirm it exists.
+    ("usage list", "get", lambda w: "/api/v1/usage/", None, READ_ALL),
+    ("usage csv", "get", lambda w: "/api/v1/usage/?format=csv", None, READ_ALL),
+    (
+        "usage of own department",
+        "get",
+        lambda w: "/api/v1/usage/?department=marketing",
+        None,
+        expect(401, 200, 200, 400, 200, 200),
+    ),
+    (
+        "usage of other department",
+        "get",
+        lambda w: "/api/v1/usage/?department=training&format=csv",
+        None,
+        expect(401, 400, 400, 200, 200, 200),
+    ),
+    (
+        "usage is read-only (nobody may add usage records)",
+        "post",
+        lambda w: "/api/v1/usage/",
+        lambda w: {"department": "marketing", "quantity": "1"},
+        expect(401, 403, 403, 403, 403, 403),
+    ),
     ("openapi schema", "get", lambda w: "/api/schema/", None, READ_ALL),
 ]
 

@@ -1,0 +1,214 @@
+"""Charts of metered usage for the pages, and the small reads they need.
+
+Figures are built with plotly in Python and rendered as HTML fragments that expect
+plotly.js from our own static files (``{% static 'plotly/plotly.min.js' %}``); nothing is
+fetched from a CDN. Figure data are plain lists of numbers, never numpy arrays, so the
+page carries them as readable JSON.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import plotly.graph_objects as go
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+
+from departments.models import Department
+from metering import selectors
+from metering.models import UsageRecord
+
+CHART_CONFIG = {"displaylogo": False, "responsive": True}
+CHART_HEIGHT_PX = 360
+DAILY_WINDOW_DAYS = 30
+GPU_HOURS = "GPU-hours"
+# The portal's look (static/portal/portal.css), without plotly's heavy default template.
+LAYOUT = {
+    "template": "none",
+    "height": CHART_HEIGHT_PX,
+    "margin": {"l": 56, "r": 16, "t": 16, "b": 48},
+    "font": {"family": 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', "size": 13},
+    "paper_bgcolor": "#fff",
+    "plot_bgcolor": "#fff",
+    "colorway": ["#2357c6", "#1f7a4d", "#a86100", "#5a3596", "#b3261e", "#2a8c9e", "#66708a"],
+    "legend": {"orientation": "h", "y": -0.18},
+    "xaxis": {"gridcolor": "#dde2ec", "type": "date"},
+    "yaxis": {"gridcolor": "#dde2ec", "title": {"text": GPU_HOURS}, "rangemode": "tozero"},
+}
+
+
+def last_days(*, now: dt.datetime, days: int = DAILY_WINDOW_DAYS) -> list[dt.date]:
+    """The ``days`` calendar days (in the portal's time zone) that end with today."""
+    today = now.astimezone(selectors.portal_zone()).date()
+    return [today - dt.timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+
+
+def day_bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """From the start of ``first`` to the end of ``last``, in the portal's time zone."""
+    zone = selectors.portal_zone()
+    return (
+        dt.datetime.combine(first, dt.time(0), tzinfo=zone),
+        dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone),
+    )
+
+
+def _class_order(name: str) -> tuple[bool, str]:
+    """GPU classes by name, *Unknown model* last."""
+    return (name == selectors.UNKNOWN_MODEL, name)
+
+
+def _by_class_name(rows: list[dict]) -> list[tuple[str, Decimal]]:
+    """``usage_summary`` rows summed per GPU class name."""
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        name = row["gpu_class_name"]
+        totals[name] = totals.get(name, selectors.ZERO) + row["quantity"]
+    return sorted(totals.items(), key=lambda item: _class_order(item[0]))
+
+
+def month_gpu_hours_by_class(
+    *, department: Department, month: dt.datetime | dt.date
+) -> list[tuple[str, Decimal]]:
+    """The billing source's GPU-hours of ``department`` in the portal month that holds
+    ``month``, per GPU class name (*Unknown model* last)."""
+    source = selectors.billing_source()
+    if source is None:
+        return []
+    start, end = selectors.month_bounds(month)
+    rows = selectors.usage_summary(
+        records=UsageRecord.objects.all(),
+        source=source,
+        start=start,
+        end=end,
+        granularity="month",
+        department=department,
+    )
+    return _by_class_name(rows)
+
+
+def daily_gpu_hours_figure(*, rows: list[dict], days: list[dt.date]) -> go.Figure:
+    """Stacked bars: GPU-hours per day, one colour per GPU class, every day of ``days``
+    on the axis (zero where nothing ran). ``rows`` are ``usage_summary`` rows per day."""
+    per_class: dict[str, dict[dt.date, Decimal]] = {}
+    for row in rows:
+        day = row["period_start"].astimezone(selectors.portal_zone()).date()
+        hours = per_class.setdefault(row["gpu_class_name"], {})
+        hours[day] = hours.get(day, selectors.ZERO) + row["quantity"]
+    x = [day.isoformat() for day in days]
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=name,
+                x=x,
+                y=[float(per_class[name].get(day, 0)) for day in days],
+                hovertemplate="%{x|%a %d %b}: %{y:.2f} GPU-hours<extra>%{fullData.name}</extra>",
+            )
+            for name in sorted(per_class, key=_class_order)
+        ]
+    )
+    figure.update_layout(**LAYOUT, barmode="stack")
+    return figure
+
+
+def burn_down_figure(*, burn: selectors.BurnDown) -> go.Figure:
+    """GPU-hours used so far this month, cumulative per day, against the monthly budget
+    drawn across the whole month (when the department has one)."""
+    start, end = selectors.month_bounds(burn.month_start)
+    # The axis runs to the first day of next month, so that the last day is drawn whole.
+    first_day, next_month = start.date(), end.date()
+    traces = [
+        go.Scatter(
+            name="Used",
+            x=[day.isoformat() for day in burn.days],
+            y=[float(hours) for hours in burn.used_cumulative],
+            mode="lines+markers",
+            line={"width": 3},
+            hovertemplate="%{x|%a %d %b}: %{y:.2f} GPU-hours used<extra></extra>",
+        )
+    ]
+    if burn.budget is not None:
+        traces.append(
+            go.Scatter(
+                name="Monthly budget",
+                x=[first_day.isoformat(), next_month.isoformat()],
+                y=[float(burn.budget)] * 2,
+                mode="lines",
+                line={"dash": "dash", "color": "#b3261e"},
+                hovertemplate="Budget: %{y:.2f} GPU-hours<extra></extra>",
+            )
+        )
+    figure = go.Figure(traces)
+    figure.update_layout(**LAYOUT)
+    figure.update_xaxes(range=[first_day.isoformat(), next_month.isoformat()])
+    return figure
+
+
+def figure_html(figure: go.Figure, *, div_id: str) -> SafeString:
+    """The figure as a ``<div>`` and the inline script that draws it with plotly.js.
+
+    Safe to put in a page: plotly escapes ``<``, ``>`` and ``/`` in the JSON it embeds,
+    so a GPU class named ``</script>`` stays text.
+    """
+    html = figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        config=CHART_CONFIG,
+        div_id=div_id,
+        default_height=f"{CHART_HEIGHT_PX}px",
+    )
+    return mark_safe(html)  # noqa: S308 - plotly's own escaped output, see above
+
+
+@dataclass(frozen=True)
+class DepartmentUsage:
+    """What the department page shows about metered usage."""
+
+    billing_source: str | None
+    days: list[dt.date]
+    daily_chart: SafeString | None  # None when nothing was metered in those days
+    burn_down: selectors.BurnDown
+    burn_down_chart: SafeString | None  # None when nothing was metered this month
+    month_by_class: list[tuple[str, Decimal]] = field(default_factory=list)
+
+    @property
+    def month_total(self) -> Decimal:
+        return sum((hours for _, hours in self.month_by_class), selectors.ZERO)
+
+    @property
+    def budget_used_pct(self) -> Decimal | None:
+        if not self.burn_down.budget:
+            return None
+        return (self.month_total * 100 / self.burn_down.budget).quantize(Decimal("1"))
+
+
+def department_usage(*, department: Department, now: dt.datetime | None = None) -> DepartmentUsage:
+    """The department page's usage: GPU-hours per day of the last 30 days by GPU class,
+    the month's burn-down against the monthly budget, and the month's GPU-hours per class.
+    A fixed number of queries, whatever the amount of usage."""
+    now = now or timezone.now()
+    source = selectors.billing_source()
+    days = last_days(now=now)
+    start, end = day_bounds(days[0], days[-1])
+    daily_rows = selectors.daily_gpu_hours_by_class(department=department, start=start, end=end)
+    burn = selectors.budget_burn_down(department=department, month=now)
+    month_by_class = month_gpu_hours_by_class(department=department, month=now)
+    used_this_month = any(hours for _, hours in month_by_class)
+    return DepartmentUsage(
+        billing_source=source.name if source else None,
+        days=days,
+        daily_chart=(
+            figure_html(
+                daily_gpu_hours_figure(rows=daily_rows, days=days),
+                div_id="chart-daily-gpu-hours",
+            )
+            if any(row["quantity"] for row in daily_rows)
+            else None
+        ),
+        burn_down=burn,
+        burn_down_chart=(
+            figure_html(burn_down_figure(burn=burn), div_id="chart-budget-burn-down")
+            if used_this_month
+            else None
+        ),
+        month_by_class=month_by_class,
+    )

@@ -1,0 +1,291 @@
+"""Reads of the metering ledger. The API, the pages, the commands and quota checks all
+call these, so a figure is computed in one place.
+
+Day and month boundaries are the portal's (``TIME_ZONE``); hours are UTC.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import F, Max, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth
+from django.utils import timezone
+
+from departments.models import Department, GpuClass, MembershipRole, Quota
+from departments.selectors import department_roles_for_user
+from metering import windows
+from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
+from portal import roles
+
+ZERO = Decimal("0")
+GRANULARITIES = ("hour", "day", "month")
+_TRUNCATE_IN_PORTAL_ZONE = {"day": TruncDay, "month": TruncMonth}
+UNALLOCATED = "Unallocated"
+UNKNOWN_MODEL = "Unknown model"
+
+
+def portal_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def month_bounds(moment: dt.datetime | dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The calendar month (in the portal's time zone) that holds ``moment``, as UTC
+    date-times (so that subtracting them counts real hours: a month with a daylight-saving
+    change is an hour shorter or longer)."""
+    zone = portal_zone()
+    if isinstance(moment, dt.datetime):
+        local = moment.astimezone(zone)
+        year, month = local.year, local.month
+    else:
+        year, month = moment.year, moment.month
+    start = dt.datetime(year, month, 1, tzinfo=zone)
+    following = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+    return start.astimezone(dt.UTC), following.astimezone(dt.UTC)
+
+
+def billing_source() -> MetricSource | None:
+    return MetricSource.objects.filter(is_billing=True).first()
+
+
+def usage_department_ids_for_user(*, user) -> frozenset[int] | None:
+    """Departments whose usage ``user`` may read: ``None`` (all, and *Unallocated*) for
+    finance and IT, otherwise the departments the user manages. Members see their own
+    jobs, not the department's usage."""
+    if roles.sees_all_departments(user):
+        return None
+    return frozenset(
+        pk
+        for pk, role in department_roles_for_user(user=user).items()
+        if role == MembershipRole.MANAGER
+    )
+
+
+def usage_for_user(*, user) -> QuerySet[UsageRecord]:
+    records = UsageRecord.objects.all()
+    ids = usage_department_ids_for_user(user=user)
+    if ids is not None:
+        records = records.filter(department__in=ids)
+    return records
+
+
+def usage_summary(
+    *,
+    records: QuerySet[UsageRecord],
+    source: MetricSource,
+    start: dt.datetime,
+    end: dt.datetime,
+    granularity: str = "day",
+    department: Department | None = None,
+    gpu_class: GpuClass | None = None,
+) -> list[dict]:
+    """``source``'s figures in ``[start, end)`` per period, department and GPU class:
+    GPU-hours summed, or for a latency source the worst hourly p95 of the period.
+
+    Rows without a department are *Unallocated*, rows without a class *Unknown model*;
+    both are returned, never dropped. Periods are the portal's days and months.
+    """
+    records = records.filter(source=source, hour_start__gte=start, hour_start__lt=end)
+    if department is not None:
+        records = records.filter(department=department)
+    if gpu_class is not None:
+        records = records.filter(gpu_class=gpu_class)
+    # Hours stay UTC hours: truncating them in the portal's zone would merge the two
+    # 02:00s of an autumn clock change (and mislabel half-hour zones).
+    period = (
+        F("hour_start")
+        if granularity == "hour"
+        else _TRUNCATE_IN_PORTAL_ZONE[granularity]("hour_start", tzinfo=portal_zone())
+    )
+    aggregate = Max if source.measure == Measure.LATENCY_P95_MS else Sum
+    rows = (
+        records.annotate(period=period)
+        .values(
+            "period",
+            "department__slug",
+            "department__name",
+            "gpu_class__slug",
+            "gpu_class__name",
+        )
+        .annotate(quantity=aggregate("quantity"))
+        .order_by("period", "department__name", "gpu_class__name")
+    )
+    return [
+        {
+            "period_start": row["period"],
+            "source": source.name,
+            "department": row["department__slug"],
+            "department_name": row["department__name"] or UNALLOCATED,
+            "gpu_class": row["gpu_class__slug"],
+            "gpu_class_name": row["gpu_class__name"] or UNKNOWN_MODEL,
+            "quantity": row["quantity"],
+            "unit": source.measure,
+        }
+        for row in rows
+    ]
+
+
+def gpu_hours_used(
+    *,
+    department: Department,
+    start: dt.datetime,
+    end: dt.datetime,
+    gpu_class: GpuClass | None = None,
+) -> Decimal:
+    """GPU-hours the billing source metered for ``department`` in ``[start, end)``."""
+    source = billing_source()
+    if source is None:
+        return ZERO
+    records = UsageRecord.objects.filter(
+        source=source, department=department, hour_start__gte=start, hour_start__lt=end
+    )
+    if gpu_class is not None:
+        records = records.filter(gpu_class=gpu_class)
+    return records.aggregate(total=Coalesce(Sum("quantity"), ZERO))["total"]
+
+
+def quota_metered_gpu_hours(*, quota: Quota, at: dt.datetime | None = None) -> Decimal:
+    """Metered GPU-hours that count against a ``gpu_hours_month`` quota, month to date.
+
+    Metering sees namespaces and GPU models, not job kinds: a quota narrowed to a job kind
+    counts only the GPU-seconds of that kind's jobs (the jobs app adds those), so its
+    metered part is zero.
+    """
+    if quota.kind != Quota.Kind.GPU_HOURS_MONTH:
+        raise ValueError("Only gpu_hours_month quotas count metered GPU-hours.")
+    if quota.job_kind:
+        return ZERO
+    start, end = month_bounds(at or timezone.now())
+    return gpu_hours_used(
+        department=quota.department, start=start, end=end, gpu_class=quota.gpu_class
+    )
+
+
+def daily_gpu_hours_by_class(
+    *, department: Department, start: dt.datetime, end: dt.datetime
+) -> list[dict]:
+    """The billing source's GPU-hours per portal day and GPU class, for the department
+    page's chart."""
+    source = billing_source()
+    if source is None:
+        return []
+    return usage_summary(
+        records=UsageRecord.objects.all(),
+        source=source,
+        start=start,
+        end=end,
+        granularity="day",
+        department=department,
+    )
+
+
+@dataclass(frozen=True)
+class BurnDown:
+    month_start: dt.datetime
+    days: list[dt.date]
+    used_cumulative: list[Decimal]  # GPU-hours used by the end of each day so far
+    budget: Decimal | None  # the department-wide gpu_hours_month quota, if any
+
+
+def budget_burn_down(*, department: Department, month: dt.datetime | dt.date) -> BurnDown:
+    """Cumulative GPU-hours through the month against the department's monthly budget."""
+    start, end = month_bounds(month)
+    budget = (
+        Quota.objects.filter(
+            department=department,
+            kind=Quota.Kind.GPU_HOURS_MONTH,
+            job_kind="",
+            gpu_class__isnull=True,
+        )
+        .values_list("limit", flat=True)
+        .first()
+    )
+    daily: dict[dt.date, Decimal] = {}
+    for row in daily_gpu_hours_by_class(department=department, start=start, end=end):
+        day = row["period_start"].astimezone(portal_zone()).date()
+        daily[day] = daily.get(day, ZERO) + row["quantity"]
+    zone = portal_zone()
+    today = timezone.now().astimezone(zone).date()
+    days, cumulative, total = [], [], ZERO
+    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+    while day < last and day <= today:
+        total += daily.get(day, ZERO)
+        days.append(day)
+        cumulative.append(total)
+        day += dt.timedelta(days=1)
+    return BurnDown(month_start=start, days=days, used_cumulative=cumulative, budget=budget)
+
+
+def covered_intervals(
+    *, source: MetricSource, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The parts of ``[start, end)`` that a successful run of ``source`` pulled after they
+    had ended (an hour pulled while still in progress is not covered yet)."""
+    runs = MeteringRun.objects.filter(
+        source=source,
+        status=MeteringRun.Status.SUCCEEDED,
+        window_start__lt=end,
+        window_end__gt=start,
+    ).values_list("window_start", "window_end", "started_at")
+    intervals = []
+    for window_start, window_end, started_at in runs:
+        covered_end = min(window_end, windows.floor_hour(started_at))
+        if covered_end > window_start:
+            intervals.append((max(window_start, start), min(covered_end, end)))
+    return windows.merge(intervals)
+
+
+def gaps(
+    *, source: MetricSource, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The whole hours in ``[start, end)`` that no successful run covered, merged."""
+    start, end = windows.floor_hour(start), windows.floor_hour(end)
+    if end <= start:
+        return []
+    return windows.complement(covered_intervals(source=source, start=start, end=end), start, end)
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    source: MetricSource
+    first_hour: dt.datetime | None
+    hours_covered: int
+    gaps: list[tuple[dt.datetime, dt.datetime]]
+    last_run: MeteringRun | None
+    last_success: MeteringRun | None
+    last_failure: MeteringRun | None
+
+    @property
+    def gap_hours(self) -> int:
+        return sum(windows.hour_count(start, end) for start, end in self.gaps)
+
+
+def metering_status(*, now: dt.datetime | None = None) -> list[SourceStatus]:
+    """Per source: the hours covered since its first successful run, the gaps in between
+    and the latest runs (with the last error)."""
+    now = now or timezone.now()
+    statuses = []
+    for source in MetricSource.objects.order_by("name"):
+        runs = source.runs.order_by("-started_at")
+        succeeded = runs.filter(status=MeteringRun.Status.SUCCEEDED)
+        first = succeeded.order_by("window_start").values_list("window_start", flat=True).first()
+        covered, found_gaps = 0, []
+        if first is not None:
+            end = windows.floor_hour(now)
+            intervals = covered_intervals(source=source, start=first, end=end)
+            covered = sum(windows.hour_count(s, e) for s, e in intervals)
+            found_gaps = gaps(source=source, start=first, end=end)
+        statuses.append(
+            SourceStatus(
+                source=source,
+                first_hour=first,
+                hours_covered=covered,
+                gaps=found_gaps,
+                last_run=runs.first(),
+                last_success=succeeded.first(),
+                last_failure=runs.filter(status=MeteringRun.Status.FAILED).first(),
+            )
+        )
+    return statuses

@@ -1,0 +1,173 @@
+"""Operations that write the metering ledger. Each owns its transactions."""
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from departments.models import GpuClass, Namespace
+from metering import collector, selectors, windows
+from metering.models import MeteringRun, MetricSource, UsageRecord
+
+logger = logging.getLogger(__name__)
+
+WRITE_BATCH = 5000
+
+
+class GpuClassResolver:
+    """Maps a GPU model label to a GPU class: the first class (by name) whose regex matches
+    the whole value, else the class whose slug is the value (the worker counter labels
+    its samples with the class slug); ``None`` is *Unknown model*."""
+
+    def __init__(self) -> None:
+        self._classes = [
+            (re.compile(regex), pk, slug)
+            for pk, regex, slug in GpuClass.objects.order_by("name").values_list(
+                "pk", "model_regex", "slug"
+            )
+        ]
+        self._cache: dict[str, int | None] = {}
+
+    def __call__(self, gpu_model: str) -> int | None:
+        if gpu_model not in self._cache:
+            match = next((pk for regex, pk, _ in self._classes if regex.fullmatch(gpu_model)), None)
+            if match is None:
+                match = next((pk for _, pk, slug in self._classes if slug == gpu_model), None)
+            self._cache[gpu_model] = match if gpu_model else None
+        return self._cache[gpu_model]
+
+
+def _window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    start, end = windows.floor_hour(start), windows.ceil_hour(end)
+    if end <= start:
+        raise ValueError("The window is empty: its end must come after its start.")
+    return start, end
+
+
+def usage_pull(
+    *,
+    source: MetricSource,
+    start: dt.datetime,
+    end: dt.datetime,
+    trigger: str = MeteringRun.Trigger.MANUAL,
+    progress: Callable[[int], None] | None = None,
+) -> MeteringRun:
+    """Make the ledger of ``source`` for the whole UTC hours in ``[start, end)`` equal to
+    what Prometheus says now, and return the run that did it.
+
+    Idempotent: pulling a window again, or overlapping windows, gives the same ledger; a
+    series that vanished from an hour leaves that hour at zero. All hours are written in one
+    transaction under a lock on the source, so a failed pull leaves the ledger as it was;
+    the failure and its reason are kept on the run (status ``failed``), never raised.
+    """
+    start, end = _window(start, end)
+    run = MeteringRun.objects.create(
+        source=source,
+        window_start=start,
+        window_end=end,
+        trigger=trigger,
+        started_at=timezone.now(),
+    )
+    try:
+        fetched = collector.fetch(source, start, end, progress=progress)
+        with transaction.atomic():
+            MetricSource.objects.select_for_update().filter(pk=source.pk).first()
+            rows = _write(source, run, start, end, fetched)
+    except collector.PrometheusError as exc:
+        return _finish(run, status=MeteringRun.Status.FAILED, error=str(exc))
+    except Exception as exc:
+        logger.exception("Metering run %s failed", run.pk)
+        _finish(run, status=MeteringRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    return _finish(
+        run,
+        status=MeteringRun.Status.SUCCEEDED,
+        queries=fetched.queries,
+        series=fetched.series,
+        rows_written=rows,
+        warnings=fetched.warnings(),
+    )
+
+
+def _write(source, run, start, end, fetched: collector.Fetched) -> int:
+    owners = dict(Namespace.objects.values_list("name", "department_id"))
+    gpu_class_of = GpuClassResolver()
+    records = [
+        UsageRecord(
+            source=source,
+            namespace=namespace,
+            gpu_model=gpu_model,
+            hour_start=hour_start,
+            department_id=owners.get(namespace),
+            gpu_class_id=gpu_class_of(gpu_model),
+            quantity=quantity,
+            run=run,
+        )
+        for (namespace, gpu_model, hour_start), quantity in fetched.values.items()
+    ]
+    UsageRecord.objects.bulk_create(
+        records,
+        batch_size=WRITE_BATCH,
+        update_conflicts=True,
+        unique_fields=["source", "namespace", "gpu_model", "hour_start"],
+        update_fields=["quantity", "department", "gpu_class", "run"],
+    )
+    # Rows of the window that this run did not write are series Prometheus no longer
+    # returns for that hour: they go to zero rather than keep an old value.
+    window = UsageRecord.objects.filter(source=source, hour_start__gte=start, hour_start__lt=end)
+    window.exclude(run=run).exclude(quantity=0).update(quantity=0, run=run)
+    return len(records)
+
+
+def _finish(run: MeteringRun, *, status: str, **fields) -> MeteringRun:
+    run.status = status
+    run.finished_at = timezone.now()
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save()
+    return run
+
+
+def usage_pull_recent(*, source: MetricSource, now: dt.datetime | None = None) -> MeteringRun:
+    """The scheduled pull: the source's last ``repull_hours`` whole hours again (late
+    samples) and the hour in progress."""
+    now = now or timezone.now()
+    start = windows.floor_hour(now) - dt.timedelta(hours=source.repull_hours)
+    return usage_pull(
+        source=source,
+        start=start,
+        end=windows.floor_hour(now) + windows.HOUR,
+        trigger=MeteringRun.Trigger.SCHEDULE,
+    )
+
+
+def usage_backfill_gaps(
+    *,
+    source: MetricSource,
+    since: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    max_hours: int | None = None,
+) -> list[MeteringRun]:
+    """Pull the hours since ``since`` that no successful run covered, oldest first, at most
+    ``max_hours`` of them (so that one call never runs for ever; the next one goes on)."""
+    now = now or timezone.now()
+    since = since or now - dt.timedelta(hours=settings.METERING_GAP_LOOKBACK_HOURS)
+    budget = max_hours or settings.METERING_GAP_MAX_HOURS
+    runs = []
+    for gap_start, gap_end in selectors.gaps(source=source, start=since, end=now):
+        for chunk_start, chunk_end in windows.chunks(gap_start, gap_end, collector.chunk_hours()):
+            if budget <= 0:
+                return runs
+            chunk_end = min(chunk_end, chunk_start + dt.timedelta(hours=budget))
+            budget -= windows.hour_count(chunk_start, chunk_end)
+            run = usage_pull(
+                source=source, start=chunk_start, end=chunk_end, trigger=MeteringRun.Trigger.GAP
+            )
+            runs.append(run)
+            if run.status != MeteringRun.Status.SUCCEEDED:
+                return runs  # Prometheus is unwell: try again on the next schedule
+    return runs

@@ -1,0 +1,374 @@
+"""``manage.py run_demo``: the whole portal on one machine, in the embedded mode.
+
+It starts, in this order, and stops in the reverse order on Ctrl-C or SIGTERM:
+
+1. a local Prometheus on 127.0.0.1 at ``PROMETHEUS_URL``'s port, over ``var/prometheus``,
+   where 90 days of demo GPU history are backfilled the first time (``--rebuild-history``
+   writes them again);
+2. after one pull of those days into the ledger, a Celery worker with embedded beat (the
+   periodic pulls) on the configured broker;
+3. the web server (``runserver``).
+
+Each child runs in its own process group, so stopping one stops whatever it started too.
+Logs go to ``var/log/``. The database must be migrated and seeded first (``make demo``
+does both).
+"""
+
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+
+from metering import local_prometheus
+from portal import demo
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+STOP_TIMEOUT_S = 20
+READY_TIMEOUT_S = 60
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM: stop everything and leave."""
+
+
+def _stop_on_signal(signum, frame):
+    raise Stopped(signal.Signals(signum).name)
+
+
+@dataclass
+class Child:
+    """A process the demo started, in its own process group, logging to ``log_path``."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    _log: BinaryIO = field(repr=False)
+
+    def stop(self) -> None:
+        """Ask the child to stop (SIGTERM: the worker finishes its tasks, runserver stops its
+        reloader), kill it after ``STOP_TIMEOUT_S``, then kill whatever it left behind in
+        its process group. Safe to call twice."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        with suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=STOP_TIMEOUT_S)
+        # Whatever the child started and left behind (or the child itself) goes too.
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self._log.close()
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with suppress(OSError):
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+        return ""
+
+
+def _listener(port: int) -> str | None:
+    """Who listens on 127.0.0.1:``port``, in words; ``None`` when the port is free."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex(("127.0.0.1", port)) != 0:
+            return None
+    who = "another process"
+    with suppress(OSError, subprocess.SubprocessError):
+        listening = subprocess.run(  # noqa: S603 - fixed argv, no shell
+            ["ss", "-Hltnp", f"sport = :{port}"],  # noqa: S607 - iproute2's ss, from PATH
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+        found = re.search(r'users:\(\("([^"]+)",pid=(\d+)', listening)
+        if found:
+            who = f"{found.group(1)} (pid {found.group(2)})"
+    return who
+
+
+def _install_command() -> list[str] | None:
+    """The prefix that runs apt-get as root here (``[]`` when we are root), or ``None``
+    where we cannot install the Debian package: no apt-get, no root, no password-less sudo."""
+    if not shutil.which("apt-get"):
+        return None
+    if os.geteuid() == 0:
+        return []
+    sudo = shutil.which("sudo")
+    if sudo:
+        with suppress(OSError, subprocess.SubprocessError):
+            checked = subprocess.run(  # noqa: S603 - fixed argv, no shell
+                [sudo, "-n", "true"], capture_output=True, timeout=10, check=False
+            )
+            if checked.returncode == 0:
+                return [sudo, "-n"]
+    return None
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the demo: a local Prometheus over backfilled demo GPU history, a Celery worker "
+        "with beat, and the web server; Ctrl-C stops them all. Migrate and seed_demo first."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="Where the web server listens.")
+        parser.add_argument("--port", type=int, default=8000, help="The web server's port.")
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=demo.HISTORY_DAYS,
+            help="Days of demo history to write (the first time) and to pull into the ledger.",
+        )
+        parser.add_argument(
+            "--rebuild-history",
+            action="store_true",
+            help="Write the demo history again even if var/prometheus already holds some.",
+        )
+        parser.add_argument(
+            "--worker-concurrency", type=int, default=2, help="Celery worker processes."
+        )
+
+    def handle(self, *args, host, port, days, rebuild_history, worker_concurrency, **options):
+        if days < 1:
+            raise CommandError("--days must be at least 1.")
+        var_dir = Path(settings.VAR_DIR)
+        log_dir = var_dir / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for folder in getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).values():
+            if isinstance(folder, str):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+        url = f"http://{host}:{port}"
+        prometheus_port = self._local_prometheus_port()
+        self._check_free(port, f"the web server ({url})", "give it another: make demo PORT=8001")
+
+        children: list[Child] = []
+        prometheus = None
+        previous = {
+            sig: signal.signal(sig, _stop_on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            if prometheus_port is not None:
+                prometheus = self._start_prometheus(
+                    var_dir / "prometheus", prometheus_port, log_dir, days, rebuild_history
+                )
+            self._pull(days)
+            worker = ["-m", "celery", "-A", "portal", "worker", "-B", "--loglevel=INFO"]
+            worker.append(f"--concurrency={worker_concurrency}")
+            children.append(self._spawn("worker", [sys.executable, *worker], log_dir))
+            children.append(
+                self._spawn(
+                    "web", [sys.executable, "manage.py", "runserver", f"{host}:{port}"], log_dir
+                )
+            )
+            self._wait_for_web(url, children)
+            self._banner(url, prometheus, log_dir)
+            while True:
+                for child in children:
+                    if child.process.poll() is not None:
+                        raise CommandError(
+                            f"The {child.name} stopped (exit {child.process.returncode}); "
+                            f"its log {child.log_path} ends with:\n{child.log_tail()}"
+                        )
+                if prometheus is not None and prometheus.process.poll() is not None:
+                    raise CommandError(
+                        f"Prometheus stopped (exit {prometheus.process.returncode}); its log "
+                        f"{prometheus.log_path} ends with:\n{prometheus.log_tail()}"
+                    )
+                time.sleep(0.5)
+        except Stopped as stop:
+            self.stdout.write(f"\n{stop}: stopping the demo.")
+        finally:
+            # A second Ctrl-C must not leave half of the children running.
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
+            for child in reversed(children):
+                child.stop()
+            if prometheus is not None:
+                prometheus.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.stdout.write("The demo has stopped.")
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def _local_prometheus_port(self) -> int | None:
+        """The port the demo's own Prometheus takes, from PROMETHEUS_URL; ``None`` when
+        PROMETHEUS_URL names another machine, whose Prometheus the demo then reads as is."""
+        parts = urlsplit(settings.PROMETHEUS_URL)
+        if parts.hostname not in LOOPBACK:
+            self.stdout.write(
+                f"PROMETHEUS_URL is {settings.PROMETHEUS_URL}: reading that Prometheus; no "
+                "local one and no demo history."
+            )
+            return None
+        self._prometheus_binaries()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._check_free(
+            port,
+            f"the demo's Prometheus (PROMETHEUS_URL={settings.PROMETHEUS_URL})",
+            "if it is the system service of the Debian package, stop it "
+            "(sudo systemctl disable --now prometheus), or give the demo another port: "
+            "PROMETHEUS_URL=http://127.0.0.1:9091 make demo",
+        )
+        return port
+
+    def _prometheus_binaries(self) -> None:
+        """Make sure prometheus and promtool are here: install the Debian package where we
+        can (root or password-less sudo, with apt-get), else say how to."""
+        try:
+            local_prometheus.binaries()
+            return
+        except local_prometheus.PrometheusNotInstalled as missing:
+            chosen = os.environ.get("PROMETHEUS_BIN") or os.environ.get("PROMTOOL_BIN")
+            prefix = None if chosen else _install_command()
+            if prefix is None:
+                raise CommandError(
+                    f"{missing}\nThe demo runs its own Prometheus over demo history and "
+                    "could not install it here (it installs the Debian package only with "
+                    "apt-get as root or with password-less sudo, and only when "
+                    "PROMETHEUS_BIN/PROMTOOL_BIN are not set). Install it, then run make demo "
+                    "again: sudo apt-get install prometheus (Debian/Ubuntu), or unpack the "
+                    "tarball from https://prometheus.io/download/ and set "
+                    "PROMETHEUS_BIN=/path/to/prometheus PROMTOOL_BIN=/path/to/promtool."
+                ) from None
+        env = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive"]
+        for command in (
+            [*env, "apt-get", "update"],
+            [*env, "apt-get", "install", "-y", "--no-install-recommends", "prometheus"],
+        ):
+            self.stdout.write(f"Prometheus is missing; running: {' '.join(command)}")
+            if subprocess.run(command, check=False).returncode != 0:  # noqa: S603
+                raise CommandError(
+                    f"{' '.join(command)} failed; install the prometheus package by hand, or "
+                    "set PROMETHEUS_BIN and PROMTOOL_BIN (see https://prometheus.io/download/)."
+                )
+        try:
+            local_prometheus.binaries()
+        except local_prometheus.PrometheusNotInstalled as missing:
+            raise CommandError(str(missing)) from None
+
+    def _check_free(self, port: int, what: str, remedy: str) -> None:
+        who = _listener(port)
+        if who is not None:
+            raise CommandError(
+                f"Port {port}, for {what}, is already taken by {who}. Stop it, or {remedy}."
+            )
+
+    def _start_prometheus(self, data_dir, port, log_dir, days, rebuild):
+        self.stdout.write(f"Demo GPU history in {data_dir} (written on the first start only) …")
+        written = demo.demo_history_ensure(data_dir=data_dir, days=days, rebuild=rebuild)
+        if written is None:
+            first, last = demo.demo_history_span(data_dir)
+            self.stdout.write(
+                f"  kept from an earlier start ({first:%Y-%m-%d} to {last:%Y-%m-%d}); "
+                "--rebuild-history writes it again."
+            )
+        else:
+            self.stdout.write(
+                f"  written: {written.samples:,} samples from "
+                f"{written.start:%Y-%m-%d %H:%M} to {written.end:%Y-%m-%d %H:%M} UTC, generated "
+                f"in {written.write_s:.1f} s, backfilled by promtool in {written.backfill_s:.1f} s."
+            )
+        config = data_dir.with_name("prometheus.yml")
+        local_prometheus.write_config(config)
+        started = time.monotonic()
+        server = local_prometheus.start(
+            data_dir,
+            port=port,
+            config_path=config,
+            lookback_delta=demo.HISTORY_LOOKBACK_DELTA,
+            log_path=log_dir / "prometheus.log",
+        )
+        self.stdout.write(
+            f"Prometheus ready at {server.url} in {time.monotonic() - started:.1f} s."
+        )
+        return server
+
+    def _pull(self, days: int) -> None:
+        """The ledger of the last ``days``, pulled once now so the charts have data at once;
+        idempotent, so starting the demo again just pulls the same hours again."""
+        end = dt.datetime.now(dt.UTC)
+        start = end - dt.timedelta(days=days)
+        self.stdout.write(f"Pulling {days} days of GPU usage into the ledger …")
+        started = time.monotonic()
+        try:
+            window = ["--start", start.isoformat(), "--end", end.isoformat()]
+            call_command(
+                "pull_usage", *window, "--no-progress", stdout=self.stdout, stderr=self.stderr
+            )
+        finally:
+            # The worker and the web server write the same SQLite file from now on.
+            connections.close_all()
+        self.stdout.write(f"  pulled in {time.monotonic() - started:.1f} s.")
+
+    def _spawn(self, name: str, args: list[str], log_dir: Path) -> Child:
+        log_path = log_dir / f"{name}.log"
+        log = log_path.open("ab")
+        try:
+            process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+                args,
+                cwd=settings.BASE_DIR,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group: Ctrl-C reaches only us, and we stop it with all it
+                # started (the worker's pool and beat, runserver's reloader).
+                start_new_session=True,
+            )
+        except BaseException:
+            log.close()
+            raise
+        return Child(name=name, process=process, log_path=log_path, _log=log)
+
+    def _wait_for_web(self, url: str, children: list[Child]) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            with (
+                suppress(OSError),
+                urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer,  # noqa: S310
+            ):
+                if answer.status == 200:
+                    return
+            for child in children:
+                if child.process.poll() is not None:
+                    raise CommandError(
+                        f"The {child.name} exited with {child.process.returncode} while "
+                        f"starting; its log {child.log_path} ends with:\n{child.log_tail()}"
+                    )
+            if time.monotonic() > deadline:
+                web = children[-1]
+                raise CommandError(
+                    f"The web server did not answer {url}/healthz within {READY_TIMEOUT_S} s; "
+                    f"its log {web.log_path} ends with:\n{web.log_tail()}"
+                )
+            time.sleep(0.2)
+
+    def _banner(self, url: str, prometheus, log_dir: Path) -> None:
+        out = self.stdout
+        out.write(self.style.SUCCESS(f"\nThe GPU chargeback portal is running at {url}/"))
+        out.write(f"  Admin: {url}/admin/   API docs: {url}/api/docs/")
+        if prometheus is not None:
+            out.write(f"  Prometheus (demo history): {prometheus.url}")
+        out.write(f"\n  Every demo user's password is {demo.DEMO_PASSWORD}")
+        logins = demo.demo_logins()
+        width = max(len(login.username) for login in logins)
+        for login in logins:
+            out.write(f"    {login.username:<{width}}  {login.role:<8}  {login.department}")
+        out.write(f"\n  Logs: {log_dir}/{{prometheus,worker,web}}.log")
+        out.write("  Press Ctrl-C to stop everything.\n")

@@ -1,0 +1,42 @@
+"""The periodic tasks the portal needs, declared in this one place.
+
+They are stored by django-celery-beat, so IT can change their schedule or switch them off
+in the admin; :func:`periodic_tasks_install` (run after every ``migrate``) creates the ones
+that are missing and never overwrites what IT changed.
+"""
+
+from django.db import transaction
+
+# name shown in the admin -> (task, every so many seconds, description)
+PERIODIC_TASKS = {
+    "Pull recent GPU usage": (
+        "metering.pull_recent",
+        300,
+        "Every enabled metric source: the last few hours again (late samples) and the hour "
+        "in progress.",
+    ),
+    "Backfill metering gaps": (
+        "metering.backfill_gaps",
+        3600,
+        "Hours that no successful metering run covered, pulled again oldest first.",
+    ),
+}
+
+
+@transaction.atomic
+def periodic_tasks_install(**kwargs) -> list[str]:
+    """Create the declared periodic tasks that do not exist yet; returns their names."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    created = []
+    for name, (task, every_s, description) in PERIODIC_TASKS.items():
+        if PeriodicTask.objects.filter(name=name).exists():
+            continue
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=every_s, period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.create(
+            name=name, task=task, interval=interval, description=description
+        )
+        created.append(name)
+    return created
