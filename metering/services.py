@@ -6,8 +6,9 @@ import re
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg2.extras import execute_values
 
 from departments.models import GpuClass, Namespace
 from metering import collector, selectors, windows
@@ -16,6 +17,10 @@ from metering.models import MeteringRun, MetricSource, UsageRecord
 logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 5000
+UPSERT_KEY = ["source", "namespace", "gpu_model", "hour_start"]
+UPSERT_VALUES = ["department", "gpu_class", "quantity", "run"]
+# The order of the values in each row _write builds, after the source.
+ROW_FIELDS = ["namespace", "gpu_model", "hour_start", "department", "gpu_class", "quantity"]
 
 
 class GpuClassResolver:
@@ -96,31 +101,59 @@ def usage_pull(
 def _write(source, run, start, end, fetched: collector.Fetched) -> int:
     owners = dict(Namespace.objects.values_list("name", "department_id"))
     gpu_class_of = GpuClassResolver()
-    records = [
-        UsageRecord(
-            source=source,
-            namespace=namespace,
-            gpu_model=gpu_model,
-            hour_start=hour_start,
-            department_id=owners.get(namespace),
-            gpu_class_id=gpu_class_of(gpu_model),
-            quantity=quantity,
-            run=run,
-        )
-        for (namespace, gpu_model, hour_start), quantity in fetched.values.items()
+    rows = [
+        (namespace, gpu_model, hour_start, owners.get(namespace), gpu_class_of(gpu_model), value)
+        for (namespace, gpu_model, hour_start), value in fetched.values.items()
     ]
-    UsageRecord.objects.bulk_create(
-        records,
-        batch_size=WRITE_BATCH,
-        update_conflicts=True,
-        unique_fields=["source", "namespace", "gpu_model", "hour_start"],
-        update_fields=["quantity", "department", "gpu_class", "run"],
-    )
+    if connection.vendor == "postgresql":
+        _upsert_postgresql(source, run, rows)
+    else:
+        UsageRecord.objects.bulk_create(
+            [
+                UsageRecord(
+                    source=source,
+                    namespace=namespace,
+                    gpu_model=gpu_model,
+                    hour_start=hour_start,
+                    department_id=department_id,
+                    gpu_class_id=gpu_class_id,
+                    quantity=quantity,
+                    run=run,
+                )
+                for namespace, gpu_model, hour_start, department_id, gpu_class_id, quantity in rows
+            ],
+            batch_size=WRITE_BATCH,
+            update_conflicts=True,
+            unique_fields=UPSERT_KEY,
+            update_fields=UPSERT_VALUES,
+        )
     # Rows of the window that this run did not write are series Prometheus no longer
     # returns for that hour: they go to zero rather than keep an old value.
     window = UsageRecord.objects.filter(source=source, hour_start__gte=start, hour_start__lt=end)
     window.exclude(run=run).exclude(quantity=0).update(quantity=0, run=run)
-    return len(records)
+    return len(rows)
+
+
+def _upsert_postgresql(source, run, rows: list[tuple]) -> None:
+    """The same upsert as ``bulk_create(update_conflicts=True)``, from plain tuples: at a
+    month of 600 series (432,000 rows) it writes about twice as fast (bench/ingest.py)."""
+    meta = UsageRecord._meta
+    columns = [meta.get_field(name).column for name in UPSERT_KEY[:1] + ROW_FIELDS + ["run"]]
+    key = ", ".join(meta.get_field(name).column for name in UPSERT_KEY)
+    updates = ", ".join(
+        f"{column} = EXCLUDED.{column}"
+        for column in (meta.get_field(name).column for name in UPSERT_VALUES)
+    )
+    # Table and column names come from the model, never from input; values go as parameters.
+    insert = f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES %s "  # noqa: S608
+    sql = f"{insert}ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    with connection.cursor() as cursor:
+        execute_values(
+            cursor.cursor,
+            sql,
+            [(source.pk, *row, run.pk) for row in rows],
+            page_size=WRITE_BATCH,
+        )
 
 
 def _finish(run: MeteringRun, *, status: str, **fields) -> MeteringRun:
