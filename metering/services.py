@@ -70,6 +70,7 @@ def usage_pull(
     the failure and its reason are kept on the run (status ``failed``), never raised.
     """
     start, end = _window(start, end)
+    _abandon_stale_runs(source)
     run = MeteringRun.objects.create(
         source=source,
         window_start=start,
@@ -95,6 +96,19 @@ def usage_pull(
         series=fetched.series,
         rows_written=rows,
         warnings=fetched.warnings(),
+    )
+
+
+def _abandon_stale_runs(source: MetricSource) -> None:
+    """A run still "running" long after any pull could take belonged to a process that
+    died; say so, so that the runs list does not show it running for ever."""
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.METERING_RUN_ABANDONED_AFTER_S)
+    MeteringRun.objects.filter(
+        source=source, status=MeteringRun.Status.RUNNING, started_at__lt=cutoff
+    ).update(
+        status=MeteringRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error="Abandoned: the process running this pull stopped before it finished.",
     )
 
 

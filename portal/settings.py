@@ -197,6 +197,8 @@ METERING_RETRIES = env.int("METERING_RETRIES", default=2)
 # The gap backfill looks this far back, and pulls at most this many hours per call.
 METERING_GAP_LOOKBACK_HOURS = env.int("METERING_GAP_LOOKBACK_HOURS", default=24 * 40)
 METERING_GAP_MAX_HOURS = env.int("METERING_GAP_MAX_HOURS", default=24 * 7)
+# A run still "running" after this long belonged to a process that died.
+METERING_RUN_ABANDONED_AFTER_S = env.int("METERING_RUN_ABANDONED_AFTER_S", default=6 * 3600)
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

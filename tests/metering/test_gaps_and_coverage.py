@@ -60,3 +60,36 @@ def test_long_windows_are_cut_into_consecutive_chunks():
         (at(0), at(2)),
         (at(5), at(6)),
     ]
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_abandoned_by_the_next_pull(
+    source, settings
+):
+    from django.utils import timezone
+
+    from metering import services
+
+    settings.PROMETHEUS_URL = "http://127.0.0.1:9"  # nothing listens: the new pull fails
+    settings.METERING_RETRIES = 0
+    dead = _run(
+        source,
+        at(0),
+        at(1),
+        started=timezone.now() - dt.timedelta(hours=7),
+        status=MeteringRun.Status.RUNNING,
+    )
+    recent = _run(
+        source,
+        at(1),
+        at(2),
+        started=timezone.now() - dt.timedelta(minutes=5),
+        status=MeteringRun.Status.RUNNING,
+    )
+    services.usage_pull(source=source, start=at(2), end=at(3))
+    dead.refresh_from_db()
+    recent.refresh_from_db()
+    assert (dead.status, dead.error) == (
+        "failed",
+        "Abandoned: the process running this pull stopped before it finished.",
+    )
+    assert recent.status == "running"  # may still be at work
