@@ -20,6 +20,17 @@ PERIODIC_TASKS = {
         3600,
         "Hours that no successful metering run covered, pulled again oldest first.",
     ),
+    "Release waiting jobs": (
+        "jobs.release_waiting",
+        30,
+        "Waiting jobs that now have room (a new day, a freed slot, the off-peak hours), "
+        "by priority then age.",
+    ),
+    "Sweep job dispatch": (
+        "jobs.sweep",
+        60,
+        "Queued jobs that no broker took are sent again; jobs whose worker died are queued again.",
+    ),
 }
 
 

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "portal.apps.PortalConfig",
     "departments",
     "metering",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -182,6 +183,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Jobs run for minutes or hours: a worker takes one message at a time and acknowledges it
+# only when the job has ended (the tasks set acks_late), so a dead worker gives it back.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # An unacknowledged message goes back to the queue after this long; a job that is still
+    # running then is left alone (the worker's start is a compare-and-set on its state).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=3600),
+    }
 # Periodic tasks live in the database (editable in the admin); portal/periodic.py declares
 # the ones the portal needs and creates them after migrate.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -199,6 +209,20 @@ METERING_GAP_LOOKBACK_HOURS = env.int("METERING_GAP_LOOKBACK_HOURS", default=24 
 METERING_GAP_MAX_HOURS = env.int("METERING_GAP_MAX_HOURS", default=24 * 7)
 # A run still "running" after this long belonged to a process that died.
 METERING_RUN_ABANDONED_AFTER_S = env.int("METERING_RUN_ABANDONED_AFTER_S", default=6 * 3600)
+
+# --- Jobs --------------------------------------------------------------------------------
+# A running job's worker writes a heartbeat this often; a job whose heartbeat is older than
+# the stale limit belonged to a worker that died, and is queued again.
+JOBS_HEARTBEAT_S = env.float("JOBS_HEARTBEAT_S", default=10)
+JOBS_HEARTBEAT_STALE_S = env.int("JOBS_HEARTBEAT_STALE_S", default=60)
+# A queued job that no worker took this long after it was sent is sent again.
+JOBS_REDISPATCH_AFTER_S = env.int("JOBS_REDISPATCH_AFTER_S", default=1800)
+# Seconds between SIGTERM and SIGKILL when a job is cancelled or runs out of time.
+JOBS_STOP_GRACE_S = env.float("JOBS_STOP_GRACE_S", default=10)
+JOBS_LOG_TAIL_CHARS = env.int("JOBS_LOG_TAIL_CHARS", default=4000)
+# Each worker serves portal_job_gpu_seconds_total here for Prometheus; 0 switches it off.
+JOBS_METRICS_PORT = env.int("JOBS_METRICS_PORT", default=0)
+JOBS_METRICS_ADDR = env("JOBS_METRICS_ADDR", default="127.0.0.1")
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

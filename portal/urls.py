@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from departments import api as departments_api
+from jobs import api as jobs_api
 from metering import api as metering_api
 from portal import views
 
@@ -18,6 +19,8 @@ router.register("service-levels", departments_api.ServiceLevelViewSet, basename=
 router.register(
     "off-peak-windows", departments_api.OffPeakWindowViewSet, basename="off-peak-windows"
 )
+router.register("job-kinds", jobs_api.JobKindViewSet, basename="job-kinds")
+router.register("jobs", jobs_api.JobViewSet, basename="jobs")
 router.register("usage", metering_api.UsageViewSet, basename="usage")
 
 urlpatterns = [
@@ -36,6 +39,7 @@ urlpatterns = [
             ([path("<slug:slug>/", views.department_detail, name="detail")], "departments"),
         ),
     ),
+    path("jobs/", include("jobs.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/", include(router.urls)),

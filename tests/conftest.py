@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from departments.models import Membership, Tier
@@ -72,13 +73,16 @@ class World:
     training_sla: object
     off_peak: object
     users: dict
+    lipsync: object = None  # a job kind
+    manager_job: object = None  # a finished marketing job the manager submitted
+    member_job: object = None  # a queued marketing job the member submitted
 
     def user(self, role: str):
         return self.users.get(role)
 
 
 @pytest.fixture
-def world(db) -> World:
+def world(db, settings, tmp_path) -> World:
     a100 = factories.GpuClassFactory(slug="a100", name="A100", model_regex=".*A100.*")
     t4 = factories.GpuClassFactory(slug="t4", name="T4", model_regex=".*T4.*", capacity_gpus=16)
     marketing = factories.DepartmentFactory(slug="marketing", name="Marketing")
@@ -99,7 +103,30 @@ def world(db) -> World:
     factories.MembershipFactory(
         user=users["other_manager"], department=training, role=Membership.Role.MANAGER
     )
+    settings.MEDIA_ROOT = tmp_path / "media"
+    lipsync = factories.JobKindFactory(slug="lipsync-render", name="Lip-sync render")
+    manager_job = factories.GenerationJobFactory(
+        department=marketing,
+        submitter=users["manager"],
+        kind=lipsync,
+        gpu_class=t4,
+        namespace="dept-marketing",
+        state="succeeded",
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        result_files=["result.txt"],
+    )
+    folder = settings.MEDIA_ROOT / "jobs" / str(manager_job.pk)
+    folder.mkdir(parents=True)
+    (folder / "result.txt").write_text("done")
+    (folder / "job.log").write_text("--- attempt 1\n")
+    member_job = factories.GenerationJobFactory(
+        department=marketing, submitter=users["member"], kind=lipsync, gpu_class=t4
+    )
     return World(
+        lipsync=lipsync,
+        manager_job=manager_job,
+        member_job=member_job,
         marketing=marketing,
         training=training,
         a100=a100,

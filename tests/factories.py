@@ -18,6 +18,7 @@ from departments.models import (
     ServiceLevel,
     Tier,
 )
+from jobs.models import GenerationJob, JobKind
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
 
 PASSWORD = "correct horse battery staple"
@@ -178,3 +179,58 @@ class UsageRecordFactory(factory.django.DjangoModelFactory):
         source=factory.SelfAttribute("..source"),
         window_start=factory.SelfAttribute("..hour_start"),
     )
+
+
+# --- Jobs ------------------------------------------------------------------------------------
+
+
+class JobKindFactory(factory.django.DjangoModelFactory):
+    """A kind that runs Python (so it runs on any machine): by default it sleeps
+    ``seconds`` and writes ``result.txt``."""
+
+    class Meta:
+        model = JobKind
+        django_get_or_create = ("slug",)
+
+    name = factory.Sequence(lambda n: f"Kind {n}")
+    slug = factory.Sequence(lambda n: f"kind-{n}")
+    argv_template = factory.LazyFunction(
+        lambda: [
+            "{python}",
+            "-c",
+            "import sys, time; time.sleep(float(sys.argv[1])); "
+            "open('result.txt', 'w').write(sys.argv[2])",
+            "{seconds}",
+            "{text}",
+        ]
+    )
+    params_schema = factory.LazyFunction(
+        lambda: {
+            "type": "object",
+            "properties": {
+                "seconds": {"type": "number", "minimum": 0, "maximum": 600, "default": 0},
+                "text": {"type": "string", "maxLength": 200, "default": "done"},
+            },
+            "additionalProperties": False,
+        }
+    )
+    default_gpus = 1
+    max_runtime_s = 600
+    allowed_tiers = factory.LazyFunction(lambda: ["realtime", "interactive", "batch"])
+
+
+class GenerationJobFactory(factory.django.DjangoModelFactory):
+    """A job row as admission would leave it (no admission runs)."""
+
+    class Meta:
+        model = GenerationJob
+
+    department = factory.SubFactory(DepartmentFactory)
+    submitter = factory.SubFactory(UserFactory)
+    kind = factory.SubFactory(JobKindFactory)
+    tier = Tier.BATCH
+    gpu_class = factory.SubFactory(GpuClassFactory)
+    gpus = 1
+    max_runtime_s = 600
+    priority = 2
+    state = "queued"

@@ -25,6 +25,7 @@ from departments.models import (
     Quota,
     ServiceLevel,
 )
+from jobs.models import GenerationJob, JobKind, QuotaAlert
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from tests.factories import GpuClassFactory, UsageRecordFactory
 
@@ -50,11 +51,18 @@ PAGES = {
     CrontabSchedule: ((403, 403, 403), (200, 200, 200)),
     SolarSchedule: ((403, 403, 403), (200, 200, 200)),
     ClockedSchedule: ((403, 403, 403), (200, 200, 200)),
+    # IT defines what workers run; jobs and alerts are written by admission and workers.
+    JobKind: ((200, 200, 403), (200, 200, 200)),
+    GenerationJob: ((200, 200, 403), (200, 200, 403)),
+    QuotaAlert: ((200, 200, 403), (200, 200, 403)),
 }
 
 
 def _one_of_each_metering_and_schedule_row(world) -> None:
     UsageRecordFactory(department=world.marketing, gpu_class=world.t4)
+    QuotaAlert.objects.create(
+        quota=world.marketing_quota, period="2026-11-25", threshold_pct=80, use=40, limit=50
+    )
     CrontabSchedule.objects.create(minute="0", hour="6")
     SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
     ClockedSchedule.objects.create(clocked_time=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))

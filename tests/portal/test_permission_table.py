@@ -222,6 +222,78 @@ API = [
         expect(401, 403, 403, 403, 403, 403),
     ),
     ("openapi schema", "get", lambda w: "/api/schema/", None, READ_ALL),
+    # --- Jobs: finance and IT read every job, managers their department's, members their own.
+    ("job list", "get", lambda w: "/api/v1/jobs/", None, READ_ALL),
+    ("job list csv", "get", lambda w: "/api/v1/jobs/?format=csv", None, READ_ALL),
+    (
+        "manager's job",
+        "get",
+        lambda w: f"/api/v1/jobs/{w.manager_job.pk}/",
+        None,
+        expect(401, 404, 200, 404, 200, 200),
+    ),
+    (
+        "member's own job",
+        "get",
+        lambda w: f"/api/v1/jobs/{w.member_job.pk}/",
+        None,
+        READ_MARKETING,
+    ),
+    (
+        "job submit",
+        "post",
+        lambda w: "/api/v1/jobs/",
+        lambda w: {"department": "marketing", "kind": "lipsync-render", "tier": "batch"},
+        # Only members submit; for anyone else the department is not one they can name.
+        expect(401, 201, 201, 400, 400, 400),
+    ),
+    (
+        "job cancel",
+        "post",
+        lambda w: f"/api/v1/jobs/{w.member_job.pk}/cancel/",
+        None,
+        expect(401, 200, 200, 404, 403, 200),
+    ),
+    (
+        "job output download",
+        "get",
+        lambda w: f"/api/v1/jobs/{w.manager_job.pk}/files/result.txt/",
+        None,
+        expect(401, 404, 200, 404, 200, 200),
+    ),
+    (
+        "job log download",
+        "get",
+        lambda w: f"/api/v1/jobs/{w.manager_job.pk}/files/job.log/",
+        None,
+        expect(401, 404, 200, 404, 200, 200),
+    ),
+    ("job kind list", "get", lambda w: "/api/v1/job-kinds/", None, READ_ALL),
+    ("job kind", "get", lambda w: "/api/v1/job-kinds/lipsync-render/", None, READ_ALL),
+    (
+        "job kind create",
+        "post",
+        lambda w: "/api/v1/job-kinds/",
+        lambda w: {
+            "name": "Speech",
+            "slug": "speech",
+            "argv_template": ["espeak-ng", "-w", "{output_dir}/speech.wav", "{text}"],
+            "params_schema": {
+                "type": "object",
+                "properties": {"text": {"type": "string"}},
+                "required": ["text"],
+            },
+            "max_runtime_s": 60,
+        },
+        writes(201),
+    ),
+    (
+        "job kind update",
+        "patch",
+        lambda w: "/api/v1/job-kinds/lipsync-render/",
+        lambda w: {"max_runtime_s": 900},
+        writes(200),
+    ),
 ]
 
 LOGIN = "/accounts/login/"

@@ -90,7 +90,8 @@ def test_production_variables_choose_postgresql_redis_and_the_time_zone():
         "portal",
     )
     assert shown["broker"] == "redis://redis.example.com:6379/0"
-    assert shown["transport"] == {}
+    # Redis gives an unacknowledged job back after this long (a running one is left alone).
+    assert shown["transport"] == {"visibility_timeout": 3600}
     assert (shown["tz"], shown["debug"], shown["prometheus"]) == (
         "Europe/Berlin",
         False,

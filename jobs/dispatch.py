@@ -1,0 +1,46 @@
+"""Handing admitted jobs to the broker.
+
+Called after the admitting transaction commits. When the broker is down the job simply
+stays ``queued`` with no ``dispatched_at``; the periodic sweeper
+(:func:`jobs.services.jobs_sweep`) sends it once the broker is back. Nothing is lost, and a
+duplicate delivery is harmless (the worker's start is a compare-and-set).
+"""
+
+import logging
+
+from django.utils import timezone
+
+from jobs.models import GenerationJob, JobState
+
+logger = logging.getLogger(__name__)
+
+# Fail fast when the broker is unreachable: the sweeper retries, the submitter should not
+# wait on it.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
+
+
+def job_dispatch(*, job_id) -> bool:
+    """Send a queued job to the queue of its GPU class and tier, with its SLA priority.
+    Returns whether the broker took it."""
+    from jobs.tasks import run_job
+
+    job = (
+        GenerationJob.objects.filter(pk=job_id, state=JobState.QUEUED)
+        .select_related("gpu_class")
+        .first()
+    )
+    if job is None:
+        return False  # cancelled, or already taken by a worker
+    try:
+        run_job.apply_async(
+            args=[str(job.pk)],
+            queue=job.queue,
+            priority=job.priority,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+    except Exception as exc:  # kombu raises several kinds; the sweeper will send it again
+        logger.warning("Job %s stays queued: the broker did not take it (%s)", job.pk, exc)
+        return False
+    GenerationJob.objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
+    return True

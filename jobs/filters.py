@@ -1,0 +1,56 @@
+import django_filters
+
+from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
+from departments.models import GpuClass, Tier
+from jobs.models import GenerationJob, JobKind, JobState
+
+
+class JobFilter(django_filters.FilterSet):
+    state = django_filters.MultipleChoiceFilter(
+        choices=JobState.choices, help_text="One or more states (repeat the parameter)."
+    )
+    department = django_filters.ModelChoiceFilter(
+        queryset=_visible_departments,
+        to_field_name="slug",
+        help_text="Department slug.",
+        error_messages=UNKNOWN_DEPARTMENT,
+    )
+    kind = django_filters.ModelChoiceFilter(
+        queryset=JobKind.objects.all(),
+        to_field_name="slug",
+        help_text="Job kind slug.",
+        error_messages={"invalid_choice": "No job kind “%(value)s”."},
+    )
+    tier = django_filters.ChoiceFilter(choices=Tier.choices)
+    gpu_class = django_filters.ModelChoiceFilter(
+        queryset=GpuClass.objects.all(),
+        to_field_name="slug",
+        help_text="GPU class slug.",
+        error_messages=UNKNOWN_GPU_CLASS,
+    )
+    submitter = django_filters.CharFilter(
+        field_name="submitter__username", help_text="Username of the submitter."
+    )
+    submitted_after = django_filters.IsoDateTimeFilter(
+        field_name="submitted_at", lookup_expr="gte", help_text="ISO 8601 date-time."
+    )
+    submitted_before = django_filters.IsoDateTimeFilter(
+        field_name="submitted_at", lookup_expr="lt", help_text="ISO 8601 date-time."
+    )
+
+    class Meta:
+        model = GenerationJob
+        fields = ["state", "department", "kind", "tier", "gpu_class", "submitter"]
+
+
+class JobKindFilter(django_filters.FilterSet):
+    tier = django_filters.ChoiceFilter(
+        choices=Tier.choices, method="filter_tier", help_text="Kinds that allow this tier."
+    )
+
+    class Meta:
+        model = JobKind
+        fields = ["active", "tier"]
+
+    def filter_tier(self, queryset, name, value):
+        return queryset.filter(pk__in=[k.pk for k in queryset if value in k.allowed_tiers])

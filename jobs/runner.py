@@ -1,0 +1,225 @@
+"""Running one job's command on a worker.
+
+The command runs in a subprocess (no shell), in the job's folder
+``MEDIA_ROOT/jobs/<id>/``, with its output and errors appended to ``job.log`` there. While
+it runs, the worker sends a heartbeat every ``JOBS_HEARTBEAT_S`` seconds; the heartbeat
+tells it when a cancel was asked for, or when another worker has taken the job over (then
+this one stops at once and records nothing). The command is stopped when it passes the
+job's max runtime. The subprocess dies with the worker (``PR_SET_PDEATHSIG`` on Linux),
+so a killed worker leaves no orphan running on the GPU.
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from jobs import argv as argv_rules
+from jobs import metrics, services
+from jobs.models import GenerationJob, JobState
+
+logger = logging.getLogger(__name__)
+
+LOG_NAME = "job.log"
+_PR_SET_PDEATHSIG = 1
+
+
+class Outcome:
+    DONE = "done"  # this worker ran the attempt to its end and recorded it
+    BUSY = "busy"  # another worker is running it: look again later
+    SKIPPED = "skipped"  # ended, cancelled, or not found: nothing to do
+    LOST = "lost"  # another worker took it over while this one ran it
+
+
+try:  # loaded here, in the parent: loading a library between fork and exec can deadlock
+    _libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+except OSError:  # pragma: no cover
+    _libc = None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    os.setsid()
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def job_folder(job: GenerationJob) -> Path:
+    return Path(settings.MEDIA_ROOT) / job.output_dir_name
+
+
+def log_tail(path: Path, limit: int | None = None) -> str:
+    limit = limit or settings.JOBS_LOG_TAIL_CHARS
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            size = log.tell()
+            log.seek(max(0, size - limit))
+            return log.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def result_files(folder: Path) -> list[str]:
+    return sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if path.is_file() and path.name != LOG_NAME
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to the command's process group, SIGKILL after a grace period."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=settings.JOBS_STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def job_run(*, job_id, worker: str) -> str:
+    """Run the job if this worker can take it (see :func:`jobs.services.job_start`)."""
+    job = services.job_start(job_id=job_id, worker=worker)
+    if job is None:
+        state = GenerationJob.objects.filter(pk=job_id).values_list("state", flat=True).first()
+        return Outcome.BUSY if state in (JobState.RUNNING, JobState.QUEUED) else Outcome.SKIPPED
+    attempt = job.attempts
+    folder = job_folder(job)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / LOG_NAME
+
+    def finish(state, *, seconds: float, **fields) -> str:
+        gpu_seconds = (Decimal(job.gpus) * Decimal(f"{seconds:.3f}")).quantize(Decimal("0.001"))
+        recorded = services.job_finish(
+            job_id=job.pk,
+            worker=worker,
+            attempt=attempt,
+            state=state,
+            gpu_seconds=gpu_seconds,
+            log_tail=log_tail(log_path),
+            result_files=result_files(folder),
+            **fields,
+        )
+        if not recorded:
+            return Outcome.LOST
+        metrics.job_gpu_seconds_add(
+            namespace=job.namespace,
+            gpu_class=job.gpu_class.slug,
+            kind=job.kind.slug,
+            seconds=float(gpu_seconds),
+        )
+        return Outcome.DONE
+
+    try:
+        argv = argv_rules.render(
+            job.kind.argv_template,
+            job.params,
+            builtins={"output_dir": str(folder), "job_id": str(job.pk), "python": sys.executable},
+        )
+    except ValidationError as exc:
+        return finish(
+            JobState.FAILED,
+            seconds=0,
+            reason="Its parameters no longer fit the kind's command.",
+            error="; ".join(exc.messages),
+        )
+    env = {
+        **os.environ,
+        "PORTAL_JOB_ID": str(job.pk),
+        "PORTAL_OUTPUT_DIR": str(folder),
+        "PORTAL_GPU_CLASS": job.gpu_class.slug,
+        "PORTAL_GPUS": str(job.gpus),
+    }
+    with log_path.open("ab") as log:
+        log.write(f"--- attempt {attempt} on {worker}: {' '.join(argv)}\n".encode())
+        log.flush()
+        started = time.monotonic()
+        try:
+            process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
+                argv,
+                cwd=folder,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            return finish(
+                JobState.FAILED,
+                seconds=0,
+                reason=f"Its command could not start on {worker}.",
+                error=f"{argv[0]}: {exc.strerror or exc}",
+            )
+        outcome = _watch(job, process, worker=worker, attempt=attempt, started=started)
+    elapsed = time.monotonic() - started
+    if outcome == "lost":
+        logger.warning("Job %s was taken over by another worker; this attempt stopped", job.pk)
+        return Outcome.LOST
+    if outcome == "cancelled":
+        return finish(
+            JobState.CANCELLED,
+            seconds=elapsed,
+            exit_code=process.returncode,
+            reason="Cancelled while running; the command was stopped.",
+        )
+    if outcome == "timeout":
+        return finish(
+            JobState.FAILED,
+            seconds=elapsed,
+            exit_code=process.returncode,
+            reason=f"Stopped after its max runtime of {job.max_runtime_s} s.",
+            error=f"Ran longer than its max runtime of {job.max_runtime_s} s and was stopped.",
+        )
+    if process.returncode != 0:
+        code = process.returncode
+        what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        return finish(
+            JobState.FAILED,
+            seconds=elapsed,
+            exit_code=code,
+            reason=f"The command {what}; see the log.",
+            error=f"{argv[0]} {what}.",
+        )
+    return finish(JobState.SUCCEEDED, seconds=elapsed, exit_code=0)
+
+
+def _watch(job, process, *, worker: str, attempt: int, started: float) -> str:
+    """Wait for the command, sending heartbeats; stop it on cancel, takeover or timeout."""
+    next_beat = started + settings.JOBS_HEARTBEAT_S
+    while True:
+        try:
+            process.wait(timeout=min(1.0, settings.JOBS_HEARTBEAT_S))
+            return "exited"
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now - started > job.max_runtime_s:
+            _stop(process)
+            return "timeout"
+        if now >= next_beat:
+            next_beat = now + settings.JOBS_HEARTBEAT_S
+            try:
+                beat = services.job_heartbeat(job_id=job.pk, worker=worker, attempt=attempt)
+            except Exception:  # the database blinked: keep running, try at the next beat
+                logger.exception("Heartbeat of job %s failed", job.pk)
+                continue
+            if not beat.ours:
+                _stop(process)
+                return "lost"
+            if beat.cancel_requested:
+                _stop(process)
+                return "cancelled"

@@ -1,0 +1,164 @@
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from departments.models import Department, GpuClass, Tier
+from jobs import runner, services
+from jobs.models import GenerationJob, JobKind
+from jobs.selectors import submit_departments_for_user
+from portal.api import ModelValidationMixin
+
+
+class JobKindSerializer(ModelValidationMixin, serializers.ModelSerializer):
+    class Meta:
+        model = JobKind
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "argv_template",
+            "params_schema",
+            "default_gpus",
+            "max_runtime_s",
+            "allowed_tiers",
+            "active",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+class JobOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    url = serializers.CharField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    submitter = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    kind = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    gpu_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    waiting_position = serializers.SerializerMethodField(
+        help_text="1 for the department's next waiting job to be released; null unless waiting."
+    )
+    outputs = serializers.SerializerMethodField(
+        help_text="The files the job wrote, and its log, with their download addresses."
+    )
+    blocking_quota = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = GenerationJob
+        fields = [
+            "id",
+            "department",
+            "submitter",
+            "kind",
+            "params",
+            "tier",
+            "gpu_class",
+            "namespace",
+            "gpus",
+            "max_runtime_s",
+            "priority",
+            "off_peak",
+            "idempotency_key",
+            "state",
+            "reason",
+            "blocking_quota",
+            "blocking_use",
+            "waiting_position",
+            "submitted_at",
+            "admitted_at",
+            "started_at",
+            "finished_at",
+            "cancel_requested_at",
+            "worker",
+            "attempts",
+            "gpu_seconds",
+            "gpu_hours_reserved",
+            "exit_code",
+            "error",
+            "log_tail",
+            "outputs",
+        ]
+        read_only_fields = fields
+
+    def get_waiting_position(self, job) -> int | None:
+        return services.waiting_position(job)
+
+    @extend_schema_field(JobOutputSerializer(many=True))
+    def get_outputs(self, job) -> list[dict]:
+        names = list(job.result_files or [])
+        if job.started_at is not None:
+            names.append(runner.LOG_NAME)
+        request = self.context.get("request")
+        out = []
+        for name in names:
+            url = reverse("jobs-files", kwargs={"pk": job.pk, "name": name})
+            out.append({"name": name, "url": request.build_absolute_uri(url) if request else url})
+        return out
+
+
+class JobSubmitSerializer(serializers.Serializer):
+    """What a submission names; the service validates the rest against the kind and SLA."""
+
+    department = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Department.objects.none(),
+        help_text="Slug of a department you are a manager or member of.",
+        error_messages={
+            "does_not_exist": "No department “{value}” among yours: you submit only for "
+            "your own active departments."
+        },
+    )
+    kind = serializers.SlugRelatedField(
+        slug_field="slug", queryset=JobKind.objects.all(), help_text="Job kind slug."
+    )
+    params = serializers.JSONField(
+        required=False, default=dict, help_text="Parameters, as the kind's JSON schema describes."
+    )
+    tier = serializers.ChoiceField(choices=Tier.choices)
+    gpu_class = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=GpuClass.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="One of the GPU classes the department's SLA allows for the tier; by "
+        "default the allowed class with the most free GPUs.",
+    )
+    idempotency_key = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        default="",
+        help_text="Submitting again with the same key returns the first job, never a second.",
+    )
+    off_peak = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Batch only: hold the job until the off-peak hours. By default as the SLA says.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["department"].queryset = submit_departments_for_user(user=request.user)
+
+
+class JobRefusalQuotaSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    job_kind = serializers.CharField()
+    gpu_class = serializers.CharField(allow_null=True)
+    enforcement = serializers.CharField()
+    limit = serializers.DecimalField(max_digits=12, decimal_places=3)
+    use = serializers.DecimalField(max_digits=14, decimal_places=3, allow_null=True)
+    unit = serializers.CharField()
+
+
+class JobRefusalSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    quota = JobRefusalQuotaSerializer(allow_null=True)
+    job = JobSerializer()
