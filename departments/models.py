@@ -376,6 +376,19 @@ class Quota(TimestampedModel):
     def limit_display(self) -> str:
         return f"{self.limit.normalize():f}" if self.limit is not None else ""
 
+    # Checks of ``job_kind`` that apps above this one register (the jobs app checks that
+    # the kind exists), so that departments never imports them.
+    job_kind_validators: list = []
+
+    def clean(self) -> None:
+        super().clean()
+        if self.job_kind:
+            for validator in self.job_kind_validators:
+                try:
+                    validator(self.job_kind)
+                except ValidationError as exc:
+                    raise ValidationError({"job_kind": exc.messages}) from exc
+
     @property
     def scope_display(self) -> str:
         parts = [self.job_kind or "all job kinds", str(self.gpu_class or "all GPU classes")]

@@ -100,6 +100,15 @@ class JobKind(TimestampedModel):
             raise ValidationError(errors)
 
 
+def validate_job_kind_slug(slug: str) -> None:
+    """A quota narrowed to a job kind names one that exists."""
+    if not JobKind.objects.filter(slug=slug).exists():
+        known = ", ".join(JobKind.objects.order_by("slug").values_list("slug", flat=True))
+        raise ValidationError(
+            f"No job kind “{slug}”." + (f" Known kinds: {known}." if known else "")
+        )
+
+
 class JobState(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     WAITING = "waiting", "Waiting"

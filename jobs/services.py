@@ -32,6 +32,7 @@ from departments.models import (
     ServiceLevel,
     Tier,
 )
+from departments.selectors import department_roles_for_user
 from jobs import argv as argv_rules
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, QuotaAlert
 from metering import selectors as metering_selectors
@@ -262,10 +263,7 @@ def job_validate(
     service level for it, the GPU class is one it allows, the parameters match the
     schema. Returns the validated parameters, the SLA, the GPU class and the off-peak flag.
     """
-    if (
-        user is not None
-        and not Membership.objects.filter(user=user, department=department).exists()
-    ):
+    if user is not None and department.pk not in department_roles_for_user(user=user):
         raise PermissionDenied(f"Only members of {department} submit its jobs.")
     errors: dict[str, list[str]] = {}
     if not department.active:
@@ -354,8 +352,9 @@ def job_submit(
             off_peak=off_peak,
             idempotency_key=idempotency_key,
             state=JobState.SUBMITTED,
+            submitted_at=timezone.now(),
         )
-        job.save()
+        # Decided before it is written: one INSERT with the outcome.
         _admit(job, quotas=list(department.quotas.select_related("gpu_class")), now=now)
         return Submission(job=job, created=True)
 
@@ -363,17 +362,23 @@ def job_submit(
 def _waiting_ahead(job: GenerationJob, quotas: list[Quota]) -> tuple[int, Quota | None]:
     """Waiting jobs of the department that come before ``job`` (higher priority, or the
     same and older) and are held by a quota that also applies to ``job``: a new job never
-    overtakes them."""
-    held = [q.pk for q in quotas]
-    ahead = GenerationJob.objects.filter(
-        department_id=job.department_id,
-        state=JobState.WAITING,
-        blocking_quota__in=held,
-    ).filter(
-        Q(priority__gt=job.priority) | Q(priority=job.priority, submitted_at__lt=job.submitted_at)
+    overtakes them. Returns how many, and the quota that holds the first of them."""
+    ahead = list(
+        GenerationJob.objects.filter(
+            department_id=job.department_id,
+            state=JobState.WAITING,
+            blocking_quota__in=[q.pk for q in quotas],
+        )
+        .filter(
+            Q(priority__gt=job.priority)
+            | Q(priority=job.priority, submitted_at__lt=job.submitted_at)
+        )
+        .order_by("-priority", "submitted_at")
+        .values_list("blocking_quota", flat=True)
     )
-    first = ahead.order_by("-priority", "submitted_at").select_related("blocking_quota").first()
-    return (ahead.count(), first.blocking_quota) if first else (0, None)
+    if not ahead:
+        return 0, None
+    return len(ahead), next(q for q in quotas if q.pk == ahead[0])
 
 
 def _admit(

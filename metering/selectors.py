@@ -135,11 +135,9 @@ def gpu_hours_used(
     gpu_class: GpuClass | None = None,
 ) -> Decimal:
     """GPU-hours the billing source metered for ``department`` in ``[start, end)``."""
-    source = billing_source()
-    if source is None:
-        return ZERO
+    # Joined rather than looked up first: admission calls this on every submission.
     records = UsageRecord.objects.filter(
-        source=source, department=department, hour_start__gte=start, hour_start__lt=end
+        source__is_billing=True, department=department, hour_start__gte=start, hour_start__lt=end
     )
     if gpu_class is not None:
         records = records.filter(gpu_class=gpu_class)
