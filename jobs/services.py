@@ -284,8 +284,19 @@ def job_validate(
     if service_level is None:
         raise ValidationError({"tier": [f"{department} has no service level for {tier} work."]})
     chosen = _choose_gpu_class(service_level, gpu_class)
-    if off_peak is None:
-        off_peak = tier == Tier.BATCH and service_level.hold_for_off_peak
+    if service_level.hold_for_off_peak:
+        # The department's SLA holds its batch work for the off-peak hours: not the
+        # submitter's call.
+        if off_peak is False:
+            raise ValidationError(
+                {
+                    "off_peak": [
+                        f"{department}'s batch service level holds batch work for the "
+                        "off-peak hours."
+                    ]
+                }
+            )
+        off_peak = True
     if off_peak and tier != Tier.BATCH:
         raise ValidationError({"off_peak": ["Only batch work can wait for the off-peak hours."]})
     try:

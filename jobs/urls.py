@@ -1,7 +1,14 @@
 """Pages of jobs (the HTML side; the API is in jobs.api)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from jobs import views
 
 app_name = "jobs"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.job_list, name="list"),
+    path("submit/", views.job_submit, name="submit"),
+    path("<uuid:pk>/", views.job_detail, name="detail"),
+    path("<uuid:pk>/cancel/", views.job_cancel, name="cancel"),
+]

@@ -1,11 +1,14 @@
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
+from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from departments import selectors as department_selectors
+from jobs import selectors as job_selectors
+from jobs.models import JobState
 from metering import charts
 from metering import selectors as metering_selectors
 from portal import roles
@@ -47,6 +50,10 @@ def department_detail(request, slug: str):
     visible = department_selectors.department_ids_for_user(user=user)
     usage_ids = metering_selectors.usage_department_ids_for_user(user=user)
     now = timezone.now()
+    # The department's jobs the user may see: all of them for its managers, finance and
+    # IT, their own for a member.
+    jobs = job_selectors.jobs_for_user(user=user).filter(department=department)
+    job_counts = dict(jobs.order_by().values_list("state").annotate(n=Count("pk")))
     return render(
         request,
         "portal/department_detail.html",
@@ -70,6 +77,15 @@ def department_detail(request, slug: str):
                 if usage_ids is None or department.pk in usage_ids
                 else None
             ),
+            "job_counts": [
+                (value, label, job_counts[value])
+                for value, label in JobState.choices
+                if job_counts.get(value)
+            ],
+            "latest_jobs": jobs.order_by("-submitted_at", "pk")[:10],
+            "can_submit_jobs": job_selectors.submit_departments_for_user(user=user)
+            .filter(pk=department.pk)
+            .exists(),
             "now": now,
         },
     )

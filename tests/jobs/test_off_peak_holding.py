@@ -23,6 +23,14 @@ def test_batch_job_of_an_sla_held_for_off_peak_waits_by_day(world, submit):
     assert "off-peak" in job.reason
 
 
+def test_submitter_cannot_run_now_what_the_sla_holds_for_off_peak(world, submit):
+    world.marketing_sla.hold_for_off_peak = True
+    world.marketing_sla.save()
+    with pytest.raises(ValidationError) as refused:
+        submit(off_peak=False)
+    assert "holds batch work for the off-peak hours" in str(refused.value)
+
+
 def test_held_job_is_released_when_the_window_opens(world, submit):
     job = submit(off_peak=True, now=NOON)
     assert job.state == "waiting"

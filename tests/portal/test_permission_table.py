@@ -338,6 +338,24 @@ PAGES = [
         lambda w: "/admin/departments/department/add/",
         expect(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 200),
     ),
+    # Job pages (POSTs and the finer rules: tests/jobs/test_job_pages_permissions.py).
+    ("job list page", lambda w: "/jobs/", expect(LOGIN, 200, 200, 200, 200, 200)),
+    ("job submit page", lambda w: "/jobs/submit/", expect(LOGIN, 200, 200, 200, 200, 200)),
+    (
+        "manager's job page",
+        lambda w: f"/jobs/{w.manager_job.pk}/",
+        expect(LOGIN, 404, 200, 404, 200, 200),
+    ),
+    (
+        "member's job page",
+        lambda w: f"/jobs/{w.member_job.pk}/",
+        expect(LOGIN, 200, 200, 404, 200, 200),
+    ),
+    (
+        "job cancel page is a POST",
+        lambda w: f"/jobs/{w.member_job.pk}/cancel/",
+        expect(LOGIN, 405, 405, 405, 405, 405),
+    ),
 ]
 
 

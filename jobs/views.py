@@ -1,0 +1,201 @@
+"""Pages of jobs: the list, the submit form, one job (with its cancel button).
+
+Every page reads through :mod:`jobs.selectors`, so a job the user may not see answers 404
+exactly like one that does not exist, and changes go through :mod:`jobs.services`.
+"""
+
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from departments import selectors as department_selectors
+from departments.models import Tier
+from jobs import argv as argv_rules
+from jobs import runner, selectors, services
+from jobs.filters import JobFilter
+from jobs.forms import JobChoiceForm, JobOptionsForm, JobParamsForm
+from jobs.models import GenerationJob, JobState
+
+JOBS_PER_PAGE = 25
+# An open job's page reloads itself this often (seconds), so its state stays current.
+REFRESH_OPEN_JOB_S = 5
+
+
+@login_required
+def job_list(request):
+    """The jobs the user may see, newest first, filtered by state, department, kind and
+    tier (the API's filter, so both answer the same)."""
+    user = request.user
+    filters = JobFilter(request.GET, queryset=selectors.jobs_for_user(user=user), request=request)
+    jobs = filters.qs if filters.is_valid() else GenerationJob.objects.none()
+    page = Paginator(jobs.order_by("-submitted_at", "pk"), JOBS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(
+        request,
+        "jobs/job_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "selected": {
+                "state": request.GET.get("state", ""),
+                "department": request.GET.get("department", ""),
+                "kind": request.GET.get("kind", ""),
+                "tier": request.GET.get("tier", ""),
+            },
+            "states": JobState.choices,
+            "departments": department_selectors.departments_for_user(user=user).order_by("name"),
+            "kinds": selectors.job_kinds_for_user(user=user),
+            "tiers": Tier.choices,
+            "can_submit": selectors.submit_departments_for_user(user=user).exists(),
+        },
+    )
+
+
+def _schema_error(exc: ValidationError) -> dict[str, list[str]]:
+    return exc.message_dict if hasattr(exc, "error_dict") else {"__all__": exc.messages}
+
+
+def _submitted_message(request, submission: services.Submission) -> None:
+    job = submission.job
+    name = f"Job {job.short_id} ({job.kind})"
+    if not submission.created:
+        messages.info(
+            request,
+            f"This form was already sent: {name} is the job it submitted. Open the form "
+            "again to submit another.",
+        )
+    elif job.state == JobState.QUEUED:
+        messages.success(request, f"{name} is queued on {job.gpu_class}.")
+    elif job.state == JobState.WAITING:
+        messages.warning(request, f"{name} is waiting: {job.reason}")
+    elif job.state == JobState.REJECTED:
+        messages.error(request, f"{name} was refused: {job.reason}")
+    else:
+        messages.info(request, f"{name} is {job.get_state_display().lower()}.")
+
+
+@login_required
+def job_submit(request):
+    """Submit a job in two steps: pick department, kind and tier (a GET form), then fill
+    in the kind's parameters and options (a POST form that also carries the step 1
+    choice). Only members and managers of a department submit for it; a POST from someone
+    who may submit for no department answers 403."""
+    user = request.user
+    has_departments = selectors.submit_departments_for_user(user=user).exists()
+    if request.method == "POST":
+        if not has_departments:
+            raise PermissionDenied("Only members and managers of a department submit jobs.")
+        choice = JobChoiceForm(request.POST, user=user)
+    elif request.GET.get("change"):
+        # Back to step 1 with the earlier choice selected.
+        choice = JobChoiceForm(initial=request.GET.dict(), user=user)
+    else:
+        choice = JobChoiceForm(request.GET or None, user=user)
+    context = {"choice": choice, "has_departments": has_departments}
+    if not choice.is_bound or not choice.is_valid():
+        return render(request, "jobs/job_submit.html", context)
+
+    department, kind, tier = (choice.cleaned_data[k] for k in ("department", "kind", "tier"))
+    data = request.POST if request.method == "POST" else None
+    params_form = JobParamsForm(data, schema=kind.params_schema)
+    options = JobOptionsForm(data, service_level=choice.service_level)
+    context.update(
+        {
+            "department": department,
+            "kind": kind,
+            "tier": tier,
+            "params_form": params_form,
+            "options": options,
+            "change_url": f"{reverse('jobs:submit')}?"
+            + urlencode(
+                {"department": department.slug, "kind": kind.slug, "tier": tier, "change": 1}
+            ),
+        }
+    )
+    if data is None or not (params_form.is_valid() & options.is_valid()):
+        return render(request, "jobs/job_submit.html", context)
+
+    try:
+        params = argv_rules.params_validate(kind.params_schema, params_form.params())
+    except ValidationError as exc:
+        params_form.add_schema_errors(exc)
+        return render(request, "jobs/job_submit.html", context)
+    try:
+        submission = services.job_submit(
+            department=department,
+            kind=kind,
+            params=params,
+            tier=tier,
+            user=user,
+            gpu_class=options.cleaned_data.get("gpu_class"),
+            off_peak=options.cleaned_data.get("off_peak"),
+            idempotency_key=options.cleaned_data["idempotency_key"],
+        )
+    except ValidationError as exc:
+        for field, field_messages in _schema_error(exc).items():
+            if field == "params":
+                params_form.add_service_errors(field_messages)
+            else:
+                options.add_error(field if field in options.fields else None, field_messages)
+        return render(request, "jobs/job_submit.html", context)
+    _submitted_message(request, submission)
+    return redirect("jobs:detail", pk=submission.job.pk)
+
+
+def _files(job: GenerationJob) -> list[tuple[str, str]]:
+    """``(name, download URL)`` of the job's outputs and, once it started, its log: the
+    files the API's download endpoint serves."""
+    names = list(job.result_files or [])
+    if job.started_at and runner.LOG_NAME not in names:
+        names.append(runner.LOG_NAME)
+    return [(name, reverse("jobs-files", kwargs={"pk": job.pk, "name": name})) for name in names]
+
+
+@login_required
+def job_detail(request, pk):
+    """One job: what it runs, where it stands and why, its times, outputs and log. While
+    it is open the page reloads itself every few seconds."""
+    job = get_object_or_404(selectors.jobs_for_user(user=request.user), pk=pk)
+    response = render(
+        request,
+        "jobs/job_detail.html",
+        {
+            "job": job,
+            "waiting_position": services.waiting_position(job),
+            "can_cancel": job.is_open and services.user_can_cancel(user=request.user, job=job),
+            "files": _files(job),
+            "params": sorted(job.params.items()) if isinstance(job.params, dict) else [],
+            "refresh_s": REFRESH_OPEN_JOB_S if job.is_open else None,
+        },
+    )
+    if job.is_open:
+        # The HTTP form of <meta http-equiv="refresh">; browsers honour both.
+        response["Refresh"] = str(REFRESH_OPEN_JOB_S)
+    return response
+
+
+@login_required
+@require_POST
+def job_cancel(request, pk):
+    """Cancel a job from its page: the submitter, the department's managers and IT may;
+    others who can see the job get 403, the rest 404."""
+    job = get_object_or_404(selectors.jobs_for_user(user=request.user), pk=pk)
+    if not services.user_can_cancel(user=request.user, job=job):
+        raise PermissionDenied("Only the submitter, the department's managers and IT cancel jobs.")
+    try:
+        job = services.job_cancel(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        if job.state == JobState.CANCELLED:
+            messages.success(request, f"Job {job.short_id} is cancelled.")
+        else:
+            messages.info(request, f"Job {job.short_id} is running; its worker is stopping it now.")
+    return redirect("jobs:detail", pk=job.pk)
