@@ -93,8 +93,7 @@ def validate_placeholders(template: list[str], schema: dict) -> None:
     unknown = used - set(properties) - set(BUILTINS)
     if unknown:
         raise ValidationError(
-            f"The template uses {', '.join(sorted(unknown))}, which the schema does not "
-            "describe."
+            f"The template uses {', '.join(sorted(unknown))}, which the schema does not describe."
         )
     required = set(schema.get("required", []))
     optional = sorted(

@@ -5,6 +5,7 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -41,11 +42,20 @@ def running(
     ready: Callable[[], bool],
     log: Path,
     timeout_s: float = 60,
+    new_session: bool = False,
 ) -> Iterator[subprocess.Popen]:
-    """Start ``python args...``, wait until ``ready()``, and stop it however the test ends."""
+    """Start ``python args...``, wait until ``ready()``, and stop it however the test ends.
+
+    ``new_session``: the process leads its own process group (a test may kill the whole
+    group), and whatever is left of the group is killed when the test ends."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         try:
             deadline = time.monotonic() + timeout_s
@@ -63,10 +73,13 @@ def running(
         finally:
             process.terminate()
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=10 if new_session else 20)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if new_session:  # children the leader left behind (a prefork pool)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,35 +88,102 @@ class Worker:
     queue: str
     client: object  # a bare Celery app on the worker's broker, to send tasks and inspect
     log: Path
+    process: subprocess.Popen | None = None  # leads its own process group
 
 
 @contextlib.contextmanager
-def celery_worker(*, broker_url: str, tmp_path: Path, **env: str) -> Iterator[Worker]:
-    """A ``celery worker`` process of the portal's app on its own queue, ready to work;
-    stopped however the test ends."""
+def celery_worker(
+    *,
+    broker_url: str,
+    tmp_path: Path,
+    queues: list[str] | None = None,
+    pool: str = "solo",
+    concurrency: int = 1,
+    log_name: str = "worker.log",
+    **env: str,
+) -> Iterator[Worker]:
+    """A ``celery worker`` process of the portal's app on its own queue (or on ``queues``),
+    ready to work; it leads its own process group, and the group is stopped however the
+    test ends."""
     from celery import Celery
 
     node = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    queue = f"queue-{node}"
     # A bare client on the same broker: Celery's control client publishes through its
     # app's own broker, so it must not be the portal app (whose broker is the test
-    # process's setting).
-    client = Celery("probe", broker=broker_url)
+    # process's setting). Nor may it become the current app: ``shared_task`` tasks (what
+    # the portal's code sends) resolve against the current app, so they would be sent
+    # through this client's broker rather than the portal's.
+    client = Celery("probe", broker=broker_url, set_as_current=False)
 
     def answers() -> bool:
         return any(node in reply for reply in client.control.ping(destination=[node], timeout=0.5))
 
-    args = ["-m", "celery", "-A", "portal", "worker", "--pool=solo", "-n", node, "-Q", queue]
+    queue = ",".join(queues) if queues else f"queue-{node}"
+    args = ["-m", "celery", "-A", "portal", "worker", f"--pool={pool}", "-n", node, "-Q", queue]
+    if pool == "prefork":
+        args.append(f"--concurrency={concurrency}")
+    log = tmp_path / log_name
     try:
         with running(
             [*args, "--without-mingle", "--without-gossip"],
             env=portal_env(CELERY_BROKER_URL=broker_url, PORTAL_VAR_DIR=str(tmp_path), **env),
             ready=answers,
-            log=tmp_path / "worker.log",
-        ):
-            yield Worker(node=node, queue=queue, client=client, log=tmp_path / "worker.log")
+            log=log,
+            new_session=True,
+        ) as process:
+            yield Worker(node=node, queue=queue, client=client, log=log, process=process)
     finally:
         client.close()
+
+
+def database_url() -> str:
+    """The test database, as a ``DATABASE_URL`` for a process a test starts."""
+    from django.db import connection
+
+    database = connection.settings_dict
+    return (
+        f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
+        f"{database['PORT'] or 5432}/{database['NAME']}"
+    )
+
+
+@contextlib.contextmanager
+def portal_producer(broker_url: str) -> Iterator[None]:
+    """The test process's portal Celery app (what :mod:`jobs.dispatch` publishes through)
+    sends to ``broker_url`` inside the block; its own broker is restored afterwards."""
+    from portal.celery import app
+
+    def forget_connections() -> None:
+        # Dropped, not closed: kombu keeps one pool per broker for the whole process, and
+        # other apps on the same broker (a worker's probe client) share it.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    saved_env = os.environ.pop("CELERY_BROKER_URL", None)
+    saved = {
+        "broker_url": app.conf.broker_url,
+        "broker_transport_options": app.conf.broker_transport_options,
+    }
+    forget_connections()
+    app.conf.broker_url = broker_url
+    app.conf.broker_transport_options = {}
+    try:
+        yield
+    finally:
+        forget_connections()
+        app.conf.update(saved)
+        if saved_env is not None:
+            os.environ["CELERY_BROKER_URL"] = saved_env
+
+
+def broker_queues_delete(broker_url: str, queue_prefix: str) -> None:
+    """Delete a Redis broker's queues named ``<queue_prefix>.*``, their messages and
+    kombu's bindings of them."""
+    import redis
+
+    broker = redis.Redis.from_url(broker_url)
+    for key in broker.scan_iter(match=f"*{queue_prefix}.*"):
+        broker.delete(key)
 
 
 @pytest.fixture(scope="session")
