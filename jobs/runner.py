@@ -22,6 +22,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from jobs import argv as argv_rules
 from jobs import metrics, services
@@ -69,10 +70,10 @@ def log_tail(path: Path, limit: int | None = None) -> str:
 
 
 def result_files(folder: Path) -> list[str]:
+    """The files the command left in the job's folder (not in sub-folders: those are its
+    scratch space), which the job page offers for download."""
     return sorted(
-        str(path.relative_to(folder))
-        for path in folder.rglob("*")
-        if path.is_file() and path.name != LOG_NAME
+        path.name for path in folder.iterdir() if path.is_file() and path.name != LOG_NAME
     )
 
 
@@ -216,6 +217,8 @@ def _watch(job, process, *, worker: str, attempt: int, started: float) -> str:
                 beat = services.job_heartbeat(job_id=job.pk, worker=worker, attempt=attempt)
             except Exception:  # the database blinked: keep running, try at the next beat
                 logger.exception("Heartbeat of job %s failed", job.pk)
+                # A broken connection is not reopened by itself inside a task.
+                connection.close()
                 continue
             if not beat.ours:
                 _stop(process)
