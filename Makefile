@@ -24,10 +24,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 # The embedded mode: SQLite and the filesystem broker under var/ (PORTAL_VAR_DIR), unless
-# DATABASE_URL or CELERY_BROKER_URL say otherwise. run_demo installs Prometheus where it can,
-# backfills demo GPU history the first time, pulls it into the ledger, then runs Prometheus,
-# a Celery worker with beat and the web server until Ctrl-C (logs in var/log/).
-# DEMO_ARGS passes options on, e.g. DEMO_ARGS=--rebuild-history.
+# DATABASE_URL or CELERY_BROKER_URL say otherwise. run_demo installs Prometheus, espeak-ng
+# and ffmpeg where it can (apt-get as root or with password-less sudo; otherwise it says
+# how), backfills demo GPU history the first time, pulls it into the ledger, then runs
+# Prometheus (scraping the worker's job counter), a Celery worker with beat that also runs
+# the demo jobs (queues gpu.<class>.<tier>, metrics on port 9808) and the web server until
+# Ctrl-C (logs in var/log/, job output in var/media/jobs/).
+# DEMO_ARGS passes options on, e.g. DEMO_ARGS=--rebuild-history or DEMO_ARGS=--metrics-port=9818.
 DEMO_ARGS ?=
 demo: install
 	@mkdir -p "$${PORTAL_VAR_DIR:-var}/media"

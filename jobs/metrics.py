@@ -37,6 +37,34 @@ def _gpu_seconds_counter():
     return _counter
 
 
+def job_series_create(*, namespace: str, gpu_class: str, kind: str) -> None:
+    """Make the series exist at 0 (a no-op when it already does)."""
+    _gpu_seconds_counter().labels(namespace=namespace, gpu_class=gpu_class, kind=kind)
+
+
+def known_series() -> set[tuple[str, str, str]]:
+    """Every (namespace, GPU class, kind) a job could be counted under: each department's
+    namespace (the first by name, as admission picks it) with each GPU class its SLAs
+    allow, and each active kind that allows that tier."""
+    from departments.models import Namespace, ServiceLevel
+    from jobs.models import JobKind
+
+    namespace_of: dict[int, str] = {}
+    for department_id, name in Namespace.objects.order_by("name").values_list(
+        "department_id", "name"
+    ):
+        namespace_of.setdefault(department_id, name)
+    kinds = list(JobKind.objects.filter(active=True).values_list("slug", "allowed_tiers"))
+    series = set()
+    for level in ServiceLevel.objects.prefetch_related("gpu_classes"):
+        namespace = namespace_of.get(level.department_id, "")
+        for gpu_class in level.gpu_classes.all():
+            for slug, tiers in kinds:
+                if level.tier in tiers:
+                    series.add((namespace, gpu_class.slug, slug))
+    return series
+
+
 def job_gpu_seconds_add(*, namespace: str, gpu_class: str, kind: str, seconds: float) -> None:
     if seconds > 0:
         _gpu_seconds_counter().labels(namespace=namespace, gpu_class=gpu_class, kind=kind).inc(
@@ -67,6 +95,17 @@ def metrics_server_start() -> None:
     registry = CollectorRegistry()
     MultiProcessCollector(registry)
     start_http_server(port, addr=settings.JOBS_METRICS_ADDR, registry=registry)
+    # Every series the worker may count starts at 0 in the first scrape, so that even the
+    # first job after a (re)start, however short, shows as an increase.
+    from django.db import connections
+
+    try:
+        for namespace, gpu_class, kind in known_series():
+            job_series_create(namespace=namespace, gpu_class=gpu_class, kind=kind)
+    except Exception:  # the database is not reachable yet: series appear as jobs start
+        logger.exception("Could not create the job counter series at start")
+    finally:
+        connections.close_all()  # the pool forks next; children open their own
     logger.info(
         "Serving %s_total on http://%s:%s/metrics", METRIC, settings.JOBS_METRICS_ADDR, port
     )

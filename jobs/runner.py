@@ -101,6 +101,10 @@ def job_run(*, job_id, worker: str) -> str:
     folder = job_folder(job)
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / LOG_NAME
+    labels = {"namespace": job.namespace, "gpu_class": job.gpu_class.slug, "kind": job.kind.slug}
+    # The series exists (at 0) before the job's seconds are added to it: Prometheus'
+    # increase() cannot count the first value it ever sees of a series.
+    metrics.job_series_create(**labels)
 
     def finish(state, *, seconds: float, **fields) -> str:
         gpu_seconds = (Decimal(job.gpus) * Decimal(f"{seconds:.3f}")).quantize(Decimal("0.001"))
@@ -116,12 +120,7 @@ def job_run(*, job_id, worker: str) -> str:
         )
         if not recorded:
             return Outcome.LOST
-        metrics.job_gpu_seconds_add(
-            namespace=job.namespace,
-            gpu_class=job.gpu_class.slug,
-            kind=job.kind.slug,
-            seconds=float(gpu_seconds),
-        )
+        metrics.job_gpu_seconds_add(**labels, seconds=float(gpu_seconds))
         return Outcome.DONE
 
     try:

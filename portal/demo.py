@@ -1,9 +1,11 @@
 """The demo scenario the portal exists for, loaded by ``manage.py seed_demo``.
 
 Marketing renders lip-sync videos in batch, Customer Service runs a realtime virtual
-agent, Training builds teaching assistants; they share 8 A100s and 16 T4s. Seeding is
-idempotent: it converges on this data whatever is there, so running it twice leaves the
-same rows.
+agent, Training builds teaching assistants; they share 8 A100s and 16 T4s. The job kinds
+they submit are stand-ins that run on any machine (``espeak-ng``, ``ffmpeg`` and small
+Python programs in :mod:`jobs.demo`); the production ones are in ``jobs/kinds/``. Seeding
+is idempotent: it converges on this data whatever is there, so running it twice leaves
+the same rows.
 
 The same story as GPU usage (:func:`demo_history`) is what ``manage.py run_demo`` backfills
 into its local Prometheus the first time it starts.
@@ -35,6 +37,7 @@ from departments.models import (
     Tier,
 )
 from departments.services import department_set_namespaces
+from jobs.kinds import job_kinds_load
 from portal import roles
 
 DEMO_PASSWORD = "gpu-demo-2026"  # noqa: S105 - printed to the person who runs the demo
@@ -67,6 +70,111 @@ GPU_CLASSES = [
     },
 ]
 
+# Voices of espeak-ng that ship with the Debian package.
+DEMO_VOICES = ["en-gb", "en-us", "en-gb-scotland", "de", "fr", "es", "it"]
+_TEXT = {"type": "string", "minLength": 1, "maxLength": 1000}
+_VOICE = {"type": "string", "enum": DEMO_VOICES, "default": "en-gb"}
+_SPEED = {"type": "integer", "minimum": 80, "maximum": 300, "default": 160}
+
+# The digital-human pipeline in miniature: each kind does on a CPU, in seconds, what its
+# production counterpart (docs/job-kinds.md) does on a GPU. Parameters fill whole argv
+# elements; those inside an ffmpeg filter are enums or bounded integers, never free text.
+JOB_KINDS = [
+    {
+        "slug": "speech-synthesis",
+        "name": "Speech synthesis",
+        "description": "Text to speech with espeak-ng: speech.wav. Stands in for voice-cloning "
+        "TTS (XTTS) on a GPU.",
+        "argv_template": [
+            "espeak-ng",
+            *("-v", "{voice}", "-s", "{speed}", "-w", "{output_dir}/speech.wav"),
+            "--",
+            "{text}",
+        ],
+        "params_schema": {
+            "type": "object",
+            "properties": {"text": _TEXT, "voice": _VOICE, "speed": _SPEED},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        "default_gpus": 1,
+        "max_runtime_s": 120,
+        "allowed_tiers": [Tier.REALTIME, Tier.INTERACTIVE, Tier.BATCH],
+    },
+    {
+        "slug": "video-render",
+        "name": "Video render",
+        "description": "A short test-pattern video rendered by ffmpeg: render.mp4.",
+        "argv_template": [
+            "ffmpeg",
+            *("-hide_banner", "-nostdin", "-loglevel", "warning", "-y"),
+            *("-f", "lavfi", "-i", "color=c={colour}:s=640x360:r=25:d={seconds}"),
+            *("-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d={seconds}"),
+            "-filter_complex",
+            "[0:v][1:v]overlay=(W-w)/2:(H-h)/2:shortest=1,format=yuv420p",
+            *("-c:v", "libx264", "-preset", "veryfast"),
+            "{output_dir}/render.mp4",
+        ],
+        "params_schema": {
+            "type": "object",
+            "properties": {
+                "seconds": {"type": "integer", "minimum": 1, "maximum": 30, "default": 5},
+                "colour": {
+                    "type": "string",
+                    "enum": ["navy", "teal", "maroon", "darkgreen", "purple", "black"],
+                    "default": "navy",
+                },
+            },
+            "additionalProperties": False,
+        },
+        "default_gpus": 1,
+        "max_runtime_s": 300,
+        "allowed_tiers": [Tier.INTERACTIVE, Tier.BATCH],
+    },
+    {
+        "slug": "lipsync-render",
+        "name": "Lip-sync render",
+        "description": "The digital human's stand-in: espeak-ng speaks the text and ffmpeg "
+        "renders a face whose mouth moves with it: talking-head.mp4 and speech.wav. "
+        "Production runs Wav2Lip.",
+        "argv_template": [
+            "{python}",
+            *("-m", "jobs.demo.lipsync"),
+            *("--voice", "{voice}", "--speed", "{speed}"),
+            *("--output", "{output_dir}/talking-head.mp4"),
+            "--",
+            "{text}",
+        ],
+        "params_schema": {
+            "type": "object",
+            "properties": {"text": _TEXT, "voice": _VOICE, "speed": _SPEED},
+            "required": ["text"],
+            "additionalProperties": False,
+        },
+        "default_gpus": 1,
+        "max_runtime_s": 600,
+        "allowed_tiers": [Tier.INTERACTIVE, Tier.BATCH],
+    },
+    {
+        "slug": "cpu-load",
+        "name": "CPU load",
+        "description": "Keeps a CPU busy for the given seconds, as a model keeps its GPU "
+        "busy, and writes result.json: the quickest way to watch a job go through "
+        "admission, a worker and metering.",
+        "argv_template": ["{python}", "-m", "jobs.demo.cpu_load", "--seconds", "{seconds}"],
+        "params_schema": {
+            "type": "object",
+            "properties": {
+                "seconds": {"type": "integer", "minimum": 1, "maximum": 600, "default": 30}
+            },
+            "additionalProperties": False,
+        },
+        "default_gpus": 1,
+        "max_runtime_s": 660,
+        "allowed_tiers": [Tier.REALTIME, Tier.INTERACTIVE, Tier.BATCH],
+    },
+]
+
 # slug: (name, cost centre, namespaces, quotas, service levels)
 # quota: (kind, limit, enforcement, job kind, gpu class slug, alert thresholds)
 # service level: (tier, priority, latency ms, max wait s, gpu class slugs, preemptible, off-peak)
@@ -78,6 +186,8 @@ DEPARTMENTS = {
         [
             (QuotaKind.JOBS_DAY, 50, Enforcement.HARD_QUEUE, "lipsync-render", None, [80, 100]),
             (QuotaKind.GPU_HOURS_MONTH, 1200, Enforcement.HARD_QUEUE, "", None, [80, 100]),
+            # Two renders at once on the T4s; a third waits and starts when one ends.
+            (QuotaKind.CONCURRENT_JOBS, 2, Enforcement.HARD_QUEUE, "", "t4", [100]),
         ],
         [
             (Tier.BATCH, 2, None, 8 * 3600, ["t4"], True, True),
@@ -92,6 +202,7 @@ DEPARTMENTS = {
             # The virtual agent must never be refused: its budget alerts, it does not block.
             (QuotaKind.GPU_HOURS_MONTH, 4000, Enforcement.SOFT, "", None, [80, 100]),
             (QuotaKind.GPUS, 6, Enforcement.SOFT, "", "a100", [100]),
+            (QuotaKind.JOBS_DAY, 5000, Enforcement.SOFT, "speech-synthesis", None, [80, 100]),
         ],
         [
             (Tier.REALTIME, 9, 800, 2, ["a100"], False, False),
@@ -154,6 +265,8 @@ def demo_seed() -> list[DemoLogin]:
             lookup={"slug": spec["slug"]},
             values={k: v for k, v in spec.items() if k != "slug"},
         )
+
+    job_kinds_load(JOB_KINDS, activate=True)
 
     _converge(
         OffPeakWindow,

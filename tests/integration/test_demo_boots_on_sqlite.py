@@ -157,10 +157,14 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
     browser = Browser(base)
     log = tmp_path / "run_demo.log"
     started: dict[int, str] = {}
+    metrics_port = free_port()
 
     try:
         with running(
-            ["manage.py", "run_demo", "--port", base.rsplit(":", 1)[1], "--days", "3"],
+            [
+                *("manage.py", "run_demo", "--port", base.rsplit(":", 1)[1], "--days", "3"),
+                *("--metrics-port", str(metrics_port)),
+            ],
             env=env,
             ready=browser.healthy,
             log=log,
@@ -175,6 +179,12 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             commands = " | ".join(started.values())
             assert f"--web.listen-address={prometheus_url.removeprefix('http://')}" in commands
             assert "celery -A portal worker -B" in commands and "runserver" in commands
+            # The worker takes the jobs of every GPU class and tier besides the periodic
+            # tasks, and the demo's Prometheus scrapes its job counter.
+            assert "-Q celery,gpu.a100.realtime,gpu.a100.interactive," in commands
+            assert "gpu.t4.batch" in commands
+            config = (var_dir / "prometheus.yml").read_text()
+            assert f'targets: ["127.0.0.1:{metrics_port}"]' in config
 
             # The history was backfilled and pulled before the web server answered.
             output = log.read_text()

@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from departments.models import Department, GpuClass, Membership, OffPeakWindow, Quota, ServiceLevel
+from jobs.models import JobKind
 from portal.demo import DEMO_PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def _snapshot() -> dict:
     """Every row of every model the demo touches, timestamps and password hashes included."""
-    labels = ["departments", "auth"]
+    labels = ["departments", "auth", "jobs"]
     snapshot = {}
     for model in apps.get_models():
         if model._meta.app_label in labels:
@@ -48,9 +49,19 @@ def test_seeding_converges_after_someone_edited_the_demo():
     ServiceLevel.objects.get(
         department__slug="customer-service", tier="realtime"
     ).gpu_classes.clear()
+    JobKind.objects.filter(slug="cpu-load").update(active=False, argv_template=["true"])
     _seed()
     assert allowed_classes() == before
     assert Quota.objects.get(department__slug="marketing", kind="jobs_day").limit == 50
+    cpu_load = JobKind.objects.get(slug="cpu-load")
+    assert cpu_load.active
+    assert cpu_load.argv_template == [
+        "{python}",
+        "-m",
+        "jobs.demo.cpu_load",
+        "--seconds",
+        "{seconds}",
+    ]
 
 
 def test_the_demo_is_the_scenario_the_portal_exists_for():
@@ -65,6 +76,12 @@ def test_the_demo_is_the_scenario_the_portal_exists_for():
         ("t4", 16),
     ]
 
+    assert sorted(JobKind.objects.values_list("slug", flat=True)) == [
+        "cpu-load",
+        "lipsync-render",
+        "speech-synthesis",
+        "video-render",
+    ]
     lipsync = Quota.objects.get(department__slug="marketing", kind="jobs_day")
     assert (lipsync.job_kind, lipsync.limit, lipsync.enforcement) == (
         "lipsync-render",

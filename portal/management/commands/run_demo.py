@@ -4,10 +4,15 @@ It starts, in this order, and stops in the reverse order on Ctrl-C or SIGTERM:
 
 1. a local Prometheus on 127.0.0.1 at ``PROMETHEUS_URL``'s port, over ``var/prometheus``,
    where 90 days of demo GPU history are backfilled the first time (``--rebuild-history``
-   writes them again);
+   writes them again), and which scrapes the worker's ``portal_job_gpu_seconds_total``;
 2. after one pull of those days into the ledger, a Celery worker with embedded beat (the
-   periodic pulls) on the configured broker;
+   periodic pulls) on the configured broker, consuming the default queue and the jobs'
+   queues (``gpu.<class>.<tier>`` for every GPU class and tier), and serving its job
+   counter on ``--metrics-port``;
 3. the web server (``runserver``).
+
+The demo job kinds run ``espeak-ng`` and ``ffmpeg``; they are installed with apt-get where
+that is possible (as Prometheus is), else the demo says how and runs without them.
 
 Each child runs in its own process group, so stopping one stops whatever it started too.
 Logs go to ``var/log/``. The database must be migrated and seeded first (``make demo``
@@ -35,12 +40,16 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from departments.models import GpuClass, Tier
 from metering import local_prometheus
 from portal import demo
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 STOP_TIMEOUT_S = 20
 READY_TIMEOUT_S = 60
+DEFAULT_METRICS_PORT = 9808
+# What the demo job kinds run, by Debian package.
+MEDIA_TOOLS = {"espeak-ng": "espeak-ng", "ffmpeg": "ffmpeg"}
 
 
 class Stopped(Exception):
@@ -140,12 +149,41 @@ class Command(BaseCommand):
             help="Write the demo history again even if var/prometheus already holds some.",
         )
         parser.add_argument(
-            "--worker-concurrency", type=int, default=2, help="Celery worker processes."
+            "--worker-concurrency",
+            type=int,
+            default=3,
+            help="Celery worker processes: jobs run one per process, the periodic pulls "
+            "need one too.",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            default=settings.JOBS_METRICS_PORT or DEFAULT_METRICS_PORT,
+            help="Where the worker serves portal_job_gpu_seconds_total for Prometheus "
+            "(JOBS_METRICS_PORT, else %(default)s).",
+        )
+        parser.add_argument(
+            "--scrape-interval",
+            default="15s",
+            help="How often the demo's Prometheus scrapes the worker (a Prometheus duration).",
         )
 
-    def handle(self, *args, host, port, days, rebuild_history, worker_concurrency, **options):
+    def handle(
+        self,
+        *args,
+        host,
+        port,
+        days,
+        rebuild_history,
+        worker_concurrency,
+        metrics_port,
+        scrape_interval,
+        **options,
+    ):
         if days < 1:
             raise CommandError("--days must be at least 1.")
+        if not 0 < metrics_port < 65536:
+            raise CommandError("--metrics-port must be a TCP port (1 to 65535).")
         var_dir = Path(settings.VAR_DIR)
         log_dir = var_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +193,13 @@ class Command(BaseCommand):
         url = f"http://{host}:{port}"
         prometheus_port = self._local_prometheus_port()
         self._check_free(port, f"the web server ({url})", "give it another: make demo PORT=8001")
+        self._check_free(
+            metrics_port,
+            "the worker's job metrics",
+            "give it another: make demo DEMO_ARGS=--metrics-port=9818",
+        )
+        self._media_tools()
+        queues = self._queues()
 
         children: list[Child] = []
         prometheus = None
@@ -164,19 +209,36 @@ class Command(BaseCommand):
         try:
             if prometheus_port is not None:
                 prometheus = self._start_prometheus(
-                    var_dir / "prometheus", prometheus_port, log_dir, days, rebuild_history
+                    var_dir / "prometheus",
+                    prometheus_port,
+                    log_dir,
+                    days,
+                    rebuild_history,
+                    scrape_targets=[f"127.0.0.1:{metrics_port}"],
+                    scrape_interval=scrape_interval,
                 )
             self._pull(days)
             worker = ["-m", "celery", "-A", "portal", "worker", "-B", "--loglevel=INFO"]
-            worker.append(f"--concurrency={worker_concurrency}")
-            children.append(self._spawn("worker", [sys.executable, *worker], log_dir))
+            worker += [f"--concurrency={worker_concurrency}", "-Q", ",".join(queues)]
+            worker_env = {
+                "JOBS_METRICS_PORT": str(metrics_port),
+                "JOBS_METRICS_ADDR": "127.0.0.1",
+                # Jobs run `python -m jobs.demo...` in their own folders: find the portal
+                # even where it is not installed into the interpreter.
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(settings.BASE_DIR), os.environ.get("PYTHONPATH")) if p
+                ),
+            }
+            children.append(
+                self._spawn("worker", [sys.executable, *worker], log_dir, env=worker_env)
+            )
             children.append(
                 self._spawn(
                     "web", [sys.executable, "manage.py", "runserver", f"{host}:{port}"], log_dir
                 )
             )
             self._wait_for_web(url, children)
-            self._banner(url, prometheus, log_dir)
+            self._banner(url, prometheus, log_dir, metrics_port=metrics_port, queues=queues)
             while True:
                 for child in children:
                     if child.process.poll() is not None:
@@ -246,21 +308,63 @@ class Command(BaseCommand):
                     "tarball from https://prometheus.io/download/ and set "
                     "PROMETHEUS_BIN=/path/to/prometheus PROMTOOL_BIN=/path/to/promtool."
                 ) from None
-        env = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive"]
-        for command in (
-            [*env, "apt-get", "update"],
-            [*env, "apt-get", "install", "-y", "--no-install-recommends", "prometheus"],
-        ):
-            self.stdout.write(f"Prometheus is missing; running: {' '.join(command)}")
-            if subprocess.run(command, check=False).returncode != 0:  # noqa: S603
-                raise CommandError(
-                    f"{' '.join(command)} failed; install the prometheus package by hand, or "
-                    "set PROMETHEUS_BIN and PROMTOOL_BIN (see https://prometheus.io/download/)."
-                )
+        failed = self._apt_install(prefix, ["prometheus"], "Prometheus is missing")
+        if failed:
+            raise CommandError(
+                f"{failed} failed; install the prometheus package by hand, or "
+                "set PROMETHEUS_BIN and PROMTOOL_BIN (see https://prometheus.io/download/)."
+            )
         try:
             local_prometheus.binaries()
         except local_prometheus.PrometheusNotInstalled as missing:
             raise CommandError(str(missing)) from None
+
+    def _apt_install(self, prefix: list[str], packages: list[str], why: str) -> str | None:
+        """apt-get update and install ``packages`` (``prefix`` makes it root); returns the
+        command that failed, or ``None``."""
+        env = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive"]
+        for command in (
+            [*env, "apt-get", "update"],
+            [*env, "apt-get", "install", "-y", "--no-install-recommends", *packages],
+        ):
+            self.stdout.write(f"{why}; running: {' '.join(command)}")
+            if subprocess.run(command, check=False).returncode != 0:  # noqa: S603
+                return " ".join(command)
+        return None
+
+    def _media_tools(self) -> None:
+        """espeak-ng and ffmpeg, which the speech, video and lip-sync demo kinds run:
+        installed with apt-get where we can; otherwise the demo says how and goes on (the
+        cpu-load kind needs neither)."""
+        missing = [package for tool, package in MEDIA_TOOLS.items() if not shutil.which(tool)]
+        if not missing:
+            return
+        prefix = _install_command()
+        failed = None
+        if prefix is not None:
+            failed = self._apt_install(prefix, missing, f"{', '.join(missing)} missing")
+        still = [package for tool, package in MEDIA_TOOLS.items() if not shutil.which(tool)]
+        if still:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{' and '.join(still)} not installed"
+                    + (f" ({failed} failed)" if failed else "")
+                    + ": the speech-synthesis, video-render and lipsync-render demo jobs will "
+                    f"fail until you install them (sudo apt-get install {' '.join(still)}); "
+                    "cpu-load jobs run without them."
+                )
+            )
+
+    def _queues(self) -> list[str]:
+        """The default queue (metering and the other periodic tasks) and the jobs' queue
+        of every GPU class for every tier, so any job the demo admits finds its worker."""
+        classes = list(GpuClass.objects.order_by("slug"))
+        connections.close_all()
+        if not classes:
+            self.stderr.write(
+                self.style.WARNING("No GPU classes: run seed_demo first, or no job will run.")
+            )
+        return ["celery", *(gpu.queue_for(tier) for gpu in classes for tier in Tier.values)]
 
     def _check_free(self, port: int, what: str, remedy: str) -> None:
         who = _listener(port)
@@ -269,7 +373,9 @@ class Command(BaseCommand):
                 f"Port {port}, for {what}, is already taken by {who}. Stop it, or {remedy}."
             )
 
-    def _start_prometheus(self, data_dir, port, log_dir, days, rebuild):
+    def _start_prometheus(
+        self, data_dir, port, log_dir, days, rebuild, *, scrape_targets, scrape_interval
+    ):
         self.stdout.write(f"Demo GPU history in {data_dir} (written on the first start only) …")
         written = demo.demo_history_ensure(data_dir=data_dir, days=days, rebuild=rebuild)
         if written is None:
@@ -285,7 +391,9 @@ class Command(BaseCommand):
                 f"in {written.write_s:.1f} s, backfilled by promtool in {written.backfill_s:.1f} s."
             )
         config = data_dir.with_name("prometheus.yml")
-        local_prometheus.write_config(config)
+        local_prometheus.write_config(
+            config, scrape_targets=scrape_targets, scrape_interval=scrape_interval
+        )
         started = time.monotonic()
         server = local_prometheus.start(
             data_dir,
@@ -316,14 +424,16 @@ class Command(BaseCommand):
             connections.close_all()
         self.stdout.write(f"  pulled in {time.monotonic() - started:.1f} s.")
 
-    def _spawn(self, name: str, args: list[str], log_dir: Path) -> Child:
+    def _spawn(
+        self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None
+    ) -> Child:
         log_path = log_dir / f"{name}.log"
         log = log_path.open("ab")
         try:
             process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 args,
                 cwd=settings.BASE_DIR,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -359,12 +469,22 @@ class Command(BaseCommand):
                 )
             time.sleep(0.2)
 
-    def _banner(self, url: str, prometheus, log_dir: Path) -> None:
+    def _banner(
+        self, url: str, prometheus, log_dir: Path, *, metrics_port: int, queues: list[str]
+    ) -> None:
         out = self.stdout
         out.write(self.style.SUCCESS(f"\nThe GPU chargeback portal is running at {url}/"))
         out.write(f"  Admin: {url}/admin/   API docs: {url}/api/docs/")
         if prometheus is not None:
-            out.write(f"  Prometheus (demo history): {prometheus.url}")
+            out.write(f"  Prometheus (demo history, scraping the worker): {prometheus.url}")
+        out.write(
+            f"  Worker job metrics: http://127.0.0.1:{metrics_port}/metrics; queues: "
+            f"{', '.join(queues)}"
+        )
+        out.write(
+            "  Submit a job (demo kinds: cpu-load, speech-synthesis, video-render, "
+            f"lipsync-render) with POST {url}/api/v1/jobs/"
+        )
         out.write(f"\n  Every demo user's password is {demo.DEMO_PASSWORD}")
         logins = demo.demo_logins()
         width = max(len(login.username) for login in logins)
