@@ -91,7 +91,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         incoming = JobSubmitSerializer(data=request.data, context=self.get_serializer_context())
         incoming.is_valid(raise_exception=True)
         submission = services.job_submit(user=request.user, **incoming.validated_data)
-        job = self.get_queryset().get(pk=submission.job.pk)
+        job = submission.job  # every object the answer shows is already attached
         context = self.get_serializer_context()
         if job.state == JobState.REJECTED:
             return Response(refusal_body(job, context), status=status.HTTP_409_CONFLICT)

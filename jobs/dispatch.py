@@ -19,28 +19,32 @@ logger = logging.getLogger(__name__)
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
 
 
-def job_dispatch(*, job_id) -> bool:
+def job_dispatch(*, job_id, queue: str | None = None, priority: int | None = None) -> bool:
     """Send a queued job to the queue of its GPU class and tier, with its SLA priority.
-    Returns whether the broker took it."""
+    Returns whether the broker took it. Admission passes the queue and priority it just
+    decided; otherwise they are read, and a job that is no longer queued is not sent (a
+    duplicate would be harmless anyway: the worker's start is a compare-and-set)."""
     from jobs.tasks import run_job
 
-    job = (
-        GenerationJob.objects.filter(pk=job_id, state=JobState.QUEUED)
-        .select_related("gpu_class")
-        .first()
-    )
-    if job is None:
-        return False  # cancelled, or already taken by a worker
+    if queue is None or priority is None:
+        job = (
+            GenerationJob.objects.filter(pk=job_id, state=JobState.QUEUED)
+            .select_related("gpu_class")
+            .first()
+        )
+        if job is None:
+            return False  # cancelled, or already taken by a worker
+        queue, priority = job.queue, job.priority
     try:
         run_job.apply_async(
-            args=[str(job.pk)],
-            queue=job.queue,
-            priority=job.priority,
+            args=[str(job_id)],
+            queue=queue,
+            priority=priority,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
         )
     except Exception as exc:  # kombu raises several kinds; the sweeper will send it again
-        logger.warning("Job %s stays queued: the broker did not take it (%s)", job.pk, exc)
+        logger.warning("Job %s stays queued: the broker did not take it (%s)", job_id, exc)
         return False
-    GenerationJob.objects.filter(pk=job.pk).update(dispatched_at=timezone.now())
+    GenerationJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
     return True

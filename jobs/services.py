@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from departments.models import (
@@ -26,6 +26,7 @@ from departments.models import (
     Enforcement,
     GpuClass,
     Membership,
+    Namespace,
     OffPeakWindow,
     Quota,
     QuotaKind,
@@ -101,28 +102,18 @@ def quota_period(quota: Quota, moment: dt.datetime) -> str:
     return local.strftime("%Y-%m-%d")
 
 
-def _quota_jobs(quota: Quota):
-    jobs = GenerationJob.objects.filter(department_id=quota.department_id)
-    if quota.job_kind:
-        jobs = jobs.filter(kind__slug=quota.job_kind)
-    if quota.gpu_class_id is not None:
-        jobs = jobs.filter(gpu_class_id=quota.gpu_class_id)
-    return jobs
-
-
 def _metered_until(at: dt.datetime) -> dt.datetime | None:
     """Up to when the billing source's ledger is complete for this month: finished jobs
     before this are in the metered figure, those after it count by their own GPU-seconds."""
-    source = metering_selectors.billing_source()
-    if source is None:
-        return None
     start, _ = metering_selectors.month_bounds(at)
-    covered = metering_selectors.covered_intervals(source=source, start=start, end=floor_hour(at))
+    covered = metering_selectors.billing_covered_intervals(start=start, end=floor_hour(at))
     return covered[-1][1] if covered and covered[0][0] <= start else None
 
 
-def quota_use(quota: Quota, *, at: dt.datetime, metered_until=None) -> Decimal:
-    """What counts against ``quota`` at ``at``, before any new job.
+def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
+    """What counts against each of ``quotas`` (all of one department) at ``at``, before
+    any new job, by quota id; one query over the department's jobs, plus the metered
+    figures for GPU-hours budgets.
 
     - ``jobs_day``: jobs of its scope admitted on the portal day of ``at``;
     - ``concurrent_jobs``: jobs queued or running;
@@ -132,31 +123,63 @@ def quota_use(quota: Quota, *, at: dt.datetime, metered_until=None) -> Decimal:
       reserved by jobs queued or running, plus the GPU-seconds of the month's finished
       jobs that the metered figure does not hold yet.
     """
-    jobs = _quota_jobs(quota)
-    if quota.kind == QuotaKind.JOBS_DAY:
-        start, end = portal_day_bounds(at)
-        return Decimal(jobs.filter(admitted_at__gte=start, admitted_at__lt=end).count())
-    if quota.kind == QuotaKind.CONCURRENT_JOBS:
-        return Decimal(jobs.filter(state__in=ACTIVE_STATES).count())
-    if quota.kind == QuotaKind.GPUS:
-        return Decimal(jobs.filter(state__in=ACTIVE_STATES).aggregate(n=Sum("gpus"))["n"] or 0)
-    # gpu_hours_month
+    if not quotas:
+        return {}
+    day_start, day_end = portal_day_bounds(at)
     month_start, month_end = metering_selectors.month_bounds(at)
-    metered = metering_selectors.quota_metered_gpu_hours(quota=quota, at=at)
-    unmetered_from = month_start
-    if not quota.job_kind:
-        until = _metered_until(at) if metered_until is None else metered_until
-        unmetered_from = max(month_start, until) if until else month_start
-    figures = jobs.aggregate(
-        reserved=Sum("gpu_hours_reserved", filter=Q(state__in=ACTIVE_STATES)),
-        finished_s=Sum(
-            "gpu_seconds",
-            filter=Q(finished_at__gte=unmetered_from, finished_at__lt=month_end)
-            & ~Q(state__in=ACTIVE_STATES),
-        ),
+    active = Q(state__in=ACTIVE_STATES)
+    budgets = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH]
+    until = _metered_until(at) if any(not q.job_kind for q in budgets) else None
+    aggregates: dict = {}
+    for quota in quotas:
+        scope = Q()
+        if quota.job_kind:
+            scope &= Q(kind__slug=quota.job_kind)
+        if quota.gpu_class_id is not None:
+            scope &= Q(gpu_class_id=quota.gpu_class_id)
+        key = f"q{quota.pk}"
+        if quota.kind == QuotaKind.JOBS_DAY:
+            aggregates[key] = Count(
+                "pk", filter=scope & Q(admitted_at__gte=day_start, admitted_at__lt=day_end)
+            )
+        elif quota.kind == QuotaKind.CONCURRENT_JOBS:
+            aggregates[key] = Count("pk", filter=scope & active)
+        elif quota.kind == QuotaKind.GPUS:
+            aggregates[key] = Sum("gpus", filter=scope & active)
+        else:
+            unmetered_from = month_start
+            if not quota.job_kind and until:
+                unmetered_from = max(month_start, until)
+            aggregates[key] = Sum("gpu_hours_reserved", filter=scope & active)
+            aggregates[f"{key}_finished_s"] = Sum(
+                "gpu_seconds",
+                filter=scope
+                & ~active
+                & Q(finished_at__gte=unmetered_from, finished_at__lt=month_end),
+            )
+    # Only the rows any figure can count: open ones, today's admissions, this month's ends.
+    relevant = (
+        active | Q(admitted_at__gte=min(day_start, month_start)) | Q(finished_at__gte=month_start)
     )
-    finished = (figures["finished_s"] or Decimal(0)) / SECONDS_PER_HOUR
-    return (metered + (figures["reserved"] or Decimal(0)) + finished).quantize(GPU_HOURS_PLACES)
+    figures = (
+        GenerationJob.objects.filter(department_id=quotas[0].department_id)
+        .filter(relevant)
+        .aggregate(**aggregates)
+    )
+    uses = {}
+    for quota in quotas:
+        value = Decimal(figures[f"q{quota.pk}"] or 0)
+        if quota.kind == QuotaKind.GPU_HOURS_MONTH:
+            finished = Decimal(figures[f"q{quota.pk}_finished_s"] or 0) / SECONDS_PER_HOUR
+            metered = metering_selectors.quota_metered_gpu_hours(quota=quota, at=at)
+            value = (metered + value + finished).quantize(GPU_HOURS_PLACES)
+        uses[quota.pk] = value
+    return uses
+
+
+def quota_use(quota: Quota, *, at: dt.datetime) -> Decimal:
+    """What counts against ``quota`` at ``at`` (see :func:`quota_uses`)."""
+    return quota_uses([quota], at=at)[quota.pk]
 
 
 def job_demand(quota: Quota, job: GenerationJob) -> Decimal:
@@ -190,17 +213,9 @@ def applicable_quotas(job: GenerationJob, quotas: Iterable[Quota]) -> list[Quota
 def quota_checks(
     job: GenerationJob, quotas: Iterable[Quota], *, at: dt.datetime
 ) -> list[QuotaCheck]:
-    metered_until: list = []
-
-    def use(quota: Quota) -> Decimal:
-        if quota.kind == QuotaKind.GPU_HOURS_MONTH and not quota.job_kind and not metered_until:
-            metered_until.append(_metered_until(at) or False)
-        return quota_use(quota, at=at, metered_until=(metered_until[0] if metered_until else None))
-
-    return [
-        QuotaCheck(quota=q, use=use(q), demand=job_demand(q, job))
-        for q in applicable_quotas(job, quotas)
-    ]
+    applicable = applicable_quotas(job, quotas)
+    uses = quota_uses(applicable, at=at)
+    return [QuotaCheck(quota=q, use=uses[q.pk], demand=job_demand(q, job)) for q in applicable]
 
 
 # --- Submission and admission ------------------------------------------------------------------
@@ -213,7 +228,16 @@ class Submission:
 
 
 def _lock_department(department_id: int) -> Department:
-    return Department.objects.select_for_update().get(pk=department_id)
+    """The department's row, locked until the transaction ends, with the namespace its
+    jobs are counted under (the first by name) as ``job_namespace``."""
+    first_namespace = (
+        Namespace.objects.filter(department=OuterRef("pk")).order_by("name").values("name")[:1]
+    )
+    return (
+        Department.objects.select_for_update(of=("self",))
+        .annotate(job_namespace=Subquery(first_namespace))
+        .get(pk=department_id)
+    )
 
 
 def off_peak_open(at: dt.datetime) -> bool:
@@ -221,7 +245,7 @@ def off_peak_open(at: dt.datetime) -> bool:
 
 
 def _choose_gpu_class(service_level: ServiceLevel, gpu_class: GpuClass | None) -> GpuClass:
-    allowed = list(service_level.gpu_classes.order_by("name"))
+    allowed = sorted(service_level.gpu_classes.all(), key=lambda c: c.name)  # prefetched
     if not allowed:
         raise ValidationError(
             {"tier": [f"The {service_level.tier} service level allows no GPU class yet."]}
@@ -348,7 +372,6 @@ def job_submit(
             ).first()
             if earlier is not None:
                 return Submission(job=earlier, created=False)
-        namespace = department.namespaces.order_by("name").values_list("name", flat=True).first()
         job = GenerationJob(
             department=department,
             submitter=user,
@@ -356,7 +379,7 @@ def job_submit(
             params=values,
             tier=tier,
             gpu_class=chosen,
-            namespace=namespace or "",
+            namespace=department.job_namespace or "",
             gpus=kind.default_gpus,
             max_runtime_s=kind.max_runtime_s,
             priority=service_level.priority,
@@ -476,14 +499,17 @@ def _admit(
     _alert(job, checks, now=now)
     from jobs import dispatch
 
-    transaction.on_commit(lambda: dispatch.job_dispatch(job_id=job.pk))
+    transaction.on_commit(
+        lambda: dispatch.job_dispatch(job_id=job.pk, queue=job.queue, priority=job.priority)
+    )
 
 
 def _set_state(job, state, *, reason, quota, use, **fields) -> None:
     job.state = state
     job.reason = reason
     job.blocking_quota = quota
-    job.blocking_use = use
+    # Stored with the field's 3 places, so the answer reads the same before and after a reload.
+    job.blocking_use = None if use is None else use.quantize(Decimal("0.001"))
     for name, value in fields.items():
         setattr(job, name, value)
     job.save()
@@ -502,6 +528,15 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
         if not reached:
             continue
         period = quota_period(quota, now)
+        # The department is locked: nobody else writes this quota's alerts meanwhile.
+        sent = set(
+            QuotaAlert.objects.filter(quota=quota, period=period).values_list(
+                "threshold_pct", flat=True
+            )
+        )
+        created = [t for t in reached if t not in sent]
+        if not created:
+            continue
         recipients = sorted(
             Membership.objects.filter(
                 department_id=quota.department_id, role=Membership.Role.MANAGER
@@ -509,23 +544,20 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
             .exclude(user__email="")
             .values_list("user__email", flat=True)
         )
-        created = [
-            threshold
-            for threshold in reached
-            if QuotaAlert.objects.get_or_create(
-                quota=quota,
-                period=period,
-                threshold_pct=threshold,
-                defaults={
-                    "use": check.after,
-                    "limit": quota.limit,
-                    "job": job,
-                    "recipients": recipients,
-                },
-            )[1]
-        ]
-        if not created:
-            continue
+        QuotaAlert.objects.bulk_create(
+            [
+                QuotaAlert(
+                    quota=quota,
+                    period=period,
+                    threshold_pct=threshold,
+                    use=check.after,
+                    limit=quota.limit,
+                    job=job,
+                    recipients=recipients,
+                )
+                for threshold in created
+            ]
+        )
         top = created[-1]
         subject = (
             f"[GPU portal] {quota.department}: {quota.get_kind_display()} at {pct:.0f} % "

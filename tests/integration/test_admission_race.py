@@ -106,7 +106,7 @@ def dispatched(monkeypatch) -> list:
     sent: list = []
     lock = threading.Lock()
 
-    def record(*, job_id):
+    def record(*, job_id, **placement):
         with lock:
             sent.append(job_id)
         return True
