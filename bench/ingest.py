@@ -262,7 +262,8 @@ def database(url: str, *, reuse: bool, keep: bool) -> Iterator[str]:
         admin.close()
 
 
-def setup_django(database_url: str) -> None:
+def setup_django(database_url: str) -> dict[str, str]:
+    """Set Django up on ``database_url``; returns the fingerprints of the measured code."""
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     os.environ.setdefault("DEBUG", "0")
@@ -270,6 +271,20 @@ def setup_django(database_url: str) -> None:
     import django
 
     django.setup()
+    # Import what is measured now, so that every pass runs the same code even if the files
+    # change while the bench runs; the results say which version that was.
+    import hashlib
+
+    import metering.collector
+    import metering.management.commands.pull_usage as pull_usage
+    import metering.services
+
+    return {
+        str(Path(module.__file__).relative_to(ROOT)): hashlib.sha256(
+            Path(module.__file__).read_bytes()
+        ).hexdigest()[:12]
+        for module in (metering.collector, metering.services, pull_usage)
+    }
 
 
 def prepare_ledger() -> None:
@@ -540,12 +555,19 @@ class Case:
         for kind in ("empty", "full"):
             seconds = self.median(kind)
             rows = statistics.median(p.rows for p in self.passes if p.kind == kind)
+            # Ours minus the time of its own requests: what the portal adds, free of the
+            # pass-to-pass swings of Prometheus.
+            overhead = statistics.median(
+                p.seconds - p.parts_s["query_http_json"] for p in self.passes if p.kind == kind
+            )
             result[kind] = {
                 "seconds": seconds,
                 "ratio": seconds / raw,
                 "rows": rows,
                 "rows_per_s": rows / seconds,
                 "us_per_hour_series": seconds / self.cells * 1e6,
+                "overhead_s": overhead,
+                "overhead_us_per_hour_series": overhead / self.cells * 1e6,
                 "peak_rss_mb": self.peak_rss(kind),
                 "parts_s": {
                     part: self.median_part(kind, part)
@@ -618,7 +640,9 @@ def measure_memory(case: Case, source) -> None:
 
 def profile_parts() -> list[tuple[str, Callable | str]]:
     """What to add up in a profile: (label, function), or (label, text in the name of a
-    built-in); each is the cumulative time of that function."""
+    built-in); each is the cumulative time of that function. The write has two paths (the
+    ORM's bulk_create, and plain tuples through psycopg2's execute_values on PostgreSQL):
+    the one not taken shows 0."""
     import requests
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.models import Model, QuerySet
@@ -634,13 +658,14 @@ def profile_parts() -> list[tuple[str, Callable | str]]:
         ("  collector._quantity (Decimal)", collector._quantity),
         ("  datetime.fromtimestamp", "fromtimestamp"),
         ("services._write", services._write),
-        ("  zeroing UPDATE", QuerySet.update),
-        ("  UsageRecord(...) instances", Model.__init__),
         ("  GpuClassResolver", services.GpuClassResolver.__call__),
+        ("  UsageRecord(...) instances", Model.__init__),
         ("  bulk_create upsert", QuerySet.bulk_create),
         ("    INSERT SQL + parameters", SQLInsertCompiler.as_sql),
-        ("    cursor.execute (psycopg2 + server)", "'execute' of 'psycopg2"),
-        ("transaction commit", BaseDatabaseWrapper.commit),
+        ("  execute_values (mogrify)", "'mogrify' of 'psycopg2"),
+        ("  zeroing UPDATE", QuerySet.update),
+        ("all cursor.execute (psycopg2 + server)", "'execute' of 'psycopg2"),
+        ("transaction commit (deferred FK checks)", BaseDatabaseWrapper.commit),
     ]
 
 
@@ -693,10 +718,15 @@ def report(results: dict) -> str:
         f"({full['hour_series']:,} ledger rows); median of {results['repeat']}; "
         f"database {results['database']}; Prometheus {results['prometheus_version']}"
     )
+    lines.append(
+        "code measured (sha256): "
+        + ", ".join(f"{path} {digest}" for path, digest in results["code_sha256"].items())
+    )
     lines.append("")
     header = (
         f"{'case':<14}{'hourxseries':>12}{'raw s':>9}{'ours s':>9}{'ratio':>7}"
-        f"{'rows/s':>10}{'raw µs/hs':>11}{'ours µs/hs':>12}{'peak RSS MB':>13}"
+        f"{'rows/s':>10}{'raw µs/hs':>11}{'ours µs/hs':>12}{'added µs/hs':>13}"
+        f"{'peak RSS MB':>13}"
     )
     lines.append(header)
     lines.append("-" * len(header))
@@ -708,8 +738,13 @@ def report(results: dict) -> str:
                 f"{case['raw_s']:>9.2f}{ours['seconds']:>9.2f}{ours['ratio']:>7.2f}"
                 f"{ours['rows_per_s']:>10,.0f}{case['raw_us_per_hour_series']:>11.2f}"
                 f"{ours['us_per_hour_series']:>12.2f}"
+                f"{ours['overhead_us_per_hour_series']:>13.2f}"
                 f"{(ours['peak_rss_mb'] or 0):>13.0f}"
             )
+    lines.append(
+        "µs/hs: microseconds per hour x series; 'added' is ours minus the time of its own "
+        "Prometheus requests: the same in every case means our cost is linear in hours x series."
+    )
     lines.append("")
     lines.append("where our time goes (median seconds, case 'month'):")
     for kind in ("empty", "full"):
@@ -812,11 +847,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with database(args.database_url, reuse=args.reuse_database, keep=args.keep_database) as url:
-        setup_django(url)
-        return run(args, url)
+        code = setup_django(url)
+        return run(args, url, code)
 
 
-def run(args: argparse.Namespace, url: str) -> int:
+def run(args: argparse.Namespace, url: str, code: dict[str, str]) -> int:
     from django.conf import settings
 
     from metering import local_prometheus
@@ -852,6 +887,7 @@ def run(args: argparse.Namespace, url: str) -> int:
         "query_hours": settings.METERING_QUERY_HOURS,
         "step_s": args.step_s,
         "target_ratio": TARGET_RATIO,
+        "code_sha256": code,
         "cases": [],
     }
     # The month's own data last, and the untimed passes (tracemalloc, cProfile) after every
