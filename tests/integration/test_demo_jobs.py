@@ -152,6 +152,9 @@ def test_a_demo_job_runs_on_the_worker_and_its_gpu_seconds_reach_the_ledger(tmp_
             worker = next(c for c in seen.values() if "celery -A portal worker" in c)
             assert "gpu.t4.interactive" in worker and "celery," in worker
             api = Api(base, "marketing-manager")
+            # The worker created the series at 0 when it started, before any job ran: the
+            # first job's seconds are an increase Prometheus can see.
+            assert _worker_counter(metrics_port) == 0.0
 
             first = api.submit(seconds=3)
             assert (first["state"], first["gpu_class"], first["namespace"]) == (
@@ -174,9 +177,18 @@ def test_a_demo_job_runs_on_the_worker_and_its_gpu_seconds_reach_the_ledger(tmp_
 
             # The worker counts the job's GPU-seconds under its namespace, class and kind,
             # and the demo's Prometheus scrapes them.
-            counted = _worker_counter(metrics_port)
-            assert counted == pytest.approx(float(first["gpu_seconds"]), abs=0.01)
-            assert _wait_for("scrape", lambda: _scraped(prometheus_url)) == pytest.approx(counted)
+            # (It counts the attempt just after recording its end in the database.)
+            expected = float(first["gpu_seconds"])
+            counted = _wait_for(
+                "count",
+                lambda: c if (c := _worker_counter(metrics_port)) else None,
+            )
+            assert counted == pytest.approx(expected, abs=0.01)
+            scraped = _wait_for(
+                "scrape",
+                lambda: s if (s := _scraped(prometheus_url)) == pytest.approx(counted) else None,
+            )
+            assert scraped == pytest.approx(counted)
 
             # The jobs source turns the increase into GPU-hours of the hour in progress
             # (and of the last hour, should the jobs have crossed into this one).
