@@ -505,14 +505,25 @@ def _admit(
 
 
 def _set_state(job, state, *, reason, quota, use, **fields) -> None:
+    """Set the job's outcome and write it; a waiting job whose outcome did not change (the
+    release task looks at every waiting job every half minute) is not written again."""
+    # Stored with the field's 3 places, so the answer reads the same before and after a reload.
+    use = None if use is None else use.quantize(Decimal("0.001"))
+    quota_id = quota.pk if quota is not None else None
+    unchanged = (
+        not job._state.adding
+        and not fields
+        and (job.state, job.reason, job.blocking_quota_id, job.blocking_use)
+        == (state, reason, quota_id, use)
+    )
     job.state = state
     job.reason = reason
     job.blocking_quota = quota
-    # Stored with the field's 3 places, so the answer reads the same before and after a reload.
-    job.blocking_use = None if use is None else use.quantize(Decimal("0.001"))
+    job.blocking_use = use
     for name, value in fields.items():
         setattr(job, name, value)
-    job.save()
+    if not unchanged:
+        job.save()
 
 
 def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) -> None:

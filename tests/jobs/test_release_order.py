@@ -89,3 +89,15 @@ def test_release_all_visits_every_department_with_waiting_jobs(world, submit):
     submit()
     GenerationJob.objects.filter(pk=world.member_job.pk).update(state="succeeded")
     assert services.jobs_release_all(now=NOON) == 1
+
+
+def test_release_writes_nothing_for_jobs_that_still_wait(world, submit):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _fill(world)
+    submit()
+    submit()
+    with CaptureQueriesContext(connection) as queries:
+        assert services.jobs_release(department_id=world.marketing.pk, now=NOON) == []
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
