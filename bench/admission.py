@@ -91,7 +91,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from _database import postgres_database
 
 THIS = str(Path(__file__).resolve())
 ROOT = Path(THIS).parents[1]
@@ -154,45 +156,12 @@ def log(message: str) -> None:
 def database(url: str, *, reuse: bool, keep: bool) -> Iterator[str]:
     """A PostgreSQL database at ``url``: created unless it exists and ``reuse`` allows
     that, dropped at the end unless ``keep`` or it was reused."""
-    import psycopg2
-    from psycopg2 import sql
-
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
+    if not urlsplit(url).scheme.startswith("postgres"):
         raise SystemExit("The bench needs PostgreSQL: row locks are what it measures.")
-    name = parts.path.lstrip("/")
-    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            exists = cursor.fetchone() is not None
-            if exists and not reuse:
-                raise SystemExit(
-                    f"Database {name} exists. Drop it (dropdb -h {parts.hostname} -U "
-                    f"{parts.username} {name}) or pass --reuse-database, which empties its "
-                    "job table."
-                )
-            if not exists:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                log(f"created database {name}")
-        try:
-            yield url
-        finally:
-            if not exists and not keep:
-                with contextlib.suppress(Exception):
-                    from django.db import connections
-
-                    connections.close_all()
-                with admin.cursor() as cursor:
-                    cursor.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
-                log(f"dropped database {name}")
-    finally:
-        admin.close()
+    with postgres_database(
+        url, reuse=reuse, keep=keep, reused_means="its job table", log=log
+    ) as ready:
+        yield ready
 
 
 @contextlib.contextmanager

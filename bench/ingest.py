@@ -76,7 +76,9 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from _database import postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -225,41 +227,10 @@ def database(url: str, *, reuse: bool, keep: bool) -> Iterator[str]:
             if created and not keep:
                 path.unlink(missing_ok=True)
         return
-    import psycopg2
-    from psycopg2 import sql
-
-    name = parts.path.lstrip("/")
-    admin = psycopg2.connect(urlunsplit(parts._replace(path="/postgres")))
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            exists = cursor.fetchone() is not None
-            if exists and not reuse:
-                raise SystemExit(
-                    f"Database {name} exists. Drop it (dropdb -h {parts.hostname} -U "
-                    f"{parts.username} {name}) or pass --reuse-database, which empties its "
-                    "metering ledger."
-                )
-            if not exists:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                log(f"created database {name}")
-        try:
-            yield url
-        finally:
-            if not exists and not keep:
-                from django.db import connections
-
-                connections.close_all()
-                with admin.cursor() as cursor:
-                    cursor.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
-                log(f"dropped database {name}")
-    finally:
-        admin.close()
+    with postgres_database(
+        url, reuse=reuse, keep=keep, reused_means="its metering ledger", log=log
+    ) as ready:
+        yield ready
 
 
 def setup_django(database_url: str) -> dict[str, str]:
