@@ -32,6 +32,13 @@ class JobKindAdmin(admin.ModelAdmin):
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Quotas name a kind by its slug: renaming it would silently free them.
+        return [*self.readonly_fields, "slug"] if obj is not None else self.readonly_fields
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None else self.prepopulated_fields
+
     @admin.display(description="tiers")
     def tiers(self, kind) -> str:
         return ", ".join(kind.allowed_tiers)

@@ -54,7 +54,7 @@ def validate_argv_template(value) -> None:
         except ValueError as exc:
             raise ValidationError(f"In “{element}”: {exc}") from exc
     first = _fields(value[0])
-    if any(field is not None for _, field in first) and first[0][1] != "python":
+    if any(field is not None for _, field in first) and first != [("", "python")]:
         raise ValidationError("The program (the first element) must be fixed, or exactly {python}.")
 
 
@@ -79,6 +79,18 @@ def validate_params_schema(schema) -> None:
     unknown = set(schema.get("required", [])) - set(properties)
     if unknown:
         raise ValidationError(f"Required but not described: {', '.join(sorted(unknown))}.")
+    if schema.get("additionalProperties", True) is not False:
+        raise ValidationError(
+            'Add "additionalProperties": false: a job takes only the parameters its schema '
+            "describes."
+        )
+    for name, spec in properties.items():
+        if "default" in spec:
+            errors = list(Draft202012Validator(spec).iter_errors(spec["default"]))
+            if errors:
+                raise ValidationError(
+                    f"The default of “{name}” does not fit its own schema: {errors[0].message}."
+                )
 
 
 def validate_placeholders(template: list[str], schema: dict) -> None:
@@ -168,10 +180,14 @@ def render(template: list[str], params: Mapping, *, builtins: Mapping[str, str])
         if missing:
             raise ValidationError({missing[0]: ["This parameter has no value."]})
         rendered = "".join(literal + (values[field] if field else "") for literal, field in parts)
-        whole = len(parts) == 1 and parts[0][0] == "" and parts[0][1] not in (None, *BUILTINS)
-        if whole and rendered.startswith("-"):
-            raise ValidationError(
-                {parts[0][1]: ["May not start with “-”: it would be read as an option."]}
-            )
+        # An argument that starts with a parameter could be read as an option if the
+        # value starts with "-" (a number is a number: -5 stays allowed).
+        leading = parts[0][1] if parts[0][0] == "" else None
+        if leading not in (None, *BUILTINS) and rendered.startswith("-"):
+            value = params.get(leading)
+            if not (isinstance(value, int | float) and not isinstance(value, bool)):
+                raise ValidationError(
+                    {leading: ["May not start with “-”: it would be read as an option."]}
+                )
         argv.append(rendered)
     return argv

@@ -19,6 +19,16 @@ logger = logging.getLogger(__name__)
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
 
 
+def broker_priority(sla_priority: int) -> int:
+    """The message priority for an SLA priority (0-9, higher first): as is for RabbitMQ
+    (higher first too), turned around for Redis, whose transport serves 0 first."""
+    from portal.celery import app
+
+    if app.conf.broker_url.startswith(("redis://", "rediss://")):
+        return 9 - sla_priority
+    return sla_priority
+
+
 def job_dispatch(*, job_id, queue: str | None = None, priority: int | None = None) -> bool:
     """Send a queued job to the queue of its GPU class and tier, with its SLA priority.
     Returns whether the broker took it. Admission passes the queue and priority it just
@@ -39,7 +49,7 @@ def job_dispatch(*, job_id, queue: str | None = None, priority: int | None = Non
         run_job.apply_async(
             args=[str(job_id)],
             queue=queue,
-            priority=priority,
+            priority=broker_priority(priority),
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
         )

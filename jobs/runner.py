@@ -5,14 +5,17 @@ The command runs in a subprocess (no shell), in the job's folder
 it runs, the worker sends a heartbeat every ``JOBS_HEARTBEAT_S`` seconds; the heartbeat
 tells it when a cancel was asked for, or when another worker has taken the job over (then
 this one stops at once and records nothing). The command is stopped when it passes the
-job's max runtime. The subprocess dies with the worker (``PR_SET_PDEATHSIG`` on Linux),
-so a killed worker leaves no orphan running on the GPU.
+job's max runtime. The command runs under :mod:`jobs.supervise` in a process group of its
+own; when the worker dies (``PR_SET_PDEATHSIG`` on Linux) the supervisor stops the whole
+group, so a killed worker leaves nothing running on the GPU, not even processes the
+command started.
 """
 
 import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,7 +53,8 @@ except OSError:  # pragma: no cover
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     os.setsid()
     if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The supervisor (jobs.supervise) hears of its worker's death and stops the group.
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def job_folder(job: GenerationJob) -> Path:
@@ -72,6 +76,8 @@ def log_tail(path: Path, limit: int | None = None) -> str:
 def result_files(folder: Path) -> list[str]:
     """The files the command left in the job's folder (not in sub-folders: those are its
     scratch space), which the job page offers for download."""
+    if not folder.is_dir():  # the command removed it
+        return []
     return sorted(
         path.name for path in folder.iterdir() if path.is_file() and path.name != LOG_NAME
     )
@@ -84,7 +90,8 @@ def _stop(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         return
     try:
-        process.wait(timeout=settings.JOBS_STOP_GRACE_S)
+        # The supervisor itself gives the command the grace period, then kills its group.
+        process.wait(timeout=settings.JOBS_STOP_GRACE_S + 5)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -97,6 +104,27 @@ def job_run(*, job_id, worker: str) -> str:
     if job is None:
         state = GenerationJob.objects.filter(pk=job_id).values_list("state", flat=True).first()
         return Outcome.BUSY if state in (JobState.RUNNING, JobState.QUEUED) else Outcome.SKIPPED
+    try:
+        return _attempt(job, worker=worker)
+    except Exception as exc:
+        # Whatever went wrong around the command (its folder, the log, the database for a
+        # moment), the attempt ends failed with the reason instead of leaving the job
+        # "running" for the sweep to start again and again.
+        logger.exception("Job %s: the attempt on %s failed", job.pk, worker)
+        recorded = services.job_finish(
+            job_id=job.pk,
+            worker=worker,
+            attempt=job.attempts,
+            state=JobState.FAILED,
+            gpu_seconds=Decimal(0),
+            reason=f"The worker {worker} failed while running it.",
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        return Outcome.DONE if recorded else Outcome.LOST
+
+
+def _attempt(job: GenerationJob, *, worker: str) -> str:
+    """One attempt of a job this worker holds, from its folder to its recorded end."""
     attempt = job.attempts
     folder = job_folder(job)
     folder.mkdir(parents=True, exist_ok=True)
@@ -142,14 +170,27 @@ def job_run(*, job_id, worker: str) -> str:
         "PORTAL_OUTPUT_DIR": str(folder),
         "PORTAL_GPU_CLASS": job.gpu_class.slug,
         "PORTAL_GPUS": str(job.gpus),
+        "JOBS_STOP_GRACE_S": str(settings.JOBS_STOP_GRACE_S),
+        # The supervisor is imported from the portal's code, wherever the job runs.
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")])
+        ),
     }
     with log_path.open("ab") as log:
         log.write(f"--- attempt {attempt} on {worker}: {' '.join(argv)}\n".encode())
         log.flush()
         started = time.monotonic()
+        program = shutil.which(argv[0], path=env.get("PATH"))
+        if program is None:
+            return finish(
+                JobState.FAILED,
+                seconds=0,
+                reason=f"Its command could not start on {worker}.",
+                error=f"{argv[0]}: No such file or directory (not installed on {worker}?)",
+            )
         try:
             process = subprocess.Popen(  # noqa: S603 - an argv list, never a shell
-                argv,
+                [sys.executable, "-m", "jobs.supervise", program, *argv[1:]],
                 cwd=folder,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -27,6 +27,13 @@ class JobKindSerializer(ModelValidationMixin, serializers.ModelSerializer):
         ]
         read_only_fields = ["created_at", "updated_at"]
 
+    def validate_slug(self, slug: str) -> str:
+        if self.instance is not None and slug != self.instance.slug:
+            raise serializers.ValidationError(
+                "A kind's slug cannot change: quotas and jobs name it. Create a new kind."
+            )
+        return slug
+
 
 class JobOutputSerializer(serializers.Serializer):
     name = serializers.CharField()

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from departments.models import (
@@ -103,11 +103,24 @@ def quota_period(quota: Quota, moment: dt.datetime) -> str:
 
 
 def _metered_until(at: dt.datetime) -> dt.datetime | None:
-    """Up to when the billing source's ledger is complete for this month: finished jobs
-    before this are in the metered figure, those after it count by their own GPU-seconds."""
+    """Up to when the metered figure already holds the month's finished jobs, or ``None``
+    when it never does.
+
+    Only a billing source that reads the workers' own counter
+    (``portal_job_gpu_seconds_total``) sees portal jobs under their department: with
+    ``allocation`` or ``device`` the shared GPU workers' pods count under the workers'
+    namespace, so a finished job's GPU-seconds keep counting all month. With the counter,
+    the month's first uninterrupted stretch of hours metering has covered holds the jobs
+    that ended before it, less an hour (the counter rises when a job ends and is scraped a
+    little later).
+    """
+    if not metering_selectors.billing_source_counts_jobs():
+        return None
     start, _ = metering_selectors.month_bounds(at)
     covered = metering_selectors.billing_covered_intervals(start=start, end=floor_hour(at))
-    return covered[-1][1] if covered and covered[0][0] <= start else None
+    if not covered or covered[0][0] > start:
+        return None
+    return covered[0][1] - dt.timedelta(hours=1)
 
 
 def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
@@ -321,6 +334,15 @@ def job_validate(
                 }
             )
         off_peak = True
+    if off_peak and not OffPeakWindow.objects.filter(active=True).exists():
+        raise ValidationError(
+            {
+                "off_peak": [
+                    "No off-peak window is set up, so work held for it would never run; "
+                    "ask IT to add one, or run it now."
+                ]
+            }
+        )
     if off_peak and tier != Tier.BATCH:
         raise ValidationError({"off_peak": ["Only batch work can wait for the off-peak hours."]})
     try:
@@ -332,7 +354,32 @@ def job_validate(
         raise ValidationError(
             {"params": [f"{k}: {m}" for k, v in exc.message_dict.items() for m in v]}
         ) from exc
+    if user is not None:
+        _check_job_references(kind.params_schema, values, department=department, user=user)
     return values, service_level, chosen, bool(off_peak)
+
+
+def _check_job_references(schema: dict, values: dict, *, department, user) -> None:
+    """A parameter marked ``"x-portal-job": true`` names an earlier job whose output the
+    command reads (the speech a lip-sync renders): it must be a succeeded job of the same
+    department that the submitter may see, or the kind would read another's output."""
+    from jobs.selectors import jobs_for_user
+
+    for name, spec in schema.get("properties", {}).items():
+        if not (isinstance(spec, dict) and spec.get("x-portal-job")) or name not in values:
+            continue
+        try:
+            found = (
+                jobs_for_user(user=user)
+                .filter(pk=values[name], department=department, state=JobState.SUCCEEDED)
+                .exists()
+            )
+        except (ValueError, ValidationError):  # not a UUID at all
+            found = False
+        if not found:
+            raise ValidationError(
+                {"params": [f"{name}: no succeeded job {values[name]} of {department} of yours."]}
+            )
 
 
 def job_submit(
@@ -371,6 +418,17 @@ def job_submit(
                 department=department, idempotency_key=idempotency_key
             ).first()
             if earlier is not None:
+                if earlier.submitter_id != user.pk:
+                    # Someone else's job is none of this user's business (a member sees
+                    # only their own): the key is taken, nothing more.
+                    raise ValidationError(
+                        {
+                            "idempotency_key": [
+                                "This key was already used for another person's job in "
+                                f"{department}; pick a key of your own."
+                            ]
+                        }
+                    )
                 return Submission(job=earlier, created=False)
         job = GenerationJob(
             department=department,
@@ -460,7 +518,7 @@ def _admit(
             blocked.add(holding.quota.pk)
         period = holding.quota.period
         when = {
-            "day": "tomorrow, or when jobs are cancelled",
+            "day": "tomorrow",
             "month": "next month, or when the budget is raised",
         }.get(period, "when running jobs end")
         _set_state(
@@ -702,7 +760,10 @@ def job_requeue(*, job: GenerationJob, user) -> GenerationJob:
             .get(pk=job.pk)
         )
         if job.state in (JobState.FAILED, JobState.CANCELLED):
+            # Admitted afresh (today's count and the reservation apply again); the
+            # GPU-seconds of earlier attempts stay, and the next attempt's are added.
             job.finished_at = job.cancel_requested_at = job.cancelled_by = None
+            job.admitted_at = job.queued_at = job.dispatched_at = None
             job.error = ""
             job.exit_code = None
             _set_state(job, JobState.SUBMITTED, reason=f"Requeued by {user}.", quota=None, use=None)
@@ -714,7 +775,7 @@ def job_requeue(*, job: GenerationJob, user) -> GenerationJob:
         elif job.state == JobState.RUNNING and (
             job.heartbeat_at is None or job.heartbeat_at < stale
         ):
-            _requeue_stale(job)
+            _stale_job_settle(job, now=timezone.now())
         else:
             raise ValidationError(
                 f"A {job.get_state_display().lower()} job cannot be requeued; cancel it or "
@@ -723,14 +784,40 @@ def job_requeue(*, job: GenerationJob, user) -> GenerationJob:
     return job
 
 
-def _requeue_stale(job: GenerationJob) -> None:
+def _stale_job_settle(job: GenerationJob, *, now: dt.datetime) -> str:
+    """A running job whose worker stopped answering (the caller holds the department
+    lock): it ends cancelled when a cancel was asked for, fails once it has had
+    ``JOBS_MAX_ATTEMPTS`` attempts (a job that kills its worker must not do so forever), and
+    is queued again otherwise. Returns what was done."""
     from jobs import dispatch
 
-    job.state = JobState.QUEUED
-    job.reason = f"Its worker {job.worker} stopped answering; queued again."
-    job.worker = ""
-    job.save(update_fields=["state", "reason", "worker"])
-    transaction.on_commit(lambda: dispatch.job_dispatch(job_id=job.pk))
+    if job.cancel_requested_at is not None:
+        outcome, state = "cancelled", JobState.CANCELLED
+        reason = f"Cancelled; its worker {job.worker} stopped answering."
+    elif job.attempts >= settings.JOBS_MAX_ATTEMPTS:
+        outcome, state = "failed", JobState.FAILED
+        reason = (
+            f"Its worker stopped answering during each of its {job.attempts} attempts; "
+            "it is not tried again."
+        )
+    else:
+        reason = f"Its worker {job.worker} stopped answering; queued again."
+        job.worker = ""
+        _set_state(
+            job,
+            JobState.QUEUED,
+            reason=reason,
+            quota=None,
+            use=None,
+        )
+        transaction.on_commit(lambda: dispatch.job_dispatch(job_id=job.pk))
+        return "requeued"
+    _set_state(job, state, reason=reason, quota=None, use=None, finished_at=now)
+    if state == JobState.FAILED:
+        job.error = reason
+        job.save(update_fields=["error"])
+    transaction.on_commit(lambda: _release_later(job.department_id))
+    return outcome
 
 
 def _release_later(department_id: int) -> None:
@@ -750,10 +837,13 @@ def job_start(*, job_id, worker: str) -> GenerationJob | None:
     a job twice at once."""
     now = timezone.now()
     stale = now - dt.timedelta(seconds=settings.JOBS_HEARTBEAT_STALE_S)
-    from django.db.models import F
-
     taken = GenerationJob.objects.filter(
-        Q(state=JobState.QUEUED) | Q(state=JobState.RUNNING, heartbeat_at__lt=stale),
+        Q(state=JobState.QUEUED)
+        | Q(
+            state=JobState.RUNNING,
+            heartbeat_at__lt=stale,
+            attempts__lt=settings.JOBS_MAX_ATTEMPTS,
+        ),
         pk=job_id,
         cancel_requested_at__isnull=True,
     ).update(
@@ -810,7 +900,8 @@ def job_finish(
         ).update(
             state=state,
             finished_at=timezone.now(),
-            gpu_seconds=gpu_seconds,
+            # Added: a requeued job keeps what its earlier attempts used.
+            gpu_seconds=F("gpu_seconds") + gpu_seconds,
             exit_code=exit_code,
             reason=reason,
             error=error,
@@ -829,15 +920,16 @@ def job_finish(
 
 def jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """The safety net of dispatch: queued jobs no broker took (or took too long ago) are
-    sent again, running jobs whose worker stopped answering are queued again (or end
-    cancelled when a cancel was asked for). Harmless to run any time: the start
+    sent again; running jobs whose worker stopped answering are settled by
+    :func:`_stale_job_settle` (queued again, cancelled, or failed after too many
+    attempts). Harmless to run any time: the start
     compare-and-set makes a duplicate delivery a no-op."""
     from jobs import dispatch
 
     now = now or timezone.now()
     resend_before = now - dt.timedelta(seconds=settings.JOBS_REDISPATCH_AFTER_S)
     stale = now - dt.timedelta(seconds=settings.JOBS_HEARTBEAT_STALE_S)
-    counts = {"dispatched": 0, "requeued": 0, "cancelled": 0}
+    counts = {"dispatched": 0, "requeued": 0, "cancelled": 0, "failed": 0}
     for job_id in list(
         GenerationJob.objects.filter(state=JobState.QUEUED)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before))
@@ -851,20 +943,7 @@ def jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
             job = GenerationJob.objects.select_for_update().get(pk=job.pk)
             if job.state != JobState.RUNNING or (job.heartbeat_at and job.heartbeat_at >= stale):
                 continue
-            if job.cancel_requested_at is not None:
-                _set_state(
-                    job,
-                    JobState.CANCELLED,
-                    reason=f"Cancelled; its worker {job.worker} stopped answering.",
-                    quota=None,
-                    use=None,
-                    finished_at=now,
-                )
-                counts["cancelled"] += 1
-                transaction.on_commit(lambda j=job: _release_later(j.department_id))
-            else:
-                _requeue_stale(job)
-                counts["requeued"] += 1
+            counts[_stale_job_settle(job, now=now)] += 1
     return counts
 
 

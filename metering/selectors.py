@@ -239,6 +239,17 @@ def _covered(runs, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.dateti
     return windows.merge(intervals)
 
 
+JOB_COUNTER = "portal_job_gpu_seconds_total"
+
+
+def billing_source_counts_jobs() -> bool:
+    """Whether the billing source reads the portal workers' own job counter (then its
+    ledger holds the jobs' GPU-seconds under their departments)."""
+    return MetricSource.objects.filter(
+        is_billing=True, query_template__contains=JOB_COUNTER
+    ).exists()
+
+
 def billing_covered_intervals(
     *, start: dt.datetime, end: dt.datetime
 ) -> list[tuple[dt.datetime, dt.datetime]]:

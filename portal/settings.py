@@ -186,11 +186,17 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Jobs run for minutes or hours: a worker takes one message at a time and acknowledges it
 # only when the job has ended (the tasks set acks_late), so a dead worker gives it back.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The SLA priority (0-9, higher first) travels with each job message: RabbitMQ honours it on
+# queues declared with a maximum priority; jobs.dispatch turns it around for Redis, where
+# 0 is served first.
+CELERY_TASK_QUEUE_MAX_PRIORITY = 10
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # An unacknowledged message goes back to the queue after this long; a job that is still
     # running then is left alone (the worker's start is a compare-and-set on its state).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=3600),
+        # One list per priority, so all ten SLA priorities stay apart.
+        "priority_steps": list(range(10)),
     }
 # Periodic tasks live in the database (editable in the admin); portal/periodic.py declares
 # the ones the portal needs and creates them after migrate.
@@ -215,6 +221,8 @@ METERING_RUN_ABANDONED_AFTER_S = env.int("METERING_RUN_ABANDONED_AFTER_S", defau
 # the stale limit belonged to a worker that died, and is queued again.
 JOBS_HEARTBEAT_S = env.float("JOBS_HEARTBEAT_S", default=10)
 JOBS_HEARTBEAT_STALE_S = env.int("JOBS_HEARTBEAT_STALE_S", default=60)
+# A job whose worker died during this many attempts fails instead of being tried again.
+JOBS_MAX_ATTEMPTS = env.int("JOBS_MAX_ATTEMPTS", default=3)
 # A queued job that no worker took this long after it was sent is sent again.
 JOBS_REDISPATCH_AFTER_S = env.int("JOBS_REDISPATCH_AFTER_S", default=1800)
 # Seconds between SIGTERM and SIGKILL when a job is cancelled or runs out of time.

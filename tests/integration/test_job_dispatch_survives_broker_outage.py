@@ -75,7 +75,12 @@ def test_a_job_submitted_while_the_broker_is_down_runs_once_it_is_back(
             JOBS_HEARTBEAT_S="0.5",
         ) as worker,
     ):
-        assert services.jobs_sweep() == {"dispatched": 1, "requeued": 0, "cancelled": 0}
+        assert services.jobs_sweep() == {
+            "dispatched": 1,
+            "requeued": 0,
+            "cancelled": 0,
+            "failed": 0,
+        }
         # Sent once: a second sweep leaves the dispatched job to its worker.
         assert services.jobs_sweep()["dispatched"] == 0
         deadline = time.monotonic() + 20

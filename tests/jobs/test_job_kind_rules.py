@@ -58,7 +58,11 @@ def test_a_well_formed_kind_validates(db):
         ({"allowed_tiers": ["urgent"]}, "allowed_tiers", "distinct tiers"),
         (
             {
-                "params_schema": {"type": "object", "properties": {"text": {"type": "string"}}},
+                "params_schema": {
+                    "type": "object",
+                    "properties": {"text": {"type": "string"}},
+                    "additionalProperties": False,
+                },
                 "argv_template": ["x", "{text}"],
             },
             "argv_template",
@@ -110,3 +114,40 @@ def test_parameters_are_checked_against_the_schema(params, field, words):
     with pytest.raises(ValidationError) as refused:
         argv.params_validate(SCHEMA, params)
     assert words in " ".join(refused.value.message_dict[field])
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"argv_template": ["{python}{text}", "x"]}, "argv_template", "exactly {python}"),
+        (
+            {"params_schema": {**SCHEMA, "additionalProperties": True}},
+            "params_schema",
+            '"additionalProperties": false',
+        ),
+        (
+            {
+                "params_schema": {
+                    **SCHEMA,
+                    "properties": {
+                        **SCHEMA["properties"],
+                        "speed": {"type": "integer", "default": "x"},
+                    },
+                }
+            },
+            "params_schema",
+            "default of “speed” does not fit",
+        ),
+    ],
+)
+def test_schemas_and_programs_that_would_surprise_are_refused(db, fields, field, words):
+    with pytest.raises(ValidationError) as refused:
+        kind(**fields).full_clean()
+    assert words in " ".join(refused.value.message_dict[field])
+
+
+def test_a_parameter_at_the_start_of_an_argument_cannot_make_it_an_option():
+    template = ["rm", "{text}.txt"]
+    with pytest.raises(ValidationError):
+        argv.render(template, {"text": "-rf"}, builtins={})
+    assert argv.render(["seek", "{speed}"], {"speed": -5}, builtins={}) == ["seek", "-5"]

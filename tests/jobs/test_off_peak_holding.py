@@ -57,8 +57,9 @@ def test_only_batch_work_can_be_held_for_off_peak(world, submit):
     assert submit(tier="realtime").state == "queued"
 
 
-def test_no_active_window_means_held_work_keeps_waiting(world, submit):
+def test_work_held_for_off_peak_is_refused_when_no_window_exists(world, submit):
     world.off_peak.active = False
     world.off_peak.save()
-    job = submit(off_peak=True, now=NIGHT)
-    assert job.state == "waiting"
+    with pytest.raises(ValidationError) as refused:
+        submit(off_peak=True, now=NIGHT)
+    assert "would never run" in str(refused.value)

@@ -282,6 +282,7 @@ API = [
                 "type": "object",
                 "properties": {"text": {"type": "string"}},
                 "required": ["text"],
+                "additionalProperties": False,
             },
             "max_runtime_s": 60,
         },

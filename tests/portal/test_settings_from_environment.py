@@ -91,7 +91,10 @@ def test_production_variables_choose_postgresql_redis_and_the_time_zone():
     )
     assert shown["broker"] == "redis://redis.example.com:6379/0"
     # Redis gives an unacknowledged job back after this long (a running one is left alone).
-    assert shown["transport"] == {"visibility_timeout": 3600}
+    assert shown["transport"] == {
+        "visibility_timeout": 3600,
+        "priority_steps": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    }
     assert (shown["tz"], shown["debug"], shown["prometheus"]) == (
         "Europe/Berlin",
         False,
