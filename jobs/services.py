@@ -945,11 +945,3 @@ def jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
                 continue
             counts[_stale_job_settle(job, now=now)] += 1
     return counts
-
-
-def job_counts_by_state(*, department: Department) -> dict[str, int]:
-    return dict(
-        GenerationJob.objects.filter(department=department)
-        .values_list("state")
-        .annotate(n=Count("pk"))
-    )
