@@ -90,6 +90,19 @@ class Worker:
     log: Path
     process: subprocess.Popen | None = None  # leads its own process group
 
+    def wait_idle(self, timeout_s: float = 30) -> None:
+        """Until the worker holds no task: what a task does after the test saw its effect
+        (a finished job releases its department's waiting jobs in a transaction of its
+        own) must not race the flush of the test database, or the two may deadlock."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            replies = self.client.control.inspect(destination=[self.node], timeout=1).active()
+            if replies is not None and not replies.get(self.node, ["no reply"]):
+                return
+            if time.monotonic() > deadline:
+                pytest.fail(f"{self.node} still busy after {timeout_s} s: {replies}")
+            time.sleep(0.1)
+
 
 @contextlib.contextmanager
 def celery_worker(
@@ -134,6 +147,26 @@ def celery_worker(
             yield Worker(node=node, queue=queue, client=client, log=log, process=process)
     finally:
         client.close()
+
+
+def database_quiet(timeout_s: float = 30) -> None:
+    """Until no other session on the test database is inside a transaction, so that the
+    flush after a transactional test cannot deadlock with a worker's last statements."""
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+            )
+            (busy,) = cursor.fetchone()
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{busy} other sessions still in a transaction after {timeout_s} s")
+        time.sleep(0.1)
 
 
 def database_url() -> str:

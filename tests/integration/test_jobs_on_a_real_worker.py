@@ -21,6 +21,7 @@ from tests import factories
 from tests.integration.conftest import (
     broker_queues_delete,
     celery_worker,
+    database_quiet,
     database_url,
     free_port,
     portal_producer,
@@ -148,6 +149,8 @@ def shared(postgres, redis_url, module_worker):
     prefix, tmp_path, worker = module_worker
     with portal_producer(redis_url):
         yield Setup(redis_url, tmp_path, prefix), worker
+    worker.wait_idle()
+    database_quiet()
 
 
 def wait_for(condition, *, timeout_s: float, what: str, worker=None):
