@@ -183,6 +183,13 @@ class Namespace(models.Model):
         error_messages={"unique": "This namespace already belongs to another department."},
     )
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="namespaces")
+    tier = models.CharField(
+        max_length=16,
+        choices=Tier.choices,
+        blank=True,
+        help_text="The tier of the work it runs (the virtual agent's namespace runs realtime "
+        "work); its usage is priced at that tier's rate card when there is one.",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -31,6 +31,19 @@ PERIODIC_TASKS = {
         60,
         "Queued jobs that no broker took are sent again; jobs whose worker died are queued again.",
     ),
+    "Refresh draft statements": (
+        "billing.refresh_drafts",
+        300,
+        "Months whose ledger, prices or policy changed: their draft statements, Unallocated "
+        "and idle figures recomputed, and usage metered after finalization turned into "
+        "adjustments.",
+    ),
+    "Finalize statements after the grace period": (
+        "billing.finalize_due",
+        3600,
+        "Draft statements of months that ended more than BILLING_FINALIZE_AFTER_H hours ago "
+        "are finalized.",
+    ),
 }
 
 

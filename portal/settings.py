@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "departments",
     "metering",
     "jobs",
+    "billing",
 ]
 
 MIDDLEWARE = [
@@ -231,6 +232,17 @@ JOBS_LOG_TAIL_CHARS = env.int("JOBS_LOG_TAIL_CHARS", default=4000)
 # Each worker serves portal_job_gpu_seconds_total here for Prometheus; 0 switches it off.
 JOBS_METRICS_PORT = env.int("JOBS_METRICS_PORT", default=0)
 JOBS_METRICS_ADDR = env("JOBS_METRICS_ADDR", default="127.0.0.1")
+
+# --- Billing -------------------------------------------------------------------------------
+# Statements are kept in one currency (ISO 4217); every rate card is priced in it.
+BILLING_CURRENCY = env("BILLING_CURRENCY", default="EUR")
+# The idle-cost policy a new month starts with: absorbed, shared or charged (finance
+# changes it per month in the admin; "charged" needs a department, so it is not a default).
+BILLING_IDLE_POLICY = env("BILLING_IDLE_POLICY", default="absorbed")
+if BILLING_IDLE_POLICY not in ("absorbed", "shared"):
+    raise ImproperlyConfigured("BILLING_IDLE_POLICY must be absorbed or shared.")
+# Drafts still open this many hours after their month ended are finalized by the portal.
+BILLING_FINALIZE_AFTER_H = env.int("BILLING_FINALIZE_AFTER_H", default=72)
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -234,3 +234,31 @@ class GenerationJobFactory(factory.django.DjangoModelFactory):
     max_runtime_s = 600
     priority = 2
     state = "queued"
+
+
+# --- Billing ---------------------------------------------------------------------------------
+
+
+class RateCardFactory(factory.django.DjangoModelFactory):
+    """A price for every tier of a GPU class since 2020, with no end."""
+
+    class Meta:
+        model = "billing.RateCard"
+
+    gpu_class = factory.SubFactory(GpuClassFactory)
+    tier = ""
+    currency = "EUR"
+    price_per_gpu_hour = Decimal("2.50")
+    valid_from = factory.LazyFunction(lambda: dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    valid_to = None
+
+
+class DepartmentMultiplierFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "billing.DepartmentMultiplier"
+
+    department = factory.SubFactory(DepartmentFactory)
+    multiplier = Decimal("0.8")
+    reason = "Internal subsidy"
+    valid_from = factory.LazyFunction(lambda: dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    valid_to = None

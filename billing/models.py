@@ -1,0 +1,501 @@
+"""Prices and chargeback: rate cards, department multipliers, the monthly billing period
+with its idle-cost policy, statements and their lines, and adjustments.
+
+Money is ``Decimal`` with its currency beside it. A finalized statement and its lines never
+change: ``save()``, ``delete()`` and the query sets' ``update()``/``delete()`` refuse, and
+so do the admin and the API, which go through them.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from babel.core import UnknownLocaleError
+from babel.numbers import get_currency_precision, list_currencies
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from departments.models import Department, GpuClass, Tier, TimestampedModel
+
+
+class FrozenError(ValidationError):
+    """Raised on any attempt to change a finalized statement or its lines."""
+
+
+def validate_currency(value: str) -> None:
+    try:
+        known = value in list_currencies()
+    except UnknownLocaleError:  # pragma: no cover - babel's data always has the root locale
+        known = False
+    if not known:
+        raise ValidationError(f"“{value}” is not an ISO 4217 currency code (EUR, USD, JPY…).")
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of ``currency``: 0.01 for EUR, 1 for JPY, 0.001 for BHD."""
+    return Decimal(1).scaleb(-get_currency_precision(currency))
+
+
+def default_currency() -> str:
+    return settings.BILLING_CURRENCY
+
+
+def month_start(value: dt.date) -> dt.date:
+    return value.replace(day=1)
+
+
+class IdlePolicy(models.TextChoices):
+    ABSORBED = "absorbed", "Absorbed by IT"
+    SHARED = "shared", "Shared in proportion to use"
+    CHARGED = "charged", "Charged to one department"
+
+
+class StatementStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    FINALIZED = "finalized", "Finalized"
+
+
+class LineKind(models.TextChoices):
+    USAGE = "usage", "GPU usage"
+    UNALLOCATED = "unallocated", "Unallocated usage"
+    IDLE = "idle", "Idle capacity"
+    ADJUSTMENT = "adjustment", "Adjustment"
+
+
+class AdjustmentKind(models.TextChoices):
+    CORRECTION = "correction", "Correction"
+    LATE_USAGE = "late_usage", "Usage metered after finalization"
+
+
+class Validity(models.Model):
+    """``[valid_from, valid_to)``; an open end means "until further notice"."""
+
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True, blank=True, help_text="Blank: no end.")
+
+    class Meta:
+        abstract = True
+
+    def covers(self, moment: dt.datetime) -> bool:
+        return self.valid_from <= moment and (self.valid_to is None or moment < self.valid_to)
+
+    def _overlapping(self, others: models.QuerySet) -> models.QuerySet:
+        others = others.exclude(pk=self.pk).filter(
+            Q(valid_to__isnull=True) | Q(valid_to__gt=self.valid_from)
+        )
+        if self.valid_to is not None:
+            others = others.filter(valid_from__lt=self.valid_to)
+        return others
+
+    def clean(self) -> None:
+        super().clean()
+        if self.valid_from and self.valid_to and self.valid_to <= self.valid_from:
+            raise ValidationError({"valid_to": "The end must come after the start."})
+
+
+class RateCard(Validity, TimestampedModel):
+    """The price of one GPU-hour of a GPU class, for every tier or for one, over a span of
+    time. A price change is a new card that starts when the old one ends."""
+
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="rate_cards")
+    tier = models.CharField(
+        max_length=16,
+        choices=Tier.choices,
+        blank=True,
+        help_text="Blank: every tier without a card of its own. A namespace's tier says "
+        "which card prices its usage.",
+    )
+    currency = models.CharField(
+        max_length=3, default=default_currency, validators=[validate_currency]
+    )
+    price_per_gpu_hour = models.DecimalField(
+        "price per GPU-hour",
+        max_digits=12,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal(0))],
+    )
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["gpu_class__name", "tier", "-valid_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gt=F("valid_from")),
+                name="rate_card_valid_forward",
+                violation_error_message="The end must come after the start.",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_per_gpu_hour__gte=0), name="rate_card_price_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        tier = f" {self.get_tier_display().lower()}" if self.tier else ""
+        return (
+            f"{self.gpu_class}{tier} {self.price_per_gpu_hour} {self.currency}/GPU-hour "
+            f"from {self.valid_from:%Y-%m-%d %H:%M}"
+        )
+
+    def clean(self) -> None:
+        super().clean()
+        if self.gpu_class_id is None or self.valid_from is None:
+            return
+        clash = self._overlapping(
+            RateCard.objects.filter(gpu_class_id=self.gpu_class_id, tier=self.tier)
+        ).first()
+        if clash is not None:
+            raise ValidationError(
+                f"It overlaps “{clash}”: one card prices a GPU class and tier at a time. "
+                "End that card before this one starts."
+            )
+        if self.currency and self.currency != settings.BILLING_CURRENCY:
+            raise ValidationError(
+                {
+                    "currency": f"Statements are kept in {settings.BILLING_CURRENCY} "
+                    "(BILLING_CURRENCY); a card in another currency could not be added to them."
+                }
+            )
+
+
+class DepartmentMultiplier(Validity, TimestampedModel):
+    """A discount or surcharge on everything a department is charged (0.8 = 20 % off)."""
+
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="price_multipliers"
+    )
+    multiplier = models.DecimalField(
+        max_digits=6, decimal_places=3, validators=[MinValueValidator(Decimal(0))]
+    )
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["department__name", "-valid_from"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gt=F("valid_from")),
+                name="department_multiplier_valid_forward",
+                violation_error_message="The end must come after the start.",
+            ),
+            models.CheckConstraint(
+                condition=Q(multiplier__gte=0), name="department_multiplier_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department} ×{self.multiplier} from {self.valid_from:%Y-%m-%d}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.department_id is None or self.valid_from is None:
+            return
+        clash = self._overlapping(
+            DepartmentMultiplier.objects.filter(department_id=self.department_id)
+        ).first()
+        if clash is not None:
+            raise ValidationError(
+                f"It overlaps “{clash}”: a department has one multiplier at a time."
+            )
+
+
+class BillingPeriod(TimestampedModel):
+    """A calendar month in the portal's time zone: its idle-cost policy and the figures
+    that reconcile it (what the fleet's capacity is worth, what went unallocated, what
+    stood idle)."""
+
+    month = models.DateField(unique=True, help_text="The first day of the month.")
+    currency = models.CharField(max_length=3, default=default_currency)
+    idle_policy = models.CharField(
+        max_length=10, choices=IdlePolicy.choices, default=IdlePolicy.ABSORBED
+    )
+    idle_department = models.ForeignKey(
+        Department,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The department that pays for idle capacity when the policy charges one.",
+    )
+    computed_at = models.DateTimeField(null=True, blank=True)
+    inputs_version = models.CharField(max_length=64, blank=True, editable=False)
+    capacity_gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    capacity_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    unallocated_gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    unallocated_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    idle_gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    idle_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    unpriced_gpu_hours = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        default=0,
+        help_text="Usage no rate card priced (no card valid then, or an unknown GPU model).",
+    )
+
+    class Meta:
+        ordering = ["-month"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(idle_policy=IdlePolicy.CHARGED) | Q(idle_department__isnull=False),
+                name="charged_idle_policy_names_a_department",
+                violation_error_message="Name the department that is charged for idle capacity.",
+            ),
+            models.CheckConstraint(
+                condition=Q(idle_policy__in=IdlePolicy.values), name="idle_policy_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%B %Y}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.month:%Y-%m}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.month and self.month.day != 1:
+            raise ValidationError({"month": "A period starts on the first day of a month."})
+        if self.idle_policy == IdlePolicy.CHARGED and self.idle_department_id is None:
+            raise ValidationError(
+                {"idle_department": "Name the department that is charged for idle capacity."}
+            )
+        if self.pk and self.statements.filter(status=StatementStatus.FINALIZED).exists():
+            saved = BillingPeriod.objects.get(pk=self.pk)
+            if (saved.idle_policy, saved.idle_department_id) != (
+                self.idle_policy,
+                self.idle_department_id,
+            ):
+                raise ValidationError(
+                    "A statement of this month is finalized with the idle-cost policy it "
+                    "used; the policy can no longer change."
+                )
+
+
+class FrozenQuerySet(models.QuerySet):
+    """Bulk ``update()`` and ``delete()`` that refuse to touch finalized rows."""
+
+    frozen = Q()  # set by each model's query set: which rows are finalized
+
+    def _refuse_frozen(self) -> None:
+        if self.filter(self.frozen).exists():
+            raise FrozenError("A finalized statement never changes.")
+
+    def update(self, **kwargs):
+        self._refuse_frozen()
+        return super().update(**kwargs)
+
+    def delete(self):
+        self._refuse_frozen()
+        return super().delete()
+
+
+class StatementQuerySet(FrozenQuerySet):
+    frozen = Q(status=StatementStatus.FINALIZED)
+
+
+class StatementLineQuerySet(FrozenQuerySet):
+    frozen = Q(statement__status=StatementStatus.FINALIZED)
+
+
+class Statement(TimestampedModel):
+    """What one department is charged for one month. A draft follows the ledger; a
+    finalized statement keeps the lines, rates and policy it was finalized with."""
+
+    Status = StatementStatus
+
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="statements")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="statements")
+    status = models.CharField(
+        max_length=10, choices=StatementStatus.choices, default=StatementStatus.DRAFT
+    )
+    currency = models.CharField(max_length=3, default=default_currency)
+    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    total = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    finalized_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Blank on a finalized statement: finalized automatically after the grace "
+        "period.",
+    )
+    pricing = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The rate cards, multipliers, off-peak windows and idle-cost policy it was "
+        "finalized with.",
+    )
+
+    objects = StatementQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period__month", "department__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "department"], name="one_statement_per_department_and_month"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=StatementStatus.values), name="statement_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=StatementStatus.DRAFT) | Q(finalized_at__isnull=False),
+                name="finalized_statement_has_a_time",
+            ),
+        ]
+        permissions = [("finalize_statement", "Can finalize a statement")]
+
+    def __str__(self) -> str:
+        return f"{self.department} · {self.period}"
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.status == StatementStatus.FINALIZED
+
+    def _stored_status(self) -> str | None:
+        if self.pk is None:
+            return None
+        return Statement.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+
+    def save(self, *args, **kwargs):
+        if self._stored_status() == StatementStatus.FINALIZED:
+            raise FrozenError(f"The statement {self} is finalized; it never changes.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._stored_status() == StatementStatus.FINALIZED:
+            raise FrozenError(f"The statement {self} is finalized; it cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+
+class StatementLine(models.Model):
+    """One priced figure and how it was derived: GPU-hours × price × off-peak multiplier
+    × department multiplier (× share, for idle capacity), rounded half-up to the
+    currency's minor unit.
+
+    A line of the period that no department pays (*Unallocated* usage, idle capacity
+    absorbed by IT) has no statement."""
+
+    Kind = LineKind
+
+    period = models.ForeignKey(BillingPeriod, on_delete=models.CASCADE, related_name="lines")
+    statement = models.ForeignKey(
+        Statement, null=True, blank=True, on_delete=models.CASCADE, related_name="lines"
+    )
+    kind = models.CharField(max_length=12, choices=LineKind.choices)
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    namespace = models.CharField(max_length=253, blank=True)
+    gpu_class = models.ForeignKey(
+        GpuClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    tier = models.CharField(max_length=16, choices=Tier.choices, blank=True)
+    rate_card = models.ForeignKey(
+        RateCard, null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
+    )
+    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    off_peak_multiplier = models.DecimalField(max_digits=6, decimal_places=3, default=1)
+    department_multiplier = models.DecimalField(max_digits=6, decimal_places=3, default=1)
+    share = models.DecimalField(
+        max_digits=12,
+        decimal_places=10,
+        null=True,
+        blank=True,
+        help_text="The department's part of the idle capacity, when it is shared.",
+    )
+    list_amount = models.DecimalField(
+        max_digits=16,
+        decimal_places=4,
+        default=0,
+        help_text="The amount before the department's multiplier.",
+    )
+    amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    description = models.CharField(max_length=300)
+    adjustment = models.ForeignKey(
+        "Adjustment", null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
+    )
+    position = models.PositiveIntegerField(default=0)
+
+    objects = StatementLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["statement_id", "position", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=LineKind.values), name="statement_line_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=LineKind.USAGE) | Q(statement__isnull=False),
+                name="usage_line_belongs_to_a_statement",
+            ),
+        ]
+        indexes = [models.Index(fields=["period", "kind"])]
+
+    def __str__(self) -> str:
+        return self.description
+
+    def _frozen(self) -> bool:
+        return self.statement_id is not None and (
+            Statement.objects.filter(pk=self.statement_id, status=StatementStatus.FINALIZED)
+            .only("pk")
+            .exists()
+        )
+
+    def save(self, *args, **kwargs):
+        if self._frozen():
+            raise FrozenError("A line of a finalized statement never changes.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._frozen():
+            raise FrozenError("A line of a finalized statement cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+
+class Adjustment(models.Model):
+    """A correction of a finalized statement, or usage metered after it was finalized,
+    charged on the department's next open statement and pointing at the original."""
+
+    Kind = AdjustmentKind
+
+    original = models.ForeignKey(Statement, on_delete=models.PROTECT, related_name="adjustments")
+    applied_to = models.ForeignKey(
+        Statement,
+        on_delete=models.PROTECT,
+        related_name="adjustments_applied",
+        help_text="The open statement that carries it.",
+    )
+    kind = models.CharField(max_length=12, choices=AdjustmentKind.choices)
+    amount = models.DecimalField(max_digits=16, decimal_places=4)
+    currency = models.CharField(max_length=3, default=default_currency)
+    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Blank: the portal, for usage metered after finalization.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=AdjustmentKind.values), name="adjustment_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(original=F("applied_to")),
+                name="adjustment_lands_on_another_statement",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.original}: {self.amount} {self.currency}"

@@ -1,0 +1,545 @@
+"""Operations that change billing state: refreshing a month's drafts from the ledger,
+finalizing statements, and adjustments.
+
+Every operation on a month holds its period's row (``SELECT … FOR UPDATE``) for its whole
+transaction, so a refresh and a finalization of the same month never interleave.
+"""
+
+import datetime as dt
+import hashlib
+import logging
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
+
+from billing import pricing as engine
+from billing.models import (
+    Adjustment,
+    AdjustmentKind,
+    BillingPeriod,
+    DepartmentMultiplier,
+    FrozenError,
+    LineKind,
+    RateCard,
+    Statement,
+    StatementLine,
+    StatementStatus,
+)
+from departments.models import Department, GpuClass, Namespace, OffPeakWindow
+from metering.models import MeteringRun, MetricSource
+from metering.selectors import month_bounds, portal_zone
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+
+
+class BillingError(Exception):
+    """An operation that cannot be done, with words a person can act on."""
+
+
+# --- Months ---------------------------------------------------------------------------------
+
+
+def month_of(moment: dt.datetime | dt.date) -> dt.date:
+    """The first day of the portal month that holds ``moment``."""
+    if isinstance(moment, dt.datetime):
+        moment = moment.astimezone(portal_zone()).date()
+    return moment.replace(day=1)
+
+
+def month_parse(value: str) -> dt.date:
+    """``YYYY-MM`` as the first day of that month; ``ValueError`` with a clear message."""
+    try:
+        parsed = dt.datetime.strptime(value, "%Y-%m").date()
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"“{value}” is not a month; give it as YYYY-MM, e.g. 2026-03.") from exc
+    if parsed.year < 2000:
+        raise ValueError(f"“{value}” is before the year 2000.")
+    return parsed
+
+
+def next_month(month: dt.date) -> dt.date:
+    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def month_ended(month: dt.date, *, now: dt.datetime | None = None) -> bool:
+    return month_bounds(month)[1] <= (now or timezone.now())
+
+
+# --- Inputs ---------------------------------------------------------------------------------
+
+
+def pricing_current(*, period: BillingPeriod) -> engine.Pricing:
+    """The prices in force now for ``period``: its cards, multipliers, off-peak windows,
+    GPU capacities, namespace tiers and its idle-cost policy."""
+    start, end = month_bounds(period.month)
+    in_month = Q(valid_from__lt=end) & (Q(valid_to__isnull=True) | Q(valid_to__gt=start))
+    return engine.Pricing(
+        currency=period.currency,
+        cards=[
+            engine.Card(
+                id=card.pk,
+                gpu_class_id=card.gpu_class_id,
+                tier=card.tier,
+                price=card.price_per_gpu_hour,
+                currency=card.currency,
+                valid_from=card.valid_from,
+                valid_to=card.valid_to,
+            )
+            for card in RateCard.objects.filter(in_month).order_by("valid_from", "pk")
+        ],
+        multipliers=[
+            engine.Multiplier(
+                department_id=entry.department_id,
+                multiplier=entry.multiplier,
+                valid_from=entry.valid_from,
+                valid_to=entry.valid_to,
+            )
+            for entry in DepartmentMultiplier.objects.filter(in_month).order_by("valid_from")
+        ],
+        off_peak=list(OffPeakWindow.objects.filter(active=True).order_by("name")),
+        capacity_gpus=dict(GpuClass.objects.values_list("pk", "capacity_gpus")),
+        namespace_tiers=dict(Namespace.objects.values_list("name", "tier")),
+        idle_policy=period.idle_policy,
+        idle_department_id=period.idle_department_id,
+    )
+
+
+def pricing_snapshot(pricing: engine.Pricing) -> dict:
+    """What a finalized statement keeps of the prices it used, as JSON."""
+
+    def when(moment):
+        return moment.isoformat() if moment else None
+
+    return {
+        "currency": pricing.currency,
+        "rate_cards": [
+            {
+                "id": c.id,
+                "gpu_class": c.gpu_class_id,
+                "tier": c.tier,
+                "price_per_gpu_hour": str(c.price),
+                "currency": c.currency,
+                "valid_from": when(c.valid_from),
+                "valid_to": when(c.valid_to),
+            }
+            for c in pricing.cards
+        ],
+        "department_multipliers": [
+            {
+                "department": m.department_id,
+                "multiplier": str(m.multiplier),
+                "valid_from": when(m.valid_from),
+                "valid_to": when(m.valid_to),
+            }
+            for m in pricing.multipliers
+        ],
+        "off_peak_windows": [
+            {
+                "name": w.name,
+                "weekdays": w.weekdays,
+                "start_time": w.start_time.isoformat(),
+                "end_time": w.end_time.isoformat(),
+                "time_zone": w.time_zone,
+                "price_multiplier": str(w.price_multiplier),
+            }
+            for w in pricing.off_peak
+        ],
+        "capacity_gpus": {str(k): v for k, v in pricing.capacity_gpus.items()},
+        "idle_policy": pricing.idle_policy,
+        "idle_department": pricing.idle_department_id,
+    }
+
+
+def inputs_version(*, period: BillingPeriod) -> str:
+    """A fingerprint of everything a month's figures depend on: the billing source's
+    successful runs over the month, the prices, capacities, namespaces, departments, the
+    period's policy and the adjustments it carries. Equal fingerprints, equal figures."""
+    start, end = month_bounds(period.month)
+    parts: list = [period.currency, period.idle_policy, period.idle_department_id]
+    parts.append(
+        MeteringRun.objects.filter(
+            source__is_billing=True,
+            status=MeteringRun.Status.SUCCEEDED,
+            window_start__lt=end,
+            window_end__gt=start,
+        ).aggregate(n=Count("pk"), last=Max("pk"), source=Max("source_id"))
+    )
+    for model in (RateCard, DepartmentMultiplier, OffPeakWindow, GpuClass, Department):
+        parts.append(model.objects.aggregate(n=Count("pk"), last=Max("updated_at")))
+    parts.append(sorted(Namespace.objects.values_list("name", "department_id", "tier")))
+    parts.append(
+        Adjustment.objects.filter(applied_to__period=period).aggregate(n=Count("pk"), last=Max("pk"))
+    )
+    parts.append(
+        Statement.objects.filter(period=period, status=StatementStatus.FINALIZED).aggregate(
+            n=Count("pk"), adjusted=Count("adjustments")
+        )
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+# --- Refreshing a month ---------------------------------------------------------------------
+
+
+def period_get_or_create(*, month: dt.date) -> BillingPeriod:
+    period, _ = BillingPeriod.objects.get_or_create(
+        month=month.replace(day=1),
+        defaults={"idle_policy": settings.BILLING_IDLE_POLICY, "currency": settings.BILLING_CURRENCY},
+    )
+    return period
+
+
+def _lock_period(month: dt.date) -> BillingPeriod:
+    period_get_or_create(month=month)
+    return BillingPeriod.objects.select_for_update().get(month=month.replace(day=1))
+
+
+def period_refresh(*, month: dt.date, force: bool = False) -> BillingPeriod:
+    """Bring the month's draft statements, its *Unallocated* and idle figures up to date
+    with the ledger and the prices, and turn usage that finalized statements do not hold
+    into adjustments on the next open statement. Does nothing when nothing they depend on
+    changed since the last refresh (unless ``force``). Safe to call at any time."""
+    with transaction.atomic():
+        period = _lock_period(month)
+        version = inputs_version(period=period)
+        if not force and period.inputs_version == version and period.computed_at:
+            return period
+        _recompute(period)
+        period.inputs_version = inputs_version(period=period)
+        period.save()
+    return period
+
+
+def periods_refresh(*, months: list[dt.date] | None = None, force: bool = False) -> int:
+    """:func:`period_refresh` of each month (by default: every month with a period, and
+    this month). Returns how many were recomputed."""
+    if months is None:
+        months = sorted(
+            set(BillingPeriod.objects.values_list("month", flat=True)) | {month_of(timezone.now())}
+        )
+    recomputed = 0
+    for month in months:
+        before = BillingPeriod.objects.filter(month=month).values_list("computed_at", flat=True)
+        period = period_refresh(month=month, force=force)
+        recomputed += list(before) != [period.computed_at]
+    return recomputed
+
+
+def _billing_source_id() -> int | None:
+    return MetricSource.objects.filter(is_billing=True).values_list("pk", flat=True).first()
+
+
+def _recompute(period: BillingPeriod) -> None:
+    now = timezone.now()
+    pricing = pricing_current(period=period)
+    result = engine.price_month(
+        month=period.month,
+        pricing=pricing,
+        source_id=_billing_source_id(),
+        gpu_class_names=dict(GpuClass.objects.values_list("pk", "name")),
+    )
+    statements = {s.department_id: s for s in Statement.objects.filter(period=period)}
+    finalized = {d for d, s in statements.items() if s.is_finalized}
+    adjustments: dict[int, list[Adjustment]] = {}
+    for adjustment in (
+        Adjustment.objects.filter(applied_to__period=period)
+        .select_related("original__period", "applied_to")
+        .order_by("created_at", "pk")
+    ):
+        adjustments.setdefault(adjustment.applied_to.department_id, []).append(adjustment)
+    wanted = (
+        set(Department.objects.filter(active=True).values_list("pk", flat=True))
+        | result.department_ids
+        | set(adjustments)
+    )
+    for department_id in sorted(wanted - set(statements)):
+        statements[department_id] = Statement.objects.create(
+            period=period, department_id=department_id, currency=period.currency
+        )
+    drafts = {d: s for d, s in statements.items() if d not in finalized}
+
+    StatementLine.objects.filter(period=period).filter(
+        Q(statement__isnull=True) | Q(statement__status=StatementStatus.DRAFT)
+    ).delete()
+    new_lines = []
+    positions: dict[int | None, int] = {}
+
+    def add(line_kwargs: dict, department_id: int | None) -> None:
+        statement = drafts.get(department_id) if department_id is not None else None
+        if department_id is not None and statement is None:
+            return  # a finalized statement keeps its lines; see _late_usage
+        positions[department_id] = positions.get(department_id, 0) + 1
+        new_lines.append(
+            StatementLine(
+                period=period, statement=statement, position=positions[department_id], **line_kwargs
+            )
+        )
+
+    for line in result.lines:
+        add(_line_fields(line), line.department_id)
+    for department_id, items in adjustments.items():
+        for adjustment in items:
+            add(
+                {
+                    "kind": LineKind.ADJUSTMENT,
+                    "department_id": department_id,
+                    "adjustment": adjustment,
+                    "gpu_hours": adjustment.gpu_hours,
+                    "list_amount": adjustment.amount,
+                    "amount": adjustment.amount,
+                    "description": (
+                        f"{adjustment.get_kind_display()} of the {adjustment.original.period} "
+                        f"statement: {adjustment.reason}"
+                    )[:300],
+                },
+                department_id,
+            )
+    StatementLine.objects.bulk_create(new_lines, batch_size=1000)
+
+    totals = {d: (ZERO, ZERO) for d in drafts}
+    for line in new_lines:
+        if line.statement is not None:
+            hours, amount = totals[line.statement.department_id]
+            usage_hours = line.gpu_hours if line.kind == LineKind.USAGE else ZERO
+            totals[line.statement.department_id] = (hours + usage_hours, amount + line.amount)
+    for department_id, statement in drafts.items():
+        statement.gpu_hours, statement.total = totals[department_id]
+        statement.computed_at = now
+        statement.currency = period.currency
+    Statement.objects.bulk_update(
+        list(drafts.values()), ["gpu_hours", "total", "computed_at", "currency"], batch_size=500
+    )
+    for field in (
+        "capacity_gpu_hours",
+        "capacity_amount",
+        "unallocated_gpu_hours",
+        "unallocated_amount",
+        "idle_gpu_hours",
+        "idle_amount",
+        "unpriced_gpu_hours",
+    ):
+        setattr(period, field, getattr(result, field))
+    period.computed_at = now
+    for department_id in sorted(finalized):
+        _late_usage(statements[department_id], result)
+
+
+def _line_fields(line: engine.Line) -> dict:
+    return {
+        "kind": line.kind,
+        "department_id": line.department_id,
+        "namespace": line.namespace,
+        "gpu_class_id": line.gpu_class_id,
+        "tier": line.tier,
+        "rate_card_id": line.card.id if line.card else None,
+        "gpu_hours": line.gpu_hours,
+        "unit_price": line.unit_price,
+        "off_peak_multiplier": line.off_peak_multiplier,
+        "department_multiplier": line.department_multiplier,
+        "share": line.share,
+        "list_amount": line.list_amount,
+        "amount": line.amount,
+        "description": line.description[:300],
+    }
+
+
+def _frozen_key(line: StatementLine) -> tuple:
+    return (
+        line.gpu_class_id,
+        line.tier,
+        line.rate_card_id,
+        line.off_peak_multiplier,
+        line.department_multiplier,
+    )
+
+
+def _late_usage(statement: Statement, result: engine.PeriodResult) -> Adjustment | None:
+    """Usage the ledger now holds for a finalized statement's month beyond what the
+    statement charged (or less: a correction of the ledger), priced at the prices the
+    statement was finalized with, less what earlier adjustments already charged."""
+    frozen = list(statement.lines.filter(kind=LineKind.USAGE))
+    price_of = {_frozen_key(line): line for line in frozen}
+    hours_now = ZERO
+    amount_now = ZERO
+    for line in result.department_lines(statement.department_id):
+        if line.kind != LineKind.USAGE:
+            continue
+        hours_now += line.gpu_hours
+        key = (
+            line.gpu_class_id,
+            line.tier,
+            line.card.id if line.card else None,
+            line.off_peak_multiplier,
+            line.department_multiplier,
+        )
+        was = price_of.get(key)
+        if was is not None and was.unit_price is not None:
+            amount_now += engine.round_money(
+                line.gpu_hours
+                * was.unit_price
+                * was.off_peak_multiplier
+                * was.department_multiplier,
+                statement.currency,
+            )
+        else:
+            amount_now += line.amount
+    charged = statement.adjustments.filter(kind=AdjustmentKind.LATE_USAGE).aggregate(
+        hours=Sum("gpu_hours"), amount=Sum("amount")
+    )
+    hours_delta = (
+        hours_now - sum((line.gpu_hours for line in frozen), ZERO) - (charged["hours"] or ZERO)
+    )
+    amount_delta = (
+        amount_now
+        - sum((line.amount for line in frozen), ZERO)
+        - (charged["amount"] or ZERO)
+    )
+    if not hours_delta and not amount_delta:
+        return None
+    return _adjustment_place(
+        original=statement,
+        kind=AdjustmentKind.LATE_USAGE,
+        amount=amount_delta,
+        gpu_hours=hours_delta,
+        reason=(
+            f"{hours_delta.normalize():f} GPU-hours metered after the statement was finalized "
+            f"(the ledger now holds {hours_now.normalize():f}), priced as the statement was."
+        ),
+        user=None,
+    )
+
+
+# --- Finalizing -----------------------------------------------------------------------------
+
+
+def statement_finalize(*, statement: Statement, user=None, now: dt.datetime | None = None):
+    """Recompute the statement from the ledger one last time and freeze it, with the
+    prices and idle-cost policy it used. ``user`` None: finalized automatically. Refuses a
+    month that has not ended and a statement that is already finalized."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        period = _lock_period(statement.period.month)
+        statement = Statement.objects.select_for_update().get(pk=statement.pk)
+        if statement.is_finalized:
+            raise BillingError(
+                f"The statement of {statement.department} for {period} was finalized on "
+                f"{statement.finalized_at:%Y-%m-%d %H:%M} UTC; it never changes. Corrections "
+                "go on the next open statement as adjustments."
+            )
+        if not month_ended(period.month, now=now):
+            raise BillingError(
+                f"{period} has not ended yet; its usage is still arriving. Finalize it once "
+                "the month is over."
+            )
+        _recompute(period)
+        statement.refresh_from_db()
+        statement.status = StatementStatus.FINALIZED
+        statement.finalized_at = now
+        statement.finalized_by = user
+        statement.pricing = pricing_snapshot(pricing_current(period=period))
+        statement.save()
+        period.inputs_version = inputs_version(period=period)
+        period.save()
+    return statement
+
+
+def statements_finalize_due(*, now: dt.datetime | None = None) -> int:
+    """Finalize, as the portal, every draft of a month that ended more than
+    ``BILLING_FINALIZE_AFTER_H`` hours ago. Returns how many."""
+    now = now or timezone.now()
+    grace = dt.timedelta(hours=settings.BILLING_FINALIZE_AFTER_H)
+    count = 0
+    for statement in Statement.objects.filter(status=StatementStatus.DRAFT).select_related(
+        "period"
+    ):
+        if month_bounds(statement.period.month)[1] + grace <= now:
+            try:
+                statement_finalize(statement=statement, user=None, now=now)
+            except BillingError:
+                continue  # finalized meanwhile
+            count += 1
+    return count
+
+
+# --- Adjustments ----------------------------------------------------------------------------
+
+
+def next_open_statement(*, department: Department | int, after: dt.date) -> Statement:
+    """The department's first draft statement of a month after ``after``, created (with
+    its period) when there is none yet."""
+    department_id = department if isinstance(department, int) else department.pk
+    month = next_month(after)
+    while True:
+        period = period_get_or_create(month=month)
+        statement, _ = Statement.objects.get_or_create(
+            period=period, department_id=department_id, defaults={"currency": period.currency}
+        )
+        if not statement.is_finalized:
+            return statement
+        month = next_month(month)
+
+
+def _adjustment_place(
+    *, original: Statement, kind: str, amount: Decimal, gpu_hours: Decimal, reason: str, user
+) -> Adjustment:
+    target = next_open_statement(department=original.department_id, after=original.period.month)
+    adjustment = Adjustment.objects.create(
+        original=original,
+        applied_to=target,
+        kind=kind,
+        amount=amount,
+        currency=original.currency,
+        gpu_hours=gpu_hours,
+        reason=reason,
+        created_by=user,
+    )
+    if target.period_id != original.period_id:
+        transaction.on_commit(lambda: _refresh_later(target.period.month))
+    return adjustment
+
+
+def _refresh_later(month: dt.date) -> None:
+    try:
+        period_refresh(month=month)
+    except Exception:  # the periodic refresh tries again
+        logger.exception("Refreshing the statements of %s failed", month)
+
+
+def adjustment_create(
+    *,
+    original: Statement,
+    amount: Decimal,
+    reason: str,
+    user,
+    gpu_hours: Decimal = ZERO,
+) -> Adjustment:
+    """A correction of a finalized statement by ``user``, charged (or credited, when
+    negative) on the department's next open statement."""
+    if not reason.strip():
+        raise BillingError("Say why: an adjustment needs a reason.")
+    with transaction.atomic():
+        original = Statement.objects.select_for_update().get(pk=original.pk)
+        if not original.is_finalized:
+            raise BillingError(
+                "This statement is still a draft: it follows the ledger and the prices, so "
+                "correct those instead. Adjustments correct finalized statements."
+            )
+        if amount != engine.round_money(amount, original.currency):
+            raise BillingError(
+                f"Give the amount in whole {original.currency} minor units "
+                f"(e.g. {engine.round_money(amount, original.currency)})."
+            )
+        adjustment = _adjustment_place(
+            original=original,
+            kind=AdjustmentKind.CORRECTION,
+            amount=amount,
+            gpu_hours=gpu_hours,
+            reason=reason.strip(),
+            user=user,
+        )
+    period_refresh(month=adjustment.applied_to.period.month)
+    return adjustment

@@ -1,0 +1,36 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from metering.models import MetricSource
+from tests import factories
+
+UTC = dt.UTC
+
+
+def hour(day: int, hour_of_day: int, *, month: int = 3, year: int = 2026) -> dt.datetime:
+    return dt.datetime(year, month, day, hour_of_day, tzinfo=UTC)
+
+
+class Ledger:
+    """Writes billing-source ledger rows (one run per call) for the tests."""
+
+    def __init__(self):
+        self.source = MetricSource.objects.get(name="allocation")
+        assert self.source.is_billing
+
+    def add(self, *, at: dt.datetime, gpu_hours, department=None, gpu_class=None, namespace=None):
+        return factories.UsageRecordFactory(
+            source=self.source,
+            department=department,
+            gpu_class=gpu_class,
+            hour_start=at,
+            quantity=Decimal(str(gpu_hours)),
+            **({"namespace": namespace} if namespace else {}),
+        )
+
+
+@pytest.fixture
+def ledger(db) -> Ledger:
+    return Ledger()
