@@ -320,8 +320,7 @@ class Statement(TimestampedModel):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
-        help_text="Blank on a finalized statement: finalized automatically after the grace "
-        "period.",
+        help_text="Blank on a finalized statement: finalized automatically after the grace period.",
     )
     pricing = models.JSONField(
         default=dict,
@@ -439,13 +438,6 @@ class StatementLine(models.Model):
     def __str__(self) -> str:
         return self.description
 
-    def _frozen(self) -> bool:
-        return self.statement_id is not None and (
-            Statement.objects.filter(pk=self.statement_id, status=StatementStatus.FINALIZED)
-            .only("pk")
-            .exists()
-        )
-
     def save(self, *args, **kwargs):
         if self._frozen():
             raise FrozenError("A line of a finalized statement never changes.")
@@ -455,6 +447,13 @@ class StatementLine(models.Model):
         if self._frozen():
             raise FrozenError("A line of a finalized statement cannot be deleted.")
         return super().delete(*args, **kwargs)
+
+    def _frozen(self) -> bool:
+        return self.statement_id is not None and (
+            Statement.objects.filter(pk=self.statement_id, status=StatementStatus.FINALIZED)
+            .only("pk")
+            .exists()
+        )
 
 
 class Adjustment(models.Model):

@@ -215,16 +215,20 @@ def _off_peak_expression(by_multiplier: dict[Decimal, list[dt.datetime]]):
     )
 
 
+def price_text(price: Decimal) -> str:
+    """A price as people write it: 2.00, 2.125 (never 2.0000)."""
+    cents = price.quantize(Decimal("0.01"))
+    return f"{cents if cents == price else price.normalize():f}"
+
+
 def _describe(line: Line) -> str:
     where = f"namespace {line.namespace}, " if line.kind == LineKind.UNALLOCATED else ""
     tier = f" ({line.tier})" if line.tier else ""
     hours = f"{line.gpu_hours.normalize():f} GPU-hours of {line.gpu_class_name}{tier}"
     if line.card is None:
-        why = (
-            "an unknown GPU model" if line.gpu_class_id is None else "no rate card in force then"
-        )
+        why = "an unknown GPU model" if line.gpu_class_id is None else "no rate card in force then"
         return f"{where}{hours}: not priced ({why})"
-    parts = [f"{where}{hours} × {line.card.price} {line.card.currency}"]
+    parts = [f"{where}{hours} × {price_text(line.card.price)} {line.card.currency}"]
     if line.off_peak_multiplier != ONE:
         parts.append(f"× {line.off_peak_multiplier.normalize():f} off-peak")
     if line.department_multiplier != ONE:

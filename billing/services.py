@@ -21,7 +21,6 @@ from billing.models import (
     AdjustmentKind,
     BillingPeriod,
     DepartmentMultiplier,
-    FrozenError,
     LineKind,
     RateCard,
     Statement,
@@ -172,7 +171,9 @@ def inputs_version(*, period: BillingPeriod) -> str:
         parts.append(model.objects.aggregate(n=Count("pk"), last=Max("updated_at")))
     parts.append(sorted(Namespace.objects.values_list("name", "department_id", "tier")))
     parts.append(
-        Adjustment.objects.filter(applied_to__period=period).aggregate(n=Count("pk"), last=Max("pk"))
+        Adjustment.objects.filter(applied_to__period=period).aggregate(
+            n=Count("pk"), last=Max("pk")
+        )
     )
     parts.append(
         Statement.objects.filter(period=period, status=StatementStatus.FINALIZED).aggregate(
@@ -188,7 +189,10 @@ def inputs_version(*, period: BillingPeriod) -> str:
 def period_get_or_create(*, month: dt.date) -> BillingPeriod:
     period, _ = BillingPeriod.objects.get_or_create(
         month=month.replace(day=1),
-        defaults={"idle_policy": settings.BILLING_IDLE_POLICY, "currency": settings.BILLING_CURRENCY},
+        defaults={
+            "idle_policy": settings.BILLING_IDLE_POLICY,
+            "currency": settings.BILLING_CURRENCY,
+        },
     )
     return period
 
@@ -394,9 +398,7 @@ def _late_usage(statement: Statement, result: engine.PeriodResult) -> Adjustment
         hours_now - sum((line.gpu_hours for line in frozen), ZERO) - (charged["hours"] or ZERO)
     )
     amount_delta = (
-        amount_now
-        - sum((line.amount for line in frozen), ZERO)
-        - (charged["amount"] or ZERO)
+        amount_now - sum((line.amount for line in frozen), ZERO) - (charged["amount"] or ZERO)
     )
     if not hours_delta and not amount_delta:
         return None

@@ -37,7 +37,7 @@ def test_each_department_pays_its_hours_and_idle_capacity_closes_the_month(fleet
     assert (mine.total, mine.gpu_hours) == (Decimal("3.00"), Decimal("1.5"))
     (line,) = mine.lines.all()
     assert (line.kind, line.unit_price, line.amount) == (LineKind.USAGE, Decimal("2.00"), 3)
-    assert line.description == "1.5 GPU-hours of A100 × 2.0000 EUR"
+    assert line.description == "1.5 GPU-hours of A100 × 2.00 EUR"
     assert Statement.objects.get(period=period, department=training).total == Decimal("0.50")
     # March in UTC: 744 hours of 2 GPUs, all at 2.00 EUR.
     assert period.capacity_gpu_hours == 744 * 2
@@ -106,8 +106,7 @@ def test_off_peak_hours_and_department_multipliers_are_applied_and_shown(fleet, 
 
     lines = list(Statement.objects.get(period=period, department=marketing).lines.all())
     assert [
-        (line.gpu_hours, line.off_peak_multiplier, line.list_amount, line.amount)
-        for line in lines
+        (line.gpu_hours, line.off_peak_multiplier, line.list_amount, line.amount) for line in lines
     ] == [
         (Decimal("1"), Decimal("1"), Decimal("2.00"), Decimal("1.60")),
         (Decimal("2"), Decimal("0.5"), Decimal("2.00"), Decimal("1.60")),
@@ -132,7 +131,7 @@ def test_shared_idle_capacity_is_split_by_use_to_the_cent(fleet, ledger):
 
 
 def test_usage_without_a_card_or_class_is_kept_unpriced_and_counted(fleet, ledger):
-    a100, marketing, _ = fleet
+    _a100, marketing, _ = fleet
     ledger.add(at=hour(2, 10), gpu_hours="1", department=marketing, gpu_class=None)
     period = services.period_refresh(month=MARCH)
     (line,) = Statement.objects.get(period=period, department=marketing).lines.all()
