@@ -25,11 +25,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from billing.models import DepartmentMultiplier, RateCard
 from departments.models import (
     Department,
     Enforcement,
     GpuClass,
     Membership,
+    Namespace,
     OffPeakWindow,
     Quota,
     QuotaKind,
@@ -69,6 +71,15 @@ GPU_CLASSES = [
         "description": "NVIDIA T4 16 GB, for rendering: lip-sync video batches.",
     },
 ]
+
+# GPU class slug: (price per GPU-hour for every tier, realtime price or None), in
+# BILLING_CURRENCY, valid since the start of 2025.
+RATE_CARDS = {"a100": (Decimal("3.20"), Decimal("4.00")), "t4": (Decimal("0.55"), None)}
+RATE_CARDS_FROM = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+# Namespaces whose work is of one tier (priced at that tier's card).
+NAMESPACE_TIERS = {"dept-customer-service": Tier.REALTIME}
+# slug: (multiplier, reason)
+DEPARTMENT_MULTIPLIERS = {"training": (Decimal("0.8"), "Teaching subsidy: 20 % off")}
 
 # Voices of espeak-ng that ship with the Debian package.
 DEMO_VOICES = ["en-gb", "en-us", "en-gb-scotland", "de", "fr", "es", "it"]
@@ -319,6 +330,8 @@ def demo_seed() -> list[DemoLogin]:
             )
             sla.gpu_classes.set([gpu_classes[s] for s in gpu_slugs])
 
+    _seed_prices(gpu_classes, departments)
+
     User = get_user_model()
     for username, (first, last, group, dept_slug, role) in USERS.items():
         user = _converge(
@@ -343,6 +356,37 @@ def demo_seed() -> list[DemoLogin]:
                 values={"role": role},
             )
     return demo_logins()
+
+
+def _seed_prices(gpu_classes: dict, departments: dict) -> None:
+    """Rate cards (A100 dearer for realtime work), the virtual agent's namespace marked
+    realtime, and Training's subsidy."""
+    for slug, (price, realtime) in RATE_CARDS.items():
+        for tier, tier_price in (("", price), (Tier.REALTIME, realtime)):
+            if tier_price is None:
+                continue
+            _converge(
+                RateCard,
+                lookup={
+                    "gpu_class": gpu_classes[slug],
+                    "tier": tier,
+                    "valid_from": RATE_CARDS_FROM,
+                },
+                values={
+                    "price_per_gpu_hour": tier_price,
+                    "currency": settings.BILLING_CURRENCY,
+                    "valid_to": None,
+                    "note": "Demo prices",
+                },
+            )
+    for name, tier in NAMESPACE_TIERS.items():
+        Namespace.objects.filter(name=name).exclude(tier=tier).update(tier=tier)
+    for slug, (multiplier, reason) in DEPARTMENT_MULTIPLIERS.items():
+        _converge(
+            DepartmentMultiplier,
+            lookup={"department": departments[slug], "valid_from": RATE_CARDS_FROM},
+            values={"multiplier": multiplier, "reason": reason, "valid_to": None},
+        )
 
 
 def demo_logins() -> list[DemoLogin]:

@@ -6,7 +6,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from portal.periodic import periodic_tasks_install
 
 
-def test_metering_and_job_tasks_are_scheduled_after_migrate(db):
+def test_metering_job_and_billing_tasks_are_scheduled_after_migrate(db):
     scheduled = {
         task.name: (task.task, task.interval.every, task.interval.period, task.enabled)
         for task in PeriodicTask.objects.select_related("interval")
@@ -16,6 +16,13 @@ def test_metering_and_job_tasks_are_scheduled_after_migrate(db):
         "Backfill metering gaps": ("metering.backfill_gaps", 3600, "seconds", True),
         "Release waiting jobs": ("jobs.release_waiting", 30, "seconds", True),
         "Sweep job dispatch": ("jobs.sweep", 60, "seconds", True),
+        "Refresh draft statements": ("billing.refresh_drafts", 300, "seconds", True),
+        "Finalize statements after the grace period": (
+            "billing.finalize_due",
+            3600,
+            "seconds",
+            True,
+        ),
     }
 
 

@@ -1,4 +1,5 @@
 import io
+from decimal import Decimal
 
 import pytest
 from django.apps import apps
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def _snapshot() -> dict:
     """Every row of every model the demo touches, timestamps and password hashes included."""
-    labels = ["departments", "auth", "jobs"]
+    labels = ["departments", "auth", "jobs", "billing"]
     snapshot = {}
     for model in apps.get_models():
         if model._meta.app_label in labels:
@@ -139,3 +140,22 @@ def test_seeding_refuses_when_debug_is_off_unless_forced(settings):
     with pytest.raises(CommandError, match="published password"):
         call_command("seed_demo", stdout=io.StringIO())
     assert not Department.objects.exists()
+
+
+def test_the_demo_prices_the_fleet_with_a_realtime_premium_and_a_subsidy():
+    from billing.models import DepartmentMultiplier, RateCard
+    from departments.models import Namespace
+
+    _seed()
+    prices = {
+        (card.gpu_class.slug, card.tier): card.price_per_gpu_hour
+        for card in RateCard.objects.select_related("gpu_class")
+    }
+    assert prices == {
+        ("a100", ""): Decimal("3.20"),
+        ("a100", "realtime"): Decimal("4.00"),
+        ("t4", ""): Decimal("0.55"),
+    }
+    assert Namespace.objects.get(name="dept-customer-service").tier == "realtime"
+    (subsidy,) = DepartmentMultiplier.objects.all()
+    assert (subsidy.department.slug, subsidy.multiplier) == ("training", Decimal("0.8"))
