@@ -146,6 +146,19 @@ def _usage_by_department(database: Path) -> dict[str | None, float]:
     return {slug: float(hours) for slug, hours in rows}
 
 
+def _statement_totals(database: Path) -> dict[str, float]:
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            """
+            select d.slug, sum(s.total)
+            from billing_statement s
+            join departments_department d on d.id = s.department_id
+            group by d.slug
+            """
+        ).fetchall()
+    return {slug: float(total) for slug, total in rows}
+
+
 def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path):
     require_prometheus()
     var_dir = tmp_path / "var"
@@ -193,6 +206,10 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             usage = _usage_by_department(var_dir / "portal.sqlite3")
             assert {"marketing", "customer-service", "training"} <= usage.keys()
             assert all(usage[slug] > 1 for slug in ("marketing", "customer-service", "training"))
+            # ... and priced into the departments' statements at the demo's rate cards.
+            assert "into statements" in output
+            totals = _statement_totals(var_dir / "portal.sqlite3")
+            assert all(totals[slug] > 0 for slug in ("marketing", "customer-service", "training"))
 
             assert browser.sign_in("cs-manager").url == f"{base}/"
             page = browser.open("/departments/customer-service/").read().decode()

@@ -40,6 +40,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
+from billing import services as billing
 from departments.models import GpuClass, Tier
 from metering import local_prometheus
 from portal import demo
@@ -419,10 +420,22 @@ class Command(BaseCommand):
             call_command(
                 "pull_usage", *window, "--no-progress", stdout=self.stdout, stderr=self.stderr
             )
+            self._statements(start, end)
         finally:
             # The worker and the web server write the same SQLite file from now on.
             connections.close_all()
         self.stdout.write(f"  pulled in {time.monotonic() - started:.1f} s.")
+
+    def _statements(self, start: dt.datetime, end: dt.datetime) -> None:
+        """Price the months of the history: past months past their grace period are
+        finalized (as the hourly task would), the current month stays a draft."""
+        month, months = billing.month_of(start), []
+        while month <= billing.month_of(end):
+            months.append(month)
+            month = billing.next_month(month)
+        billing.periods_refresh(months=months)
+        finalized = billing.statements_finalize_due()
+        self.stdout.write(f"  priced {len(months)} months into statements ({finalized} finalized).")
 
     def _spawn(
         self, name: str, args: list[str], log_dir: Path, env: dict[str, str] | None = None
