@@ -148,9 +148,58 @@ def pricing_snapshot(pricing: engine.Pricing) -> dict:
             for w in pricing.off_peak
         ],
         "capacity_gpus": {str(k): v for k, v in pricing.capacity_gpus.items()},
+        "namespace_tiers": pricing.namespace_tiers,
         "idle_policy": pricing.idle_policy,
         "idle_department": pricing.idle_department_id,
     }
+
+
+def pricing_from_snapshot(snapshot: dict, *, period: BillingPeriod) -> engine.Pricing:
+    """The prices a finalized statement kept (:func:`pricing_snapshot`), to price its month
+    again exactly as it was priced."""
+
+    def when(value):
+        return dt.datetime.fromisoformat(value) if value else None
+
+    return engine.Pricing(
+        currency=snapshot.get("currency", period.currency),
+        cards=[
+            engine.Card(
+                id=c["id"],
+                gpu_class_id=c["gpu_class"],
+                tier=c["tier"],
+                price=Decimal(c["price_per_gpu_hour"]),
+                currency=c["currency"],
+                valid_from=when(c["valid_from"]),
+                valid_to=when(c["valid_to"]),
+            )
+            for c in snapshot.get("rate_cards", [])
+        ],
+        multipliers=[
+            engine.Multiplier(
+                department_id=m["department"],
+                multiplier=Decimal(m["multiplier"]),
+                valid_from=when(m["valid_from"]),
+                valid_to=when(m["valid_to"]),
+            )
+            for m in snapshot.get("department_multipliers", [])
+        ],
+        off_peak=[
+            OffPeakWindow(
+                name=w["name"],
+                weekdays=w["weekdays"],
+                start_time=dt.time.fromisoformat(w["start_time"]),
+                end_time=dt.time.fromisoformat(w["end_time"]),
+                time_zone=w["time_zone"],
+                price_multiplier=Decimal(w["price_multiplier"]),
+            )
+            for w in snapshot.get("off_peak_windows", [])
+        ],
+        capacity_gpus={int(k): v for k, v in snapshot.get("capacity_gpus", {}).items()},
+        namespace_tiers=snapshot.get("namespace_tiers", {}),
+        idle_policy=snapshot.get("idle_policy", period.idle_policy),
+        idle_department_id=snapshot.get("idle_department"),
+    )
 
 
 def inputs_version(*, period: BillingPeriod) -> str:
@@ -240,10 +289,11 @@ def _billing_source_id() -> int | None:
 def _recompute(period: BillingPeriod) -> None:
     now = timezone.now()
     pricing = pricing_current(period=period)
+    source_id = _billing_source_id()
     result = engine.price_month(
         month=period.month,
         pricing=pricing,
-        source_id=_billing_source_id(),
+        source_id=source_id,
         gpu_class_names=dict(GpuClass.objects.values_list("pk", "name")),
     )
     statements = {s.department_id: s for s in Statement.objects.filter(period=period)}
@@ -328,8 +378,9 @@ def _recompute(period: BillingPeriod) -> None:
     ):
         setattr(period, field, getattr(result, field))
     period.computed_at = now
+    class_names = dict(GpuClass.objects.values_list("pk", "name"))
     for department_id in sorted(finalized):
-        _late_usage(statements[department_id], result)
+        _late_usage(statements[department_id], source_id=source_id, gpu_class_names=class_names)
 
 
 def _line_fields(line: engine.Line) -> dict:
@@ -351,55 +402,32 @@ def _line_fields(line: engine.Line) -> dict:
     }
 
 
-def _frozen_key(line: StatementLine) -> tuple:
-    return (
-        line.gpu_class_id,
-        line.tier,
-        line.rate_card_id,
-        line.off_peak_multiplier,
-        line.department_multiplier,
-    )
-
-
-def _late_usage(statement: Statement, result: engine.PeriodResult) -> Adjustment | None:
+def _late_usage(statement: Statement, *, source_id, gpu_class_names) -> Adjustment | None:
     """Usage the ledger now holds for a finalized statement's month beyond what the
     statement charged (or less: a correction of the ledger), priced at the prices the
-    statement was finalized with, less what earlier adjustments already charged."""
-    frozen = list(statement.lines.filter(kind=LineKind.USAGE))
-    price_of = {_frozen_key(line): line for line in frozen}
-    hours_now = ZERO
-    amount_now = ZERO
-    for line in result.department_lines(statement.department_id):
-        if line.kind != LineKind.USAGE:
-            continue
-        hours_now += line.gpu_hours
-        key = (
-            line.gpu_class_id,
-            line.tier,
-            line.card.id if line.card else None,
-            line.off_peak_multiplier,
-            line.department_multiplier,
-        )
-        was = price_of.get(key)
-        if was is not None and was.unit_price is not None:
-            amount_now += engine.round_money(
-                line.gpu_hours
-                * was.unit_price
-                * was.off_peak_multiplier
-                * was.department_multiplier,
-                statement.currency,
-            )
-        else:
-            amount_now += line.amount
+    statement was finalized with (its snapshot), less what earlier adjustments already
+    charged. Creates the adjustment on the next open statement when there is a difference."""
+    priced = engine.price_month(
+        month=statement.period.month,
+        pricing=pricing_from_snapshot(statement.pricing, period=statement.period),
+        source_id=source_id,
+        gpu_class_names=gpu_class_names,
+    )
+    now_lines = [
+        line
+        for line in priced.department_lines(statement.department_id)
+        if line.kind == LineKind.USAGE
+    ]
+    hours_now = sum((line.gpu_hours for line in now_lines), ZERO)
+    amount_now = sum((line.amount for line in now_lines), ZERO)
+    frozen = statement.lines.filter(kind=LineKind.USAGE).aggregate(
+        hours=Sum("gpu_hours"), amount=Sum("amount")
+    )
     charged = statement.adjustments.filter(kind=AdjustmentKind.LATE_USAGE).aggregate(
         hours=Sum("gpu_hours"), amount=Sum("amount")
     )
-    hours_delta = (
-        hours_now - sum((line.gpu_hours for line in frozen), ZERO) - (charged["hours"] or ZERO)
-    )
-    amount_delta = (
-        amount_now - sum((line.amount for line in frozen), ZERO) - (charged["amount"] or ZERO)
-    )
+    hours_delta = hours_now - (frozen["hours"] or ZERO) - (charged["hours"] or ZERO)
+    amount_delta = amount_now - (frozen["amount"] or ZERO) - (charged["amount"] or ZERO)
     if not hours_delta and not amount_delta:
         return None
     return _adjustment_place(

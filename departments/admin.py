@@ -21,6 +21,7 @@ from departments.models import (
 
 class NamespaceInline(admin.TabularInline):
     model = Namespace
+    fields = ["name", "tier"]
     extra = 1
     verbose_name = "Kubernetes namespace"
 
@@ -117,8 +118,8 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 @admin.register(Namespace)
 class NamespaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "department"]
-    list_filter = [("department", admin.RelatedOnlyFieldListFilter)]
+    list_display = ["name", "department", "tier"]
+    list_filter = ["tier", ("department", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "department__name"]
     autocomplete_fields = ["department"]
     list_select_related = ["department"]

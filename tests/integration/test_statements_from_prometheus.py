@@ -80,7 +80,8 @@ def test_unowned_namespaces_are_unallocated_and_the_unknown_model_is_unpriced(pr
     (unknown,) = StatementLine.objects.filter(
         statement__department=world.training, period__in=periods, gpu_class__isnull=True
     )
-    assert unknown.amount == 0 and unknown.gpu_hours == pytest.approx(Decimal(1), abs=Decimal("0.02"))
+    assert unknown.amount == 0
+    assert unknown.gpu_hours == pytest.approx(Decimal(1), abs=Decimal("0.02"))
     assert sum(p.unpriced_gpu_hours for p in periods) == unknown.gpu_hours
 
 
