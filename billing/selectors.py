@@ -21,7 +21,6 @@ from billing.models import (
     LineKind,
     Statement,
     StatementLine,
-    StatementStatus,
 )
 from departments.models import Department, Quota, ServiceLevel
 from jobs.models import GenerationJob
@@ -157,10 +156,11 @@ def queue_wait_p95(
     *, department_ids: list[int], start: dt.datetime, end: dt.datetime
 ) -> dict[tuple[int, str], float]:
     """p95 of the seconds jobs waited from submission to their start, per department and
-    tier, over the jobs that started in ``[start, end)``."""
+    tier, over the jobs that started in ``[start, end)``. Work the submitter asked to hold
+    for the off-peak hours waited on purpose, so it is left out."""
     waits: dict[tuple[int, str], list[float]] = defaultdict(list)
     for department_id, tier, submitted, started in GenerationJob.objects.filter(
-        department__in=department_ids, started_at__gte=start, started_at__lt=end
+        department__in=department_ids, started_at__gte=start, started_at__lt=end, off_peak=False
     ).values_list("department_id", "tier", "submitted_at", "started_at"):
         waits[(department_id, tier)].append((started - submitted).total_seconds())
     return {key: _percentile(values, 95) for key, values in waits.items()}
@@ -348,9 +348,37 @@ def cost_trend(*, user, months: list[dt.date], department: Department | None = N
     return points
 
 
+@dataclass(frozen=True)
+class Reconciliation:
+    """Departments' usage before their multipliers + *Unallocated* + idle capacity, held
+    against what the fleet's capacity was worth: the figures of the period."""
+
+    departments_usage: Decimal
+    unallocated: Decimal
+    idle: Decimal
+    capacity: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.departments_usage + self.unallocated + self.idle
+
+    @property
+    def difference(self) -> Decimal:
+        return self.total - self.capacity
+
+
+def reconciliation(*, period: BillingPeriod) -> Reconciliation:
+    """The period's figures that must add up (finance and IT only)."""
+    usage = StatementLine.objects.filter(
+        period=period, kind=LineKind.USAGE, statement__isnull=False
+    ).aggregate(total=Sum("list_amount"))["total"]
+    return Reconciliation(
+        departments_usage=usage or Decimal(0),
+        unallocated=period.unallocated_amount,
+        idle=period.idle_amount,
+        capacity=period.capacity_amount,
+    )
+
+
 def billing_source_name() -> str | None:
     return MetricSource.objects.filter(is_billing=True).values_list("name", flat=True).first()
-
-
-def draft_count(*, period: BillingPeriod) -> int:
-    return period.statements.filter(status=StatementStatus.DRAFT).count()

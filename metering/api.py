@@ -3,10 +3,12 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from metering import selectors
 from metering.filters import UsageQuery
 from metering.serializers import UsageRowSerializer
+from portal.api import ExportPagination, XLSXRenderer
 
 
 class UsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -14,10 +16,13 @@ class UsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     Finance and it-admin read every department and the *Unallocated* rows (usage no
     department owns); a manager reads the departments they manage; a member reads none
-    (members see their own jobs). `?format=csv` gives the whole table as CSV.
+    (members see their own jobs). `?format=csv` or `?format=xlsx` gives the whole table as
+    CSV or as a spreadsheet with the same columns.
     """
 
     serializer_class = UsageRowSerializer
+    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, XLSXRenderer]
+    pagination_class = ExportPagination
     # The rows are aggregates, filtered by the validated query below, not by filter backends.
     filter_backends = []
 

@@ -1,12 +1,18 @@
 """REST API plumbing shared by every app: permissions, pagination, CSV, validation."""
 
 import copy
+import io
+import json
+import re
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from openpyxl import Workbook
 from rest_framework import permissions, serializers
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import BaseRenderer
 from rest_framework.settings import api_settings
 from rest_framework_csv.renderers import CSVRenderer as _LibraryCSVRenderer
 
@@ -107,3 +113,97 @@ def error_detail(exc: DjangoValidationError):
         (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): messages
         for field, messages in exc.message_dict.items()
     }
+
+
+# --- Exports: CSV under the view's name, XLSX with the CSV's columns ---------------------------
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+TABLE_FORMATS = ("csv", "xlsx")
+# A cell written as a number in the spreadsheet: a plain decimal, no leading zero (so a
+# code such as "0042" stays text).
+_NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
+
+
+def export_name(view, default: str = "export") -> str:
+    """The download's file name without extension: the view's ``export_name()`` when it
+    has one, else its basename."""
+    named = getattr(view, "export_name", None)
+    if callable(named):
+        return named()
+    return getattr(view, "basename", None) or default
+
+
+def error_as_json(data, renderer_context) -> bytes | None:
+    """An error answer to a binary format is sent as JSON, so the client can read it."""
+    response = (renderer_context or {}).get("response")
+    if response is None or response.status_code < 400:
+        return None
+    response["Content-Type"] = "application/json"
+    response.headers.pop("Content-Disposition", None)
+    return json.dumps(data, default=str).encode()
+
+
+class ExportPagination(Pagination):
+    """Pages for JSON; a CSV or XLSX export is the whole table."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        renderer = getattr(request, "accepted_renderer", None)
+        if renderer is not None and renderer.format in TABLE_FORMATS:
+            return None
+        return super().paginate_queryset(queryset, request, view)
+
+
+class NamedCSVRenderer(CSVRenderer):
+    """The project's CSV, downloaded under the view's :func:`export_name`."""
+
+    def render(self, data, media_type=None, renderer_context=None):
+        body = super().render(data, media_type, renderer_context)
+        response = (renderer_context or {}).get("response")
+        view = (renderer_context or {}).get("view")
+        if response is not None and response.status_code < 400:
+            response["Content-Disposition"] = f'attachment; filename="{export_name(view)}.csv"'
+        return body
+
+
+class XLSXRenderer(BaseRenderer):
+    """One worksheet with the columns and rows the CSV export has (nested values flattened
+    the same way, cells a spreadsheet would run as formulas made inert); plain decimal
+    strings become numbers so the sheet can sum them."""
+
+    media_type = XLSX_MEDIA_TYPE
+    format = "xlsx"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        error = error_as_json(data, renderer_context)
+        if error is not None:
+            return error
+        renderer_context = renderer_context or {}
+        view = renderer_context.get("view")
+        rows = data.get("results", data) if isinstance(data, dict) else data
+        if isinstance(rows, dict):
+            rows = [rows]
+        header = None
+        if not rows and view is not None and hasattr(view, "get_serializer"):
+            header = list(view.get_serializer().fields)
+        workbook = Workbook()
+        sheet = workbook.active
+        name = export_name(view)
+        sheet.title = name[:31]
+        for row in CSVRenderer().tablize(rows or [], header=header):
+            sheet.append([_cell(value) for value in row])
+        out = io.BytesIO()
+        workbook.save(out)
+        response = renderer_context.get("response")
+        if response is not None:
+            response["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
+        return out.getvalue()
+
+
+def _cell(value: Any):
+    if isinstance(value, str) and _NUMBER.match(value):
+        return Decimal(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return value

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from billing import api as billing_api
 from departments import api as departments_api
 from jobs import api as jobs_api
 from metering import api as metering_api
@@ -22,6 +23,9 @@ router.register(
 router.register("job-kinds", jobs_api.JobKindViewSet, basename="job-kinds")
 router.register("jobs", jobs_api.JobViewSet, basename="jobs")
 router.register("usage", metering_api.UsageViewSet, basename="usage")
+router.register("rate-cards", billing_api.RateCardViewSet, basename="rate-cards")
+router.register("statements", billing_api.StatementViewSet, basename="statements")
+router.register("adjustments", billing_api.AdjustmentViewSet, basename="adjustments")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -40,8 +44,14 @@ urlpatterns = [
         ),
     ),
     path("jobs/", include("jobs.urls")),
+    path("billing/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path(
+        "api/v1/reports/chargeback/",
+        billing_api.ChargebackReportView.as_view(),
+        name="chargeback-report",
+    ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

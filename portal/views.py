@@ -6,6 +6,9 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from billing import selectors as billing_selectors
+from billing import services as billing_services
+from billing.views import money_format
 from departments import selectors as department_selectors
 from jobs import selectors as job_selectors
 from jobs.models import JobState
@@ -36,12 +39,32 @@ def home(request):
     )
 
 
+DEPARTMENT_STATEMENTS_SHOWN = 12
+
+
+def department_spend(*, user, department, now) -> dict:
+    """The department page's spend: this month's statement (refreshed from the ledger
+    first) and the department's latest statements, as ``user`` may read them."""
+    period = billing_services.period_refresh(month=billing_services.month_of(now))
+    statements = list(
+        billing_selectors.statements_for_user(user=user)
+        .filter(department=department)
+        .order_by("-period__month")[:DEPARTMENT_STATEMENTS_SHOWN]
+    )
+    return {
+        "period": period,
+        "current": next((s for s in statements if s.period_id == period.pk), None),
+        "statements": statements,
+        "money": money_format(period.currency),
+    }
+
+
 @login_required
 def department_detail(request, slug: str):
     """A department's namespaces, people, quotas and service levels and, for those who may
-    read its usage (finance, IT, its managers), its GPU-hours per day and the month's
-    budget burn-down. A department the user may not see answers 404, exactly like one that
-    does not exist."""
+    read its usage (finance, IT, its managers), its GPU-hours per day, the month's
+    budget burn-down and its spend (this month's statement and the latest ones). A
+    department the user may not see answers 404, exactly like one that does not exist."""
     user = request.user
     department = get_object_or_404(
         department_selectors.department_overviews_for_user(user=user), slug=slug
@@ -49,6 +72,7 @@ def department_detail(request, slug: str):
     role = department_selectors.department_roles_for_user(user=user).get(department.pk)
     visible = department_selectors.department_ids_for_user(user=user)
     usage_ids = metering_selectors.usage_department_ids_for_user(user=user)
+    reads_usage = usage_ids is None or department.pk in usage_ids
     now = timezone.now()
     # The department's jobs the user may see: all of them for its managers, finance and
     # IT, their own for a member.
@@ -73,9 +97,11 @@ def department_detail(request, slug: str):
             ),
             # Members see their own jobs, not the department's usage.
             "usage": (
-                charts.department_usage(department=department, now=now)
-                if usage_ids is None or department.pk in usage_ids
-                else None
+                charts.department_usage(department=department, now=now) if reads_usage else None
+            ),
+            # Its money: for the same people as its usage.
+            "spend": (
+                department_spend(user=user, department=department, now=now) if reads_usage else None
             ),
             "job_counts": [
                 (value, label, job_counts[value])

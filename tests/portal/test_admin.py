@@ -2,6 +2,7 @@
 department in one form, finance can only look."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -16,6 +17,8 @@ from django_celery_beat.models import (
 )
 from rest_framework.authtoken.models import Token, TokenProxy
 
+from billing import services as billing
+from billing.models import Adjustment, BillingPeriod, DepartmentMultiplier, RateCard, Statement
 from departments.models import (
     Department,
     GpuClass,
@@ -27,7 +30,12 @@ from departments.models import (
 )
 from jobs.models import GenerationJob, JobKind, QuotaAlert
 from metering.models import MeteringRun, MetricSource, UsageRecord
-from tests.factories import GpuClassFactory, UsageRecordFactory
+from tests.factories import (
+    DepartmentMultiplierFactory,
+    GpuClassFactory,
+    RateCardFactory,
+    UsageRecordFactory,
+)
 
 # model: (finance changelist/change/add, it-admin changelist/change/add)
 PAGES = {
@@ -55,6 +63,13 @@ PAGES = {
     JobKind: ((200, 200, 403), (200, 200, 200)),
     GenerationJob: ((200, 200, 403), (200, 200, 403)),
     QuotaAlert: ((200, 200, 403), (200, 200, 403)),
+    # Finance keeps prices and corrects finalized statements; statements and periods are
+    # computed from the ledger, never added by hand. IT reads them.
+    RateCard: ((200, 200, 200), (200, 200, 403)),
+    DepartmentMultiplier: ((200, 200, 200), (200, 200, 403)),
+    BillingPeriod: ((200, 200, 403), (200, 200, 403)),
+    Statement: ((200, 200, 403), (200, 200, 403)),
+    Adjustment: ((200, 200, 200), (200, 200, 403)),
 }
 
 
@@ -66,6 +81,16 @@ def _one_of_each_metering_and_schedule_row(world) -> None:
     CrontabSchedule.objects.create(minute="0", hour="6")
     SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
     ClockedSchedule.objects.create(clocked_time=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
+    RateCardFactory(gpu_class=world.t4)
+    DepartmentMultiplierFactory(department=world.training)
+    billing.period_refresh(month=dt.date(2026, 3, 1))
+    march = Statement.objects.get(period__month=dt.date(2026, 3, 1), department=world.marketing)
+    billing.adjustment_create(
+        original=billing.statement_finalize(statement=march, user=None),
+        amount=Decimal("-5.00"),
+        reason="Credit for an outage",
+        user=world.user("finance"),
+    )
 
 
 def test_every_admin_model_is_in_the_table():

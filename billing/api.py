@@ -1,0 +1,327 @@
+"""REST endpoints of billing: rate cards, statements (JSON, CSV, XLSX, PDF), finalizing,
+adjustments and the monthly chargeback report.
+
+Who sees what is decided by :func:`billing.selectors.statements_for_user` (finance and IT
+every department, a manager the departments they manage, a member none); who may write by
+model permissions held by the finance group (``billing/migrations/0002_roles.py``).
+Statements are never written through the API: a method an endpoint does not offer
+answers 405 to anyone signed in, and only finalizing changes a statement.
+"""
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import MethodNotAllowed, NotFound
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing import exports, selectors, services
+from billing.filters import AdjustmentFilter, RateCardFilter, StatementFilter
+from billing.models import Adjustment, FrozenError, RateCard, Statement
+from billing.serializers import (
+    AdjustmentCreateSerializer,
+    AdjustmentSerializer,
+    ChargebackQuerySerializer,
+    ChargebackReportSerializer,
+    RateCardSerializer,
+    StatementDetailSerializer,
+    StatementLineSerializer,
+    StatementSerializer,
+)
+from portal.api import (
+    TABLE_FORMATS,
+    XLSX_MEDIA_TYPE,
+    ExportPagination,
+    ModelPermissions,
+    NamedCSVRenderer,
+    XLSXRenderer,
+)
+
+TABLE_RENDERERS = [
+    JSONRenderer,
+    BrowsableAPIRenderer,
+    NamedCSVRenderer,
+    XLSXRenderer,
+]
+WRITE_VERBS = ["get", "post", "patch", "delete", "head", "options"]
+MONTH_CHANGED_ON_READ = (
+    "Reading a month's statements first brings its drafts up to date with the ledger and "
+    "the prices (a no-op when nothing changed)."
+)
+
+
+class OfferedMethodsOnly(ModelPermissions):
+    """:class:`portal.api.ModelPermissions`, except that a method the endpoint does not
+    offer answers 405 to anyone signed in rather than 403: nobody, finance included, may
+    change or delete a statement or an adjustment."""
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        offered = getattr(view, "action", "") is not None  # a viewset maps offered methods
+        if request.method not in permissions.SAFE_METHODS and not offered:
+            raise MethodNotAllowed(request.method)
+        return super().has_permission(request, view)
+
+
+class CanFinalizeStatements(permissions.BasePermission):
+    """Holds ``billing.finalize_statement`` (the finance group)."""
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.has_perm("billing.finalize_statement"))
+
+
+def _refresh(months) -> None:
+    """Bring the drafts of ``months`` up to date, oldest first (late usage of an earlier,
+    finalized month lands on a later one). Months that have not begun are left alone."""
+    current = services.month_of(timezone.now())
+    for month in sorted(set(months)):
+        if month <= current:
+            services.period_refresh(month=month)
+
+
+class RateCardViewSet(viewsets.ModelViewSet):
+    """Prices per GPU-hour. Every signed-in user reads them: rates are organisation-wide,
+    the same for every department, and statements show them. Finance writes them; a new
+    card may not overlap one of the same GPU class and tier, and must be in the billing
+    currency (400 with the model's words). A card that priced a statement cannot be
+    deleted (409): end it with `valid_to` and start a new one."""
+
+    serializer_class = RateCardSerializer
+    filterset_class = RateCardFilter
+    ordering_fields = ["valid_from", "price_per_gpu_hour", "gpu_class__name", "tier"]
+    http_method_names = WRITE_VERBS
+    queryset = RateCard.objects.select_related("gpu_class")
+
+
+class StatementViewSet(viewsets.ReadOnlyModelViewSet):
+    """Monthly statements, one per department and month. Finance and it-admin read every
+    statement, a manager those of the departments they manage, a member none (their own
+    jobs are theirs to see, not the department's money).
+
+    `?format=csv` or `?format=xlsx` gives the list as one table (statements as rows) and a
+    statement as its lines; `?format=pdf` or `pdf/` gives a statement as the PDF finance
+    sends. Statements are never changed here: only `finalize/` freezes a draft."""
+
+    filterset_class = StatementFilter
+    ordering_fields = ["period__month", "department__name", "total", "status"]
+    permission_classes = [OfferedMethodsOnly]
+    pagination_class = ExportPagination
+    renderer_classes = TABLE_RENDERERS
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return selectors.statements_for_user(user=self.request.user)
+
+    def get_renderers(self):
+        renderers = super().get_renderers()
+        if getattr(self, "action", None) == "retrieve":
+            renderers.append(exports.PDFRenderer())
+        return renderers
+
+    def _table_format(self) -> bool:
+        renderer = getattr(self.request, "accepted_renderer", None)
+        return renderer is not None and renderer.format in TABLE_FORMATS
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return StatementSerializer
+        if self.action == "retrieve" and self._table_format():
+            return StatementLineSerializer
+        return StatementDetailSerializer
+
+    def export_name(self) -> str:
+        statement = getattr(self, "_statement", None)
+        if statement is None:
+            return "statements"
+        return f"statement-{statement.department.slug}-{statement.period.label}"
+
+    def get_object(self) -> Statement:
+        """The statement, if the user may read it, with its month refreshed first; 404
+        otherwise (whether or not it exists)."""
+        pk = self.kwargs["pk"]
+        month = self.get_queryset().filter(pk=pk).values_list("period__month", flat=True).first()
+        if month is None:
+            raise NotFound(f"No statement {pk} among those you can read.")
+        _refresh([month])
+        self._statement = selectors.statement_with_lines(user=self.request.user, pk=pk)
+        self.check_object_permissions(self.request, self._statement)
+        return self._statement
+
+    @extend_schema(description=MONTH_CHANGED_ON_READ)
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        if page is not None:
+            months = {statement.period.month for statement in page}
+        else:
+            months = set(queryset.order_by().values_list("period__month", flat=True).distinct())
+        period = request.query_params.get("period")
+        if period:
+            months.add(services.month_parse(period))  # valid: the filter accepted it
+        _refresh(months)
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        description=MONTH_CHANGED_ON_READ,
+        responses={
+            (200, "application/json"): StatementDetailSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, XLSX_MEDIA_TYPE): OpenApiTypes.BINARY,
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No such statement among those you can read."),
+        },
+    )
+    def retrieve(self, request, *args, **kwargs):
+        statement = self.get_object()
+        if request.accepted_renderer.format == "pdf":
+            return self._pdf_response(statement)
+        if self._table_format():
+            return Response(self.get_serializer(statement.lines.all(), many=True).data)
+        return Response(self.get_serializer(statement).data)
+
+    @extend_schema(
+        description="The statement as a PDF: department, cost centre, month, status (a DRAFT "
+        "watermark on drafts), each line with its derivation, the total. " + MONTH_CHANGED_ON_READ,
+        responses={
+            (200, "application/pdf"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No such statement among those you can read."),
+        },
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[exports.PDFRenderer])
+    def pdf(self, request, pk=None):
+        return self._pdf_response(self.get_object())
+
+    def _pdf_response(self, statement: Statement) -> Response:
+        return Response(
+            exports.statement_pdf(statement),
+            headers={"Content-Disposition": f'inline; filename="{self.export_name()}.pdf"'},
+        )
+
+    @extend_schema(
+        request=None,
+        responses={
+            200: StatementDetailSerializer,
+            403: OpenApiResponse(description="Only finance finalizes statements."),
+            404: OpenApiResponse(description="No such statement."),
+            409: OpenApiResponse(description="Already finalized, or its month has not ended yet."),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[permissions.IsAuthenticated, CanFinalizeStatements],
+    )
+    def finalize(self, request, pk=None):
+        """Recompute the statement one last time and freeze it with the prices it used.
+        It never changes again; corrections become adjustments on the next open month."""
+        statement = self.get_queryset().filter(pk=pk).first()
+        if statement is None:
+            raise NotFound(f"No statement {pk}.")
+        try:
+            services.statement_finalize(statement=statement, user=request.user)
+        except services.BillingError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except FrozenError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        self._statement = selectors.statement_with_lines(user=request.user, pk=pk)
+        return Response(self.get_serializer(self._statement).data)
+
+
+class AdjustmentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Corrections of finalized statements, each carried by the department's next open
+    statement. Read like statements (by the corrected statement's department); finance
+    creates them. An adjustment is never changed or deleted: correct it with another."""
+
+    serializer_class = AdjustmentSerializer
+    filterset_class = AdjustmentFilter
+    ordering_fields = ["created_at", "amount"]
+    permission_classes = [OfferedMethodsOnly]
+    pagination_class = ExportPagination
+    renderer_classes = TABLE_RENDERERS
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return Adjustment.objects.filter(
+            original__in=selectors.statements_for_user(user=self.request.user)
+        ).select_related(
+            "original__period", "original__department", "applied_to__period", "created_by"
+        )
+
+    def export_name(self) -> str:
+        return "adjustments"
+
+    @extend_schema(
+        request=AdjustmentCreateSerializer,
+        responses={
+            201: AdjustmentSerializer,
+            400: OpenApiResponse(
+                description="Invalid fields, a statement that is still a draft, an amount "
+                "finer than the currency's minor unit."
+            ),
+        },
+    )
+    def create(self, request, *args, **kwargs):
+        """Correct a finalized statement: the amount is charged (or credited, when
+        negative) on the department's next open statement, which is refreshed at once."""
+        incoming = AdjustmentCreateSerializer(
+            data=request.data, context=self.get_serializer_context()
+        )
+        incoming.is_valid(raise_exception=True)
+        try:
+            adjustment = services.adjustment_create(user=request.user, **incoming.validated_data)
+        except services.BillingError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        adjustment = self.get_queryset().get(pk=adjustment.pk)
+        return Response(self.get_serializer(adjustment).data, status=status.HTTP_201_CREATED)
+
+
+class ChargebackReportView(APIView):
+    """The month's chargeback per department: spend and its split by GPU class, GPU-hours,
+    budget use, efficiency and SLA compliance. Finance and it-admin see every department,
+    the *Unallocated* row and the fleet's capacity and idle figures; a manager sees the
+    departments they manage (no Unallocated, no fleet figures: null); a member gets an
+    empty report, as with usage. `?format=csv` or `?format=xlsx` gives the rows as one
+    table (a column per GPU class and per tier's SLA figure)."""
+
+    renderer_classes = TABLE_RENDERERS
+
+    def export_name(self) -> str:
+        return f"chargeback-{getattr(self, '_label', 'report')}"
+
+    @extend_schema(
+        parameters=[
+            ChargebackQuerySerializer,
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "csv", "xlsx"],
+                description="json (default), csv or xlsx: the rows as one table.",
+            ),
+        ],
+        responses={
+            200: ChargebackReportSerializer,
+            400: OpenApiResponse(description="The period is not a month (YYYY-MM) that began."),
+        },
+    )
+    def get(self, request):
+        query = ChargebackQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        month = query.validated_data.get("period") or services.month_of(timezone.now())
+        period = services.period_refresh(month=month)
+        self._label = period.label
+        report = selectors.chargeback_report(user=request.user, period=period)
+        data = ChargebackReportSerializer(
+            report, context={"currency": report.currency, "request": request}
+        ).data
+        if request.accepted_renderer.format in TABLE_FORMATS:
+            return Response(exports.chargeback_table(data))
+        return Response(data)

@@ -1,0 +1,352 @@
+"""How billing objects look in the API.
+
+Amounts are decimal strings rounded to their currency's minor unit ("3.75", never
+"3.7500"), always with ``currency`` beside them; prices per GPU-hour keep the precision
+they were set with ("2.50", "2.125").
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from billing import services
+from billing.models import Adjustment, RateCard, Statement, StatementLine
+from billing.pricing import price_text, round_money
+from billing.selectors import statements_for_user
+from departments.models import GpuClass
+from portal.api import ModelValidationMixin
+
+
+def _currency_of(instance) -> str | None:
+    if isinstance(instance, dict):
+        return instance.get("currency")
+    return getattr(instance, "currency", None)
+
+
+class MoneyField(serializers.DecimalField):
+    """A read-only amount rounded half-up to its currency's minor unit. The currency is the
+    object's ``currency``, else ``currency_of(object)``, else the serializer context's
+    ``currency``."""
+
+    def __init__(self, *, currency_of=None, **kwargs):
+        kwargs.setdefault("max_digits", None)
+        kwargs.setdefault("decimal_places", 4)
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+        self.currency_of = currency_of or _currency_of
+
+    def get_attribute(self, instance):
+        value = super().get_attribute(instance)
+        if value is None:
+            return None
+        return value, self.currency_of(instance) or self.context["currency"]
+
+    def to_representation(self, value) -> str:
+        amount, currency = value
+        return f"{round_money(Decimal(amount), currency):f}"
+
+
+class PriceField(serializers.DecimalField):
+    """A price per GPU-hour: written with up to four decimals, shown as people write it
+    (2.50, 2.125)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 12)
+        kwargs.setdefault("decimal_places", 4)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> str:
+        return price_text(Decimal(value))
+
+
+# --- Rate cards -----------------------------------------------------------------------------
+
+
+class RateCardSerializer(ModelValidationMixin, serializers.ModelSerializer):
+    gpu_class = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=GpuClass.objects.all(),
+        help_text="GPU class slug.",
+        error_messages={"does_not_exist": "No GPU class “{value}”."},
+    )
+    price_per_gpu_hour = PriceField(min_value=Decimal(0))
+
+    class Meta:
+        model = RateCard
+        fields = [
+            "id",
+            "gpu_class",
+            "tier",
+            "currency",
+            "price_per_gpu_hour",
+            "valid_from",
+            "valid_to",
+            "note",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+
+# --- Statements -----------------------------------------------------------------------------
+
+
+def _line_currency(line: StatementLine) -> str:
+    # Lines come prefetched from their statement, which Django attaches to each line.
+    return line.statement.currency
+
+
+class StatementLineSerializer(serializers.ModelSerializer):
+    """One line and how it was derived: gpu_hours × unit_price × off_peak_multiplier ×
+    department_multiplier (× share for idle capacity) = amount; list_amount is the amount
+    before the department multiplier."""
+
+    gpu_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    rate_card = serializers.PrimaryKeyRelatedField(read_only=True)
+    unit_price = PriceField(read_only=True, allow_null=True)
+    list_amount = MoneyField(currency_of=_line_currency)
+    amount = MoneyField(currency_of=_line_currency)
+    currency = serializers.SerializerMethodField()
+    adjustment = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = StatementLine
+        fields = [
+            "position",
+            "kind",
+            "description",
+            "gpu_class",
+            "tier",
+            "namespace",
+            "rate_card",
+            "gpu_hours",
+            "unit_price",
+            "off_peak_multiplier",
+            "department_multiplier",
+            "share",
+            "list_amount",
+            "amount",
+            "currency",
+            "adjustment",
+        ]
+        read_only_fields = fields
+
+    def get_currency(self, line: StatementLine) -> str:
+        return _line_currency(line)
+
+
+class AdjustmentSerializer(serializers.ModelSerializer):
+    """A correction of a finalized statement (``original``), carried by the department's
+    next open statement (``applied_to``, of month ``period``)."""
+
+    department = serializers.SlugRelatedField(
+        source="original.department", slug_field="slug", read_only=True
+    )
+    original_period = serializers.CharField(source="original.period.label", read_only=True)
+    period = serializers.CharField(
+        source="applied_to.period.label",
+        read_only=True,
+        help_text="The month (YYYY-MM) of the statement that carries it.",
+    )
+    amount = MoneyField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Adjustment
+        fields = [
+            "id",
+            "kind",
+            "department",
+            "original",
+            "original_period",
+            "applied_to",
+            "period",
+            "amount",
+            "currency",
+            "gpu_hours",
+            "reason",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class AdjustmentCreateSerializer(serializers.Serializer):
+    """What finance gives to correct a finalized statement."""
+
+    original = serializers.PrimaryKeyRelatedField(
+        queryset=Statement.objects.none(),
+        help_text="Id of the finalized statement being corrected.",
+        error_messages={"does_not_exist": "No statement {pk_value}."},
+    )
+    amount = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=4,
+        help_text="Charged when positive, credited when negative, in whole minor units of "
+        "the statement's currency (e.g. -12.50).",
+    )
+    reason = serializers.CharField(max_length=2000, help_text="Why: shown on both statements.")
+    gpu_hours = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        required=False,
+        default=Decimal(0),
+        help_text="GPU-hours the correction stands for, if any.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            self.fields["original"].queryset = statements_for_user(user=request.user)
+
+
+class StatementSerializer(serializers.ModelSerializer):
+    period = serializers.CharField(source="period.label", help_text="YYYY-MM.")
+    department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    department_name = serializers.CharField(source="department.name")
+    cost_centre = serializers.CharField(source="department.cost_centre")
+    total = MoneyField()
+    finalized_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        help_text="Null on a finalized statement: finalized automatically after the grace period.",
+    )
+
+    class Meta:
+        model = Statement
+        fields = [
+            "id",
+            "period",
+            "department",
+            "department_name",
+            "cost_centre",
+            "status",
+            "currency",
+            "gpu_hours",
+            "total",
+            "computed_at",
+            "finalized_at",
+            "finalized_by",
+        ]
+        read_only_fields = fields
+
+
+class StatementDetailSerializer(StatementSerializer):
+    lines = StatementLineSerializer(many=True, read_only=True)
+    adjustments_applied = AdjustmentSerializer(
+        many=True,
+        read_only=True,
+        help_text="Corrections of earlier finalized statements that this one carries.",
+    )
+
+    class Meta(StatementSerializer.Meta):
+        fields = [*StatementSerializer.Meta.fields, "lines", "adjustments_applied"]
+        read_only_fields = fields
+
+
+# --- The chargeback report ------------------------------------------------------------------
+
+
+class SlaFigureSerializer(serializers.Serializer):
+    tier = serializers.CharField()
+    p95 = serializers.FloatField(
+        source="measured", allow_null=True, help_text="Null: nothing to measure this month."
+    )
+    target = serializers.FloatField(allow_null=True)
+    unit = serializers.CharField(help_text="s (queue wait) or ms (latency).")
+    met = serializers.BooleanField(allow_null=True)
+
+
+class ChargebackRowSerializer(serializers.Serializer):
+    """One department's month (or, for finance and IT, the *Unallocated* row, whose
+    department and statement are null)."""
+
+    department = serializers.SerializerMethodField(help_text="Slug; null for Unallocated.")
+    department_name = serializers.CharField(source="name")
+    statement = serializers.SerializerMethodField(help_text="Statement id.")
+    status = serializers.SerializerMethodField(help_text="Statement status.")
+    spend = MoneyField()
+    currency = serializers.SerializerMethodField()
+    gpu_hours = serializers.DecimalField(max_digits=None, decimal_places=6)
+    spend_by_gpu_class = serializers.SerializerMethodField(
+        help_text="Amount per GPU class name (idle capacity and adjustments under their own names)."
+    )
+    budget_gpu_hours = serializers.DecimalField(max_digits=None, decimal_places=3, allow_null=True)
+    budget_used = serializers.DecimalField(
+        max_digits=None, decimal_places=4, allow_null=True, help_text="GPU-hours / budget."
+    )
+    efficiency = serializers.DecimalField(
+        max_digits=None,
+        decimal_places=4,
+        allow_null=True,
+        help_text="Busy GPU-hours / billed GPU-hours.",
+    )
+    queue_wait = SlaFigureSerializer(many=True, help_text="p95 queue wait per tier (s).")
+    latency = SlaFigureSerializer(many=True, help_text="p95 request latency per tier (ms).")
+    sla_met = serializers.BooleanField(allow_null=True)
+
+    def get_department(self, row) -> str | None:
+        return row.department.slug if row.department else None
+
+    def get_statement(self, row) -> int | None:
+        return row.statement.pk if row.statement else None
+
+    def get_status(self, row) -> str | None:
+        return row.statement.status if row.statement else None
+
+    def get_currency(self, row) -> str:
+        return self.context["currency"]
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_spend_by_gpu_class(self, row) -> dict[str, str]:
+        currency = self.context["currency"]
+        return {
+            name: f"{round_money(amount, currency):f}"
+            for name, amount in sorted(row.by_class.items())
+        }
+
+
+class ChargebackReportSerializer(serializers.Serializer):
+    """The month per department. ``capacity_amount``, ``idle_amount`` and
+    ``idle_absorbed`` (and the *Unallocated* row) are shown to finance and IT only; null
+    for managers."""
+
+    period = serializers.CharField(source="period.label", help_text="YYYY-MM.")
+    currency = serializers.CharField()
+    departments_total = MoneyField()
+    capacity_amount = MoneyField(allow_null=True, help_text="What the fleet's capacity was worth.")
+    idle_amount = MoneyField(allow_null=True, help_text="Capacity nobody used, valued.")
+    idle_absorbed = MoneyField(
+        allow_null=True, help_text="Idle capacity no department pays (absorbed by IT)."
+    )
+    gpu_classes = serializers.ListField(child=serializers.CharField(), source="class_names")
+    rows = ChargebackRowSerializer(many=True)
+
+
+class MonthField(serializers.CharField):
+    """A month written YYYY-MM, as the first day of that month."""
+
+    def to_internal_value(self, data) -> dt.date:
+        try:
+            return services.month_parse(str(data).strip())
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class ChargebackQuerySerializer(serializers.Serializer):
+    """What ``GET /api/v1/reports/chargeback/`` reads from its query string."""
+
+    period = MonthField(
+        required=False, help_text="The month, YYYY-MM; by default the current month."
+    )
+
+    def validate_period(self, month: dt.date) -> dt.date:
+        if month > services.month_of(timezone.now()):
+            raise serializers.ValidationError(
+                f"{month:%B %Y} has not begun; there is nothing to report yet."
+            )
+        return month

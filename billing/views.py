@@ -1,0 +1,284 @@
+"""Billing pages: the finance dashboard, the statements list, one statement (with its
+finalize button).
+
+Every figure comes from :mod:`billing.selectors` (the same reads as the API and the
+exports), after :func:`billing.services.period_refresh` has brought the month's drafts up
+to date. Who may read what: finance and IT every department, *Unallocated* and the fleet's
+idle capacity; a manager the departments they manage; a member nothing (403 on the pages,
+404 on a statement, exactly as on one that does not exist).
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from billing import charts, selectors, services
+from billing.forms import StatementFilterForm, month_field_clean
+from billing.models import Statement, minor_unit
+from billing.pricing import price_text
+from departments.models import Department
+from metering.selectors import usage_department_ids_for_user
+from portal import roles
+
+STATEMENTS_PER_PAGE = 50
+FINALIZE_PERMISSION = "billing.finalize_statement"
+
+
+def money_format(currency: str) -> str:
+    """The ``floatformat`` argument that shows an amount of ``currency`` to its minor
+    unit, with thousands separators: ``"2g"`` for EUR, ``"0g"`` for JPY."""
+    return f"{-minor_unit(currency).as_tuple().exponent}g"
+
+
+def plain(number: Decimal | None) -> str:
+    """A quantity as people write it: 0.8, 1, 1.5, 10 (never 0.800 or 1E+1)."""
+    return "" if number is None else f"{number.normalize():f}"
+
+
+def _percent(fraction: Decimal | None) -> Decimal | None:
+    return None if fraction is None else (fraction * 100).quantize(Decimal("0.1"))
+
+
+def billing_department_ids(user) -> frozenset[int] | None:
+    """The departments whose money ``user`` may read (``None``: all, and the fleet's
+    figures). Members and people of no department may read none: 403."""
+    ids = usage_department_ids_for_user(user=user)
+    if ids is not None and not ids:
+        raise PermissionDenied(
+            "Billing is for finance, IT and the managers of a department. Members see "
+            "their own jobs."
+        )
+    return ids
+
+
+def may_read_billing(user) -> bool:
+    ids = usage_department_ids_for_user(user=user)
+    return ids is None or bool(ids)
+
+
+# --- The dashboard --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DashboardRow:
+    """A report row with the percentages the table shows."""
+
+    report: selectors.ReportRow
+
+    @property
+    def budget_used_pct(self) -> Decimal | None:
+        return _percent(self.report.budget_used)
+
+    @property
+    def efficiency_pct(self) -> Decimal | None:
+        return _percent(self.report.efficiency)
+
+    @property
+    def sla_figures(self) -> list[tuple[str, selectors.SlaFigure]]:
+        return [("queue wait", f) for f in self.report.queue_wait] + [
+            ("latency", f) for f in self.report.latency
+        ]
+
+
+def _month_links(month: dt.date, current: dt.date) -> dict[str, str | None]:
+    previous = (month - dt.timedelta(days=1)).replace(day=1)
+    following = services.next_month(month)
+    return {
+        "previous": f"{previous:%Y-%m}" if previous.year >= 2000 else None,
+        "next": f"{following:%Y-%m}" if following <= current else None,
+    }
+
+
+@login_required
+def dashboard(request):
+    """The month's chargeback: cost per department by GPU class, the 12-month trend, and
+    per department spend, GPU-hours, budget use, efficiency, SLA compliance and the
+    statement; then *Unallocated*, idle capacity and the reconciliation (finance and IT).
+    A manager sees the same page for the departments they manage. Refreshes the chosen
+    month's drafts first; earlier months show what their periods hold."""
+    user = request.user
+    billing_department_ids(user)
+    current = services.month_of(timezone.now())
+    raw = request.GET.get("period", "").strip()
+    context = {"period_value": raw or f"{current:%Y-%m}", "current_month": current}
+    try:
+        month = month_field_clean(raw, latest=current) if raw else current
+    except ValidationError as exc:
+        context["error"] = " ".join(exc.messages)
+        return render(request, "billing/dashboard.html", context, status=400)
+
+    period = services.period_refresh(month=month)
+    report = selectors.chargeback_report(user=user, period=period)
+    months = charts.trend_months(month)
+    trend = selectors.cost_trend(user=user, months=months)
+    fleet = roles.sees_all_departments(user)
+    department_rows = [DashboardRow(row) for row in report.rows if row.department is not None]
+    context.update(
+        {
+            "period": period,
+            "month": month,
+            "months": _month_links(month, current),
+            "report": report,
+            "rows": department_rows,
+            "unallocated": next((r for r in report.rows if r.department is None), None),
+            "departments_gpu_hours": sum((r.report.gpu_hours for r in department_rows), Decimal(0)),
+            "fleet": fleet,
+            "reconciliation": selectors.reconciliation(period=period) if fleet else None,
+            # Counted over the rows the user may read: a manager learns nothing of others.
+            "drafts": sum(
+                1
+                for row in department_rows
+                if row.report.statement and not row.report.statement.is_finalized
+            ),
+            "by_class_chart": charts.cost_by_class_chart(report=report),
+            "trend_chart": charts.cost_trend_chart(
+                points=trend, months=months, currency=report.currency
+            ),
+            "trend_first": months[0],
+            "money": money_format(report.currency),
+        }
+    )
+    return render(request, "billing/dashboard.html", context)
+
+
+# --- Statements -----------------------------------------------------------------------------
+
+
+def _visible_departments(ids: frozenset[int] | None):
+    departments = Department.objects.order_by("name")
+    return departments if ids is None else departments.filter(pk__in=ids)
+
+
+@login_required
+def statement_list(request):
+    """The statements the user may read, newest month first, filtered by month,
+    department and status. Drafts on the list are refreshed first, so their totals are
+    current. A filter that makes no sense answers 400 with the reason."""
+    user = request.user
+    ids = billing_department_ids(user)
+    current = services.month_of(timezone.now())
+    form = StatementFilterForm(
+        request.GET or None, departments=_visible_departments(ids), latest=current
+    )
+    statements = selectors.statements_for_user(user=user)
+    status = 200
+    if form.is_bound:
+        if form.is_valid():
+            data = form.cleaned_data
+            if data["period"]:
+                statements = statements.filter(period__month=data["period"])
+            if data["department"]:
+                statements = statements.filter(department=data["department"])
+            if data["status"]:
+                statements = statements.filter(status=data["status"])
+        else:
+            statements = statements.none()
+            status = 400
+    draft_months = sorted(
+        set(
+            statements.filter(status=Statement.Status.DRAFT)
+            .order_by()
+            .values_list("period__month", flat=True)
+        )
+    )
+    for month in draft_months:
+        services.period_refresh(month=month)
+    page = Paginator(
+        statements.order_by("-period__month", "department__name"), STATEMENTS_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/statement_list.html",
+        {
+            "form": form,
+            "page": page,
+            "selected": {
+                "period": request.GET.get("period", ""),
+                "department": request.GET.get("department", ""),
+                "status": request.GET.get("status", ""),
+            },
+            "departments": _visible_departments(ids),
+            "statuses": Statement.Status.choices,
+            "money": money_format(settings.BILLING_CURRENCY),
+        },
+        status=status,
+    )
+
+
+@login_required
+def statement_detail(request, pk: int):
+    """One statement: who and which month, its state, every line with how it was
+    derived, the adjustments it carries and those made to it, its total, the downloads
+    and (for finance, on a draft of a month that has ended) the finalize button. A draft
+    is refreshed from the ledger first. A statement the user may not read answers 404."""
+    user = request.user
+    statement = get_object_or_404(selectors.statements_for_user(user=user), pk=pk)
+    if not statement.is_finalized:
+        services.period_refresh(month=statement.period.month)
+    try:
+        statement = selectors.statement_with_lines(user=user, pk=pk)
+    except Statement.DoesNotExist as exc:
+        raise Http404 from exc
+    lines = list(statement.lines.all())
+    for line in lines:  # how each figure reads on the page (the amounts: to the minor unit)
+        line.display = {
+            "gpu_hours": plain(line.gpu_hours),
+            "unit_price": price_text(line.unit_price) if line.unit_price is not None else None,
+            "off_peak_multiplier": plain(line.off_peak_multiplier),
+            "department_multiplier": plain(line.department_multiplier),
+            "share": plain(line.share) if line.share is not None else None,
+        }
+    may_finalize = user.has_perm(FINALIZE_PERMISSION)
+    month_ended = services.month_ended(statement.period.month)
+    return render(
+        request,
+        "billing/statement_detail.html",
+        {
+            "statement": statement,
+            "lines": lines,
+            "adjustments_applied": list(statement.adjustments_applied.all()),
+            "adjustments_made": list(
+                statement.adjustments.select_related("applied_to__period", "created_by").order_by(
+                    "created_at", "pk"
+                )
+            ),
+            "can_finalize": may_finalize and not statement.is_finalized and month_ended,
+            "finalize_later": may_finalize and not statement.is_finalized and not month_ended,
+            "money": money_format(statement.currency),
+        },
+    )
+
+
+@login_required
+@require_POST
+def statement_finalize(request, pk: int):
+    """Finalize a statement from its page (finance). Others who can read the statement
+    get 403, the rest 404. A refusal (a month not over, a statement already finalized)
+    comes back as a message on the statement page."""
+    user = request.user
+    statement = get_object_or_404(
+        selectors.statements_for_user(user=user).select_related("period", "department"), pk=pk
+    )
+    if not user.has_perm(FINALIZE_PERMISSION):
+        raise PermissionDenied("Only finance finalizes statements.")
+    try:
+        services.statement_finalize(statement=statement, user=user)
+    except services.BillingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"The statement of {statement.department} for {statement.period} is finalized; "
+            "later usage and corrections go on the next open statement as adjustments.",
+        )
+    return redirect("billing:statement", pk=pk)

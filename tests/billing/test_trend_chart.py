@@ -1,0 +1,35 @@
+"""The 12-month trend keeps one series per department only for the biggest spenders, so a
+fleet of hundreds of departments stays a chart a person can read."""
+
+import datetime as dt
+from decimal import Decimal
+
+from billing.charts import TREND_SERIES, cost_trend_figure
+from billing.selectors import TrendPoint
+
+MONTHS = [dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
+
+
+def test_small_spenders_are_summed_into_one_series_and_unallocated_stays_apart():
+    points = [
+        TrendPoint(month=MONTHS[1], department=f"Dept {n:02}", amount=Decimal(n))
+        for n in range(1, 21)
+    ] + [TrendPoint(month=MONTHS[0], department="Unallocated", amount=Decimal("7.5"))]
+
+    figure = cost_trend_figure(points=points, months=MONTHS, currency="EUR")
+
+    series = {trace.name: list(trace.y) for trace in figure.data}
+    assert len(series) == TREND_SERIES + 1
+    # Departments 10 to 20 spent most: 11 of them keep their series, by name.
+    assert list(series)[: TREND_SERIES - 1] == [f"Dept {n:02}" for n in range(10, 21)]
+    assert series["9 other departments"] == [0, float(sum(range(1, 10)))]
+    assert series["Unallocated"] == [7.5, 0]
+
+
+def test_a_few_departments_each_keep_their_series_by_name():
+    points = [
+        TrendPoint(month=MONTHS[0], department="Training", amount=Decimal("1")),
+        TrendPoint(month=MONTHS[0], department="Marketing", amount=Decimal("5")),
+    ]
+    figure = cost_trend_figure(points=points, months=MONTHS, currency="EUR")
+    assert [trace.name for trace in figure.data] == ["Marketing", "Training"]
