@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('departments', '0003_gpu_class_capacity_message'),
+        ("departments", "0003_gpu_class_capacity_message"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='namespace',
-            name='tier',
-            field=models.CharField(blank=True, choices=[('realtime', 'Realtime'), ('interactive', 'Interactive'), ('batch', 'Batch')], help_text="The tier of the work it runs (the virtual agent's namespace runs realtime work); its usage is priced at that tier's rate card when there is one.", max_length=16),
+            model_name="namespace",
+            name="tier",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("realtime", "Realtime"),
+                    ("interactive", "Interactive"),
+                    ("batch", "Batch"),
+                ],
+                help_text="The tier of the work it runs (the virtual agent's namespace runs realtime work); its usage is priced at that tier's rate card when there is one.",
+                max_length=16,
+            ),
         ),
     ]
