@@ -3,7 +3,6 @@ from decimal import Decimal
 
 import pytest
 
-from metering.models import MetricSource
 from tests import factories
 
 UTC = dt.UTC
@@ -17,7 +16,9 @@ class Ledger:
     """Writes billing-source ledger rows (one run per call) for the tests."""
 
     def __init__(self):
-        self.source = MetricSource.objects.get(name="allocation")
+        # The metering migration installs it; a transactional test before this one may
+        # have flushed it away.
+        self.source = factories.MetricSourceFactory(name="allocation", is_billing=True)
         assert self.source.is_billing
 
     def add(self, *, at: dt.datetime, gpu_hours, department=None, gpu_class=None, namespace=None):

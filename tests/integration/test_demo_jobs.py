@@ -155,6 +155,9 @@ def test_a_demo_job_runs_on_the_worker_and_its_gpu_seconds_reach_the_ledger(tmp_
             # The worker created the series at 0 when it started, before any job ran: the
             # first job's seconds are an increase Prometheus can see.
             assert _worker_counter(metrics_port) == 0.0
+            # ... and Prometheus has scraped that 0 (every 15 s): increase() needs a sample
+            # from before the job to count the job's seconds.
+            assert _wait_for("scraped zero", lambda: _scraped(prometheus_url)) == 0.0
 
             first = api.submit(seconds=3)
             assert (first["state"], first["gpu_class"], first["namespace"]) == (
