@@ -67,27 +67,35 @@ def cost_trend_figure(
     """Stacked bars: each month's statement totals per department (and *Unallocated*),
     every month of ``months`` on the axis (zero where a month has no figures)."""
     amounts: dict[str, dict[dt.date, Decimal]] = {}
+    summed: dict[str, int] = {}  # series of departments summed already: how many each
     for point in points:
         per_month = amounts.setdefault(point.department, {})
         per_month[point.month] = per_month.get(point.month, Decimal(0)) + point.amount
+        if point.others:
+            summed[point.department] = point.others
     # The departments that spent most keep a series each; the rest share one, so a fleet of
-    # hundreds of departments stays a readable chart (and a quick one to build).
+    # hundreds of departments stays a readable chart (and a quick one to build). The
+    # selector sums them already when asked for its top spenders.
     departments = sorted(
-        (name for name in amounts if name != UNALLOCATED),
+        (name for name in amounts if name != UNALLOCATED and name not in summed),
         key=lambda name: (-sum(amounts[name].values()), name),
     )
-    if len(departments) > TREND_SERIES:
-        rest = departments[TREND_SERIES - 1 :]
-        others = f"{len(rest)} other departments"
-        amounts[others] = {}
-        for name in rest:
+    if len(departments) + len(summed) > TREND_SERIES:
+        keep = TREND_SERIES - 1
+        rest = departments[keep:]
+        count = len(rest) + sum(summed.values())
+        others = f"{count} other departments"
+        merged: dict[dt.date, Decimal] = {}
+        for name in [*rest, *summed]:
             for month, amount in amounts.pop(name).items():
-                amounts[others][month] = amounts[others].get(month, Decimal(0)) + amount
-        departments = [*sorted(departments[: TREND_SERIES - 1]), others]
-    else:
-        departments.sort()
-    # Departments by name (then the others), Unallocated last.
-    names = departments + ([UNALLOCATED] if UNALLOCATED in amounts else [])
+                merged[month] = merged.get(month, Decimal(0)) + amount
+        amounts[others] = merged
+        summed = {others: count}
+        departments = departments[:keep]
+    # Departments by name, then the others, Unallocated last.
+    names = sorted(departments) + sorted(summed)
+    if UNALLOCATED in amounts:
+        names.append(UNALLOCATED)
     x = [f"{month:%Y-%m}" for month in months]
     figure = go.Figure(
         [

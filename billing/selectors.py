@@ -322,22 +322,53 @@ def _other(kind: str) -> str:
 @dataclass(frozen=True)
 class TrendPoint:
     month: dt.date
-    department: str  # name, or Unallocated
+    department: str  # name, Unallocated, or "N other departments"
     amount: Decimal
+    others: int = 0  # for the sum of the departments beyond the biggest spenders: how many
 
 
-def cost_trend(*, user, months: list[dt.date], department: Department | None = None) -> list:
-    """Each month's statement totals per department (and *Unallocated* for finance and IT),
-    in one query per kind, over the periods of ``months`` that exist."""
+def cost_trend(
+    *,
+    user,
+    months: list[dt.date],
+    department: Department | None = None,
+    top: int | None = None,
+) -> list[TrendPoint]:
+    """Each month's statement totals per department (and *Unallocated* for finance and IT)
+    over the periods of ``months`` that exist. With ``top``, only the ``top`` departments
+    that spent most over those months keep their own points; the rest are summed per month
+    into one, in SQL, so the cost stays the same whatever the number of departments."""
     statements = statements_for_user(user=user).filter(period__month__in=months)
     if department is not None:
         statements = statements.filter(department=department)
+    rest = None
+    if top is not None and department is None:
+        spenders = list(
+            statements.values("department_id")
+            .annotate(spent=Sum("total"))
+            .order_by("-spent", "department__name")
+            .values_list("department_id", flat=True)
+        )
+        if len(spenders) > top:
+            rest = statements.exclude(department_id__in=spenders[:top])
+            statements = statements.filter(department_id__in=spenders[:top])
+            others = len(spenders) - top
     points = [
         TrendPoint(month=month, department=name, amount=total)
         for month, name, total in statements.values_list(
             "period__month", "department__name", "total"
         ).order_by("period__month", "department__name")
     ]
+    if rest is not None:
+        points += [
+            TrendPoint(
+                month=month, department=f"{others} other departments", amount=total, others=others
+            )
+            for month, total in rest.values("period__month")
+            .annotate(spent=Sum("total"))
+            .order_by("period__month")
+            .values_list("period__month", "spent")
+        ]
     if department is None and roles.sees_all_departments(user):
         points += [
             TrendPoint(month=month, department=UNALLOCATED, amount=amount)

@@ -120,7 +120,7 @@ def dashboard(request):
     period = services.period_refresh(month=month)
     report = selectors.chargeback_report(user=user, period=period)
     months = charts.trend_months(month)
-    trend = selectors.cost_trend(user=user, months=months)
+    trend = selectors.cost_trend(user=user, months=months, top=charts.TREND_SERIES - 1)
     fleet = roles.sees_all_departments(user)
     department_rows = [DashboardRow(row) for row in report.rows if row.department is not None]
     context.update(

@@ -33,3 +33,30 @@ def test_a_few_departments_each_keep_their_series_by_name():
     ]
     figure = cost_trend_figure(points=points, months=MONTHS, currency="EUR")
     assert [trace.name for trace in figure.data] == ["Marketing", "Training"]
+
+
+def test_the_selector_sums_the_small_spenders_in_the_database(db):
+    from billing import selectors
+    from billing.models import BillingPeriod, Statement
+    from tests import factories
+
+    finance = factories.UserFactory(groups=["finance"])
+    period = BillingPeriod.objects.create(month=MONTHS[1])
+    for n in range(1, 15):
+        Statement.objects.create(
+            period=period,
+            department=factories.DepartmentFactory(name=f"Dept {n:02}"),
+            total=Decimal(n),
+        )
+
+    points = selectors.cost_trend(user=finance, months=MONTHS, top=11)
+
+    named = {
+        p.department: p.amount for p in points if not p.others and p.department != "Unallocated"
+    }
+    assert named == {f"Dept {n:02}": Decimal(n) for n in range(4, 15)}
+    (others,) = [p for p in points if p.others]
+    assert (others.department, others.others, others.amount) == ("3 other departments", 3, 6)
+    figure = cost_trend_figure(points=points, months=MONTHS, currency="EUR")
+    assert [trace.name for trace in figure.data][-2:] == ["3 other departments", "Unallocated"]
+    assert len(figure.data) == TREND_SERIES + 1
