@@ -19,10 +19,11 @@ from billing.models import (
     StatementLine,
     StatementStatus,
 )
+from departments.admin import AuditHistoryAdmin
 
 
 @admin.register(RateCard)
-class RateCardAdmin(admin.ModelAdmin):
+class RateCardAdmin(AuditHistoryAdmin):
     list_display = [
         "gpu_class",
         "tier_or_every",
@@ -53,7 +54,7 @@ class RateCardAdmin(admin.ModelAdmin):
 
 
 @admin.register(DepartmentMultiplier)
-class DepartmentMultiplierAdmin(admin.ModelAdmin):
+class DepartmentMultiplierAdmin(AuditHistoryAdmin):
     list_display = ["department", "multiplier", "reason", "valid_from", "valid_to"]
     list_filter = [("department", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["department__name", "department__slug", "reason"]
@@ -243,7 +244,7 @@ class StatementLineInline(admin.TabularInline):
 
 
 @admin.register(Statement)
-class StatementAdmin(admin.ModelAdmin):
+class StatementAdmin(AuditHistoryAdmin):
     """Statements follow the ledger while they are drafts and never change once finalized;
     here they are read, and finalized by those who may."""
 

@@ -26,6 +26,7 @@ from billing.serializers import (
     AdjustmentSerializer,
     ChargebackQuerySerializer,
     ChargebackReportSerializer,
+    ChargebackRowSerializer,
     RateCardSerializer,
     StatementDetailSerializer,
     StatementLineSerializer,
@@ -297,6 +298,15 @@ class ChargebackReportView(APIView):
     def export_name(self) -> str:
         return f"chargeback-{getattr(self, '_label', 'report')}"
 
+    def get_renderer_context(self):
+        # A table with no rows (a member's report) still has its header row, so the CSV is
+        # a table rather than an empty body.
+        context = super().get_renderer_context()
+        header = getattr(self, "_table_header", None)
+        if header is not None:
+            context["header"] = header
+        return context
+
     @extend_schema(
         parameters=[
             ChargebackQuerySerializer,
@@ -323,5 +333,16 @@ class ChargebackReportView(APIView):
             report, context={"currency": report.currency, "request": request}
         ).data
         if request.accepted_renderer.format in TABLE_FORMATS:
-            return Response(exports.chargeback_table(data))
+            table = exports.chargeback_table(data)
+            if not table:
+                self._table_header = _chargeback_columns(data)
+            return Response(table)
         return Response(data)
+
+
+def _chargeback_columns(report: dict) -> list[str]:
+    """The columns :func:`billing.exports.chargeback_table` gives ``report``'s rows, from a
+    row with nothing in it."""
+    row = dict.fromkeys(ChargebackRowSerializer().fields)
+    row.update(queue_wait=[], latency=[], spend_by_gpu_class={})
+    return list(exports.chargeback_table({**report, "rows": [row]})[0])

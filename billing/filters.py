@@ -13,6 +13,7 @@ from billing import services
 from billing.models import Adjustment, AdjustmentKind, RateCard, Statement, StatementStatus
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
+from portal.filters import UtcIsoDateTimeFilter
 
 
 class MonthFormField(forms.CharField):
@@ -26,7 +27,9 @@ class MonthFormField(forms.CharField):
         try:
             return services.month_parse(value.strip())
         except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+            # Passed as a parameter: django-filter %-formats the message, and the reason
+            # quotes the input, which may hold a "%".
+            raise forms.ValidationError("%(reason)s", params={"reason": str(exc)}) from exc
 
 
 class MonthFilter(django_filters.Filter):
@@ -78,7 +81,7 @@ class RateCardFilter(django_filters.FilterSet):
     tier = django_filters.ChoiceFilter(
         choices=Tier.choices, help_text="Cards of this tier's own (not the every-tier cards)."
     )
-    valid_at = django_filters.IsoDateTimeFilter(
+    valid_at = UtcIsoDateTimeFilter(
         method="filter_valid_at", help_text="ISO 8601 date-time: the cards in force then."
     )
 

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, Tier, TimestampedModel
 
@@ -118,6 +119,8 @@ class RateCard(Validity, TimestampedModel):
     )
     note = models.CharField(max_length=200, blank=True)
 
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
     class Meta:
         ordering = ["gpu_class__name", "tier", "-valid_from"]
         constraints = [
@@ -169,6 +172,8 @@ class DepartmentMultiplier(Validity, TimestampedModel):
         max_digits=6, decimal_places=3, validators=[MinValueValidator(Decimal(0))]
     )
     reason = models.CharField(max_length=200)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["department__name", "-valid_from"]
@@ -328,6 +333,8 @@ class Statement(TimestampedModel):
         help_text="The rate cards, multipliers, off-peak windows and idle-cost policy it was "
         "finalized with.",
     )
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     objects = StatementQuerySet.as_manager()
 

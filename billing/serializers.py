@@ -16,7 +16,7 @@ from billing import services
 from billing.models import Adjustment, RateCard, Statement, StatementLine
 from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
-from departments.models import GpuClass
+from departments.models import GpuClass, Tier
 from portal.api import ModelValidationMixin
 
 
@@ -104,13 +104,16 @@ class StatementLineSerializer(serializers.ModelSerializer):
     department_multiplier (× share for idle capacity) = amount; list_amount is the amount
     before the department multiplier."""
 
-    gpu_class = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    rate_card = serializers.PrimaryKeyRelatedField(read_only=True)
+    gpu_class = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    tier = serializers.ChoiceField(
+        choices=Tier.choices, allow_blank=True, read_only=True, help_text="Blank: no tier applies."
+    )
+    rate_card = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     unit_price = PriceField(read_only=True, allow_null=True)
     list_amount = MoneyField(currency_of=_line_currency)
     amount = MoneyField(currency_of=_line_currency)
     currency = serializers.SerializerMethodField()
-    adjustment = serializers.PrimaryKeyRelatedField(read_only=True)
+    adjustment = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = StatementLine
@@ -152,7 +155,12 @@ class AdjustmentSerializer(serializers.ModelSerializer):
         help_text="The month (YYYY-MM) of the statement that carries it.",
     )
     amount = MoneyField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Null: the portal, for usage metered after finalization.",
+    )
 
     class Meta:
         model = Adjustment
@@ -213,6 +221,7 @@ class StatementSerializer(serializers.ModelSerializer):
     finalized_by = serializers.SlugRelatedField(
         slug_field="username",
         read_only=True,
+        allow_null=True,
         help_text="Null on a finalized statement: finalized automatically after the grace period.",
     )
 

@@ -1,5 +1,12 @@
+import copy
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
+from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
+from simple_history.utils import get_history_model_for_model
 
 from departments import services
 from departments.forms import (
@@ -17,6 +24,73 @@ from departments.models import (
     Quota,
     ServiceLevel,
 )
+
+
+class _HistoryChangeDisplay(HistoricalRecordContextHelper):
+    def prepare_delta_change_value(self, change, value):
+        # simple-history shows an empty foreign key as "Deleted <model> (pk=None)".
+        if isinstance(value, DeletedObject) and value.pk is None:
+            return None
+        return super().prepare_delta_change_value(change, value)
+
+
+class AuditHistoryAdmin(SimpleHistoryAdmin):
+    """A model admin whose "History" page lists every recorded version of an object: when,
+    who, and which fields changed. Whoever may view the object may read its history.
+
+    The history is a record, never a way back: the revert button is hidden
+    (``SIMPLE_HISTORY_REVERT_DISABLED``), a version is shown read-only and never saved, so
+    a finalized statement or a past price cannot be brought back through it. A version
+    shows only the fields the history keeps: simple-history would fill the others in from
+    the current row (a metric source's Authorization header among them)."""
+
+    _showing_a_version = False
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method not in ("GET", "HEAD"):
+            raise PermissionDenied("A historical version is read, never restored.")
+        # simple-history's view reads prepopulated_fields as an attribute; this request's
+        # own copy of the admin shows the version read-only, with nothing to prepopulate.
+        version_admin = copy.copy(self)
+        version_admin._showing_a_version = True
+        version_admin.prepopulated_fields = {}
+        return super(AuditHistoryAdmin, version_admin).history_form_view(
+            request, object_id, version_id, extra_context
+        )
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return _HistoryChangeDisplay(self.model, historical_record)
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        if not self._showing_a_version:
+            return readonly
+        opts = self.model._meta
+        editable = [f.name for f in [*opts.fields, *opts.many_to_many] if f.editable]
+        return [*readonly, *(name for name in editable if name not in readonly)]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self._showing_a_version:
+            return fieldsets
+        history_model = get_history_model_for_model(self.model)
+        untracked = {
+            *history_model._history_excluded_fields,
+            *(f.name for f in self.model._meta.many_to_many),
+        }
+
+        def kept(names):
+            for name in names:
+                if isinstance(name, list | tuple):
+                    if row := tuple(n for n in name if n not in untracked):
+                        yield row
+                elif name not in untracked:
+                    yield name
+
+        return [
+            (title, {**options, "fields": list(kept(options["fields"]))})
+            for title, options in fieldsets
+        ]
 
 
 class NamespaceInline(admin.TabularInline):
@@ -52,7 +126,7 @@ class ServiceLevelInline(admin.StackedInline):
 
 
 @admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
+class DepartmentAdmin(AuditHistoryAdmin):
     form = DepartmentAdminForm
     list_display = [
         "name",
@@ -117,7 +191,7 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Namespace)
-class NamespaceAdmin(admin.ModelAdmin):
+class NamespaceAdmin(AuditHistoryAdmin):
     list_display = ["name", "department", "tier"]
     list_filter = ["tier", ("department", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "department__name"]
@@ -126,7 +200,7 @@ class NamespaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditHistoryAdmin):
     list_display = ["user", "user_full_name", "department", "role"]
     list_filter = ["role", ("department", admin.RelatedOnlyFieldListFilter)]
     search_fields = [
@@ -145,7 +219,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(GpuClass)
-class GpuClassAdmin(admin.ModelAdmin):
+class GpuClassAdmin(AuditHistoryAdmin):
     list_display = ["name", "slug", "capacity_gpus", "model_regex", "queue_prefix"]
     search_fields = ["name", "slug", "model_regex"]
     prepopulated_fields = {"slug": ["name"]}
@@ -169,7 +243,7 @@ class GpuClassAdmin(admin.ModelAdmin):
 
 
 @admin.register(Quota)
-class QuotaAdmin(admin.ModelAdmin):
+class QuotaAdmin(AuditHistoryAdmin):
     form = QuotaForm
     list_display = [
         "department",
@@ -201,7 +275,7 @@ class QuotaAdmin(admin.ModelAdmin):
 
 
 @admin.register(ServiceLevel)
-class ServiceLevelAdmin(admin.ModelAdmin):
+class ServiceLevelAdmin(AuditHistoryAdmin):
     list_display = [
         "department",
         "tier",
@@ -238,7 +312,7 @@ class ServiceLevelAdmin(admin.ModelAdmin):
 
 
 @admin.register(OffPeakWindow)
-class OffPeakWindowAdmin(admin.ModelAdmin):
+class OffPeakWindowAdmin(AuditHistoryAdmin):
     form = OffPeakWindowForm
     list_display = [
         "name",

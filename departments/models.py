@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce, Floor
+from simple_history.models import HistoricalRecords
 
 # A Kubernetes namespace name is an RFC 1123 DNS label.
 NAMESPACE_NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -136,6 +137,8 @@ class Department(TimestampedModel):
         default=True, help_text="Inactive departments keep their history but submit no new work."
     )
 
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -191,6 +194,8 @@ class Namespace(models.Model):
         "work); its usage is priced at that tier's rate card when there is one.",
     )
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -214,6 +219,8 @@ class Membership(TimestampedModel):
     )
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["department__name", "user__username"]
@@ -260,6 +267,8 @@ class GpuClass(TimestampedModel):
         "defaults to gpu.<slug>.",
     )
     description = models.TextField(blank=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["name"]
@@ -341,6 +350,8 @@ class Quota(TimestampedModel):
         validators=[validate_alert_thresholds],
         help_text="Managers are notified once per period when use reaches each percentage.",
     )
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["department__name", "kind", "job_kind", "gpu_class__name"]
@@ -443,6 +454,8 @@ class ServiceLevel(TimestampedModel):
         help_text="Batch work flagged off-peak waits until an off-peak window opens.",
     )
 
+    history = HistoricalRecords(excluded_fields=["updated_at"], m2m_fields=["gpu_classes"])
+
     class Meta:
         ordering = ["department__name", "-priority"]
         verbose_name = "service level"
@@ -510,6 +523,8 @@ class OffPeakWindow(TimestampedModel):
         help_text="GPU-hours inside the window are priced at the rate times this.",
     )
     active = models.BooleanField(default=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["name"]

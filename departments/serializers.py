@@ -1,4 +1,5 @@
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from departments import services
@@ -26,6 +27,18 @@ class NamespaceNamesField(serializers.ListField):
 
     def to_representation(self, namespaces):
         return [namespace.name for namespace in namespaces.all()]
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$",
+        "example": "23:00:00",
+    }
+)
+class WallClockTimeField(serializers.TimeField):
+    """A time of day on the wall clock of a time zone given beside it: HH:MM[:SS], with no
+    UTC offset (OpenAPI's ``format: time`` is RFC 3339's, which requires one)."""
 
 
 class DepartmentSerializer(serializers.ModelSerializer):
@@ -163,6 +176,10 @@ class OffPeakWindowSerializer(ModelValidationMixin, serializers.ModelSerializer)
         allow_empty=False,
         required=False,
         help_text="Days on which the window opens, 0 (Monday) to 6 (Sunday).",
+    )
+    start_time = WallClockTimeField(help_text="When the window opens, in its time zone.")
+    end_time = WallClockTimeField(
+        help_text="When it closes, in its time zone; on the next day when not after start_time."
     )
     is_open_now = serializers.SerializerMethodField()
 

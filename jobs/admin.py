@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import JSONField
 from django.forms import widgets
 
+from departments.admin import AuditHistoryAdmin
 from jobs import services
 from jobs.models import GenerationJob, JobKind, QuotaAlert
 
@@ -18,7 +19,7 @@ class PrettyJSONWidget(widgets.Textarea):
 
 
 @admin.register(JobKind)
-class JobKindAdmin(admin.ModelAdmin):
+class JobKindAdmin(AuditHistoryAdmin):
     list_display = ["name", "slug", "default_gpus", "max_runtime_s", "tiers", "active"]
     list_filter = ["active"]
     search_fields = ["name", "slug", "description"]

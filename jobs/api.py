@@ -15,11 +15,13 @@ from jobs import runner, selectors, services
 from jobs.filters import JobFilter, JobKindFilter
 from jobs.models import GenerationJob, JobState
 from jobs.serializers import (
+    JobCancelRefusalSerializer,
     JobKindSerializer,
     JobRefusalSerializer,
     JobSerializer,
     JobSubmitSerializer,
 )
+from portal import ratelimits
 from portal.api import error_detail
 
 
@@ -71,6 +73,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def get_queryset(self):
         return selectors.jobs_for_user(user=self.request.user)
 
+    def get_throttles(self):
+        # Submitting is limited per user (JOBS_SUBMIT_RATE), counted with the submit form.
+        if self.action == "create":
+            return [ratelimits.JobSubmitThrottle()]
+        return super().get_throttles()
+
     @extend_schema(
         request=JobSubmitSerializer,
         responses={
@@ -106,7 +114,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         request=None,
         responses={
             200: JobSerializer,
-            409: OpenApiResponse(description="The job has already ended."),
+            409: OpenApiResponse(
+                JobCancelRefusalSerializer, description="The job has already ended."
+            ),
         },
     )
     @action(detail=True, methods=["post"])
@@ -120,7 +130,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return Response(error_detail(exc), status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(self.get_queryset().get(pk=job.pk)).data)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    # The log is shown as text, an output file as what its name says it is.
+    @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[^/]+)", url_name="files")
     def files(self, request, pk=None, name=None):
         """Download a file the job wrote, or its log (`job.log`)."""

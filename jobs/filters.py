@@ -3,6 +3,7 @@ import django_filters
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
 from jobs.models import GenerationJob, JobKind, JobState
+from portal.filters import UtcIsoDateTimeFilter
 
 
 class JobFilter(django_filters.FilterSet):
@@ -31,10 +32,10 @@ class JobFilter(django_filters.FilterSet):
     submitter = django_filters.CharFilter(
         field_name="submitter__username", help_text="Username of the submitter."
     )
-    submitted_after = django_filters.IsoDateTimeFilter(
+    submitted_after = UtcIsoDateTimeFilter(
         field_name="submitted_at", lookup_expr="gte", help_text="ISO 8601 date-time."
     )
-    submitted_before = django_filters.IsoDateTimeFilter(
+    submitted_before = UtcIsoDateTimeFilter(
         field_name="submitted_at", lookup_expr="lt", help_text="ISO 8601 date-time."
     )
 

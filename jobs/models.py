@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, Quota, Tier, TimestampedModel
 from jobs import argv as argv_rules
@@ -69,6 +70,8 @@ class JobKind(TimestampedModel):
         default=default_allowed_tiers, validators=[validate_allowed_tiers]
     )
     active = models.BooleanField(default=True, help_text="Inactive kinds accept no new jobs.")
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["name"]

@@ -51,7 +51,7 @@ class JobSerializer(serializers.ModelSerializer):
     outputs = serializers.SerializerMethodField(
         help_text="The files the job wrote, and its log, with their download addresses."
     )
-    blocking_quota = serializers.PrimaryKeyRelatedField(read_only=True)
+    blocking_quota = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = GenerationJob
@@ -152,6 +152,12 @@ class JobSubmitSerializer(serializers.Serializer):
         request = self.context.get("request")
         if request is not None:
             self.fields["department"].queryset = submit_departments_for_user(user=request.user)
+
+
+class JobCancelRefusalSerializer(serializers.Serializer):
+    non_field_errors = serializers.ListField(
+        child=serializers.CharField(), help_text="Why the job cannot be cancelled."
+    )
 
 
 class JobRefusalQuotaSerializer(serializers.Serializer):

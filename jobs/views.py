@@ -21,6 +21,7 @@ from jobs import runner, selectors, services
 from jobs.filters import JobFilter
 from jobs.forms import JobChoiceForm, JobOptionsForm, JobParamsForm
 from jobs.models import GenerationJob, JobState
+from portal import ratelimits
 
 JOBS_PER_PAGE = 25
 # An open job's page reloads itself this often (seconds), so its state stays current.
@@ -127,6 +128,13 @@ def job_submit(request):
     except ValidationError as exc:
         params_form.add_schema_errors(exc)
         return render(request, "jobs/job_submit.html", context)
+    wait_s = ratelimits.job_submission(request)
+    if wait_s is not None:
+        # The form comes back as it was sent (its idempotency key too), to send again later.
+        messages.error(request, ratelimits.job_submission_refused(wait_s))
+        response = render(request, "jobs/job_submit.html", context, status=429)
+        response["Retry-After"] = str(wait_s)
+        return response
     try:
         submission = services.job_submit(
             department=department,

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
 
+from departments.admin import AuditHistoryAdmin
 from metering import tasks, windows
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import UNALLOCATED, UNKNOWN_MODEL
@@ -32,7 +33,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(MetricSource)
-class MetricSourceAdmin(admin.ModelAdmin):
+class MetricSourceAdmin(AuditHistoryAdmin):
     list_display = [
         "name",
         "measure",

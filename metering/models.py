@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, TimestampedModel
 from metering import promql
@@ -80,6 +81,9 @@ class MetricSource(TimestampedModel):
         validators=[MinValueValidator(1), MaxValueValidator(72)],
         help_text="Every scheduled pull fetches these last hours again, for late samples.",
     )
+
+    # The Authorization header is a secret: it is left out of the history altogether.
+    history = HistoricalRecords(excluded_fields=["updated_at", "auth_header"])
 
     class Meta:
         ordering = ["name"]

@@ -184,8 +184,8 @@ class XLSXRenderer(BaseRenderer):
         rows = data.get("results", data) if isinstance(data, dict) else data
         if isinstance(rows, dict):
             rows = [rows]
-        header = None
-        if not rows and view is not None and hasattr(view, "get_serializer"):
+        header = renderer_context.get("header")
+        if not rows and header is None and view is not None and hasattr(view, "get_serializer"):
             header = list(view.get_serializer().fields)
         workbook = Workbook()
         sheet = workbook.active

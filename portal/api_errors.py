@@ -5,7 +5,7 @@ Kept apart from :mod:`portal.api` because DRF reads the permission classes there
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError
 from rest_framework import status
 from rest_framework.response import Response
@@ -19,8 +19,20 @@ def exception_handler(exc, context):
     """DRF's handler, plus clear answers for the errors the database or the models raise:
     a Django ``ValidationError`` is a 400 with field errors, a deletion blocked by objects
     that still refer to the target is a 409 naming them, and a constraint violation that
-    slipped past validation (two concurrent writes) is a 409 asking to retry.
+    slipped past validation (two concurrent writes) is a 409 asking to retry, and a
+    database that cannot be reached is a 503 with ``Retry-After``.
     """
+    if isinstance(exc, OperationalError | InterfaceError):
+        set_rollback()
+        return Response(
+            {
+                "detail": "The portal's database cannot be reached right now, so this request "
+                "may not have completed. Try again in a few seconds; a job sent again with "
+                "the same idempotency_key is never submitted twice."
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, DjangoValidationError | ProtectedError | IntegrityError):
         set_rollback()
     if isinstance(exc, DjangoValidationError):

@@ -7,6 +7,7 @@ broker under ``var/``, DEBUG on. Production sets at least ``DEBUG=0``, ``SECRET_
 is then clean (see README, "Production").
 """
 
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "simple_history",
     "portal.apps.PortalConfig",
     "departments",
     "metering",
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets the audit history record who made each change (admin, API and pages alike).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -164,6 +168,31 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Cache and rate limits (portal/ratelimits.py) ------------------------------------------
+# The rate-limit counters live in the default cache. The embedded mode's local memory
+# belongs to its one web process; production's web processes share one (Redis), or each
+# would count on its own and let through its own full rate.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+
+def _rate(name: str, default: str) -> str:
+    """A rate from the environment as django-ratelimit reads it: 10/m, 100/5m (s, m, h, d)."""
+    rate = env(name, default=default)
+    if not re.fullmatch(r"[0-9]+/[0-9]*[smhd]", rate):
+        raise ImproperlyConfigured(f"{name}={rate!r} is not a rate such as 10/m or 100/5m.")
+    return rate
+
+
+# Sign-in attempts (the portal's form, the admin's and the API token endpoint together), per
+# username and per client address.
+RATELIMIT_LOGIN = _rate("RATELIMIT_LOGIN", "10/m")
+RATELIMIT_LOGIN_IP = _rate("RATELIMIT_LOGIN_IP", "30/m")
+# Behind a proxy every request comes from the proxy's address: name the request header that
+# carries the client's own (one address, set by the proxy), e.g. HTTP_X_REAL_IP.
+RATELIMIT_IP_META_KEY = env("RATELIMIT_IP_META_KEY", default=None)
+# Job submissions per user (the form and the API together).
+JOBS_SUBMIT_RATE = _rate("JOBS_SUBMIT_RATE", "60/m")
+
 # --- Email (quota alerts) ------------------------------------------------------------------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="gpu-portal@localhost")
@@ -244,6 +273,13 @@ if BILLING_IDLE_POLICY not in ("absorbed", "shared"):
 # Drafts still open this many hours after their month ended are finalized by the portal.
 BILLING_FINALIZE_AFTER_H = env.int("BILLING_FINALIZE_AFTER_H", default=72)
 
+# --- Audit history -------------------------------------------------------------------------
+# Departments, their rules, job kinds, metric sources, prices and statements keep a history
+# of every change and who made it, shown in the admin. History is a record, not an undo
+# button: nobody reverts a row to an old version from it (a finalized statement never
+# changes, and prices change by new rate cards).
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: an anonymous API client gets 401 with a WWW-Authenticate header.
@@ -283,6 +319,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # The error answers DRF and portal.api_errors give, documented once for every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api_schema.document_error_responses",
+    ],
     # Served from our own static files: nothing is fetched from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

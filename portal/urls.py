@@ -3,14 +3,13 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
 from departments import api as departments_api
 from jobs import api as jobs_api
 from metering import api as metering_api
-from portal import views
+from portal import ratelimits, views
 
 router = DefaultRouter()
 router.register("departments", departments_api.DepartmentViewSet, basename="departments")
@@ -32,7 +31,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        ratelimits.login_rate_limited(
+            auth_views.LoginView.as_view(redirect_authenticated_user=True)
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -45,8 +46,10 @@ urlpatterns = [
     ),
     path("jobs/", include("jobs.urls")),
     path("billing/", include("billing.urls")),
+    # Ahead of the admin's own, so that its sign-in is rate limited as the portal's is.
+    path("admin/login/", ratelimits.login_rate_limited(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token/", ratelimits.obtain_auth_token, name="api-token"),
     path(
         "api/v1/reports/chargeback/",
         billing_api.ChargebackReportView.as_view(),

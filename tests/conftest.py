@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -27,6 +28,13 @@ def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness is for attackers, not for the thousands of users the
     # suite creates; the hashers themselves are Django's concern.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _no_rate_limit_counts():
+    # The rate-limit counters live in the cache, local memory shared by every test of the
+    # process: each test starts with none, whatever ran before it.
+    cache.clear()
 
 
 def require_service(name: str, available: bool, hint: str) -> None:

@@ -14,19 +14,25 @@ PRODUCTION = {
     "ALLOWED_HOSTS": "gpu-portal.example.com",
     "DATABASE_URL": "postgres://portal:secret@db.example.com:5432/portal",
     "CELERY_BROKER_URL": "redis://redis.example.com:6379/0",
+    "CACHE_URL": "redis://redis.example.com:6379/1",
 }
+RATES = ("RATELIMIT_LOGIN", "RATELIMIT_LOGIN_IP", "RATELIMIT_IP_META_KEY", "JOBS_SUBMIT_RATE")
 SHOW = (
     "import json, django; django.setup(); from django.conf import settings as s; "
     "from portal.celery import app; "
     "print(json.dumps({'db': s.DATABASES['default'], 'broker': app.conf.broker_url, "
     "'transport': app.conf.broker_transport_options, 'tz': s.TIME_ZONE, 'debug': s.DEBUG, "
-    "'prometheus': s.PROMETHEUS_URL}, default=str))"
+    "'prometheus': s.PROMETHEUS_URL, 'cache': s.CACHES['default'], "
+    "'rates': [s.RATELIMIT_LOGIN, s.RATELIMIT_LOGIN_IP, s.JOBS_SUBMIT_RATE], "
+    "'ip_meta_key': s.RATELIMIT_IP_META_KEY}, default=str))"
 )
 
 
 def _run(args, **env):
     clean = {
-        k: v for k, v in os.environ.items() if k not in {*PRODUCTION, "TIME_ZONE", "PROMETHEUS_URL"}
+        k: v
+        for k, v in os.environ.items()
+        if k not in {*PRODUCTION, *RATES, "TIME_ZONE", "PROMETHEUS_URL"}
     }
     return subprocess.run(
         [sys.executable, *args],
@@ -46,6 +52,12 @@ def _settings(**env) -> dict:
 
 def test_deploy_check_is_clean_with_production_variables():
     result = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_is_clean_on_the_embedded_defaults(tmp_path):
+    result = _run(["manage.py", "check", "--fail-level", "WARNING"], PORTAL_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -79,6 +91,10 @@ def test_embedded_defaults_are_sqlite_and_the_filesystem_broker_under_var(tmp_pa
     assert shown["transport"]["data_folder_in"] == str(tmp_path / "celery" / "queue")
     assert shown["debug"] is True and shown["tz"] == "UTC"
     assert shown["prometheus"] == "http://127.0.0.1:9090"
+    # The rate-limit counters: local memory, for the embedded mode's one web process.
+    assert shown["cache"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert shown["rates"] == ["10/m", "30/m", "60/m"]
+    assert shown["ip_meta_key"] is None
 
 
 def test_production_variables_choose_postgresql_redis_and_the_time_zone():
@@ -99,4 +115,28 @@ def test_production_variables_choose_postgresql_redis_and_the_time_zone():
         "Europe/Berlin",
         False,
         "http://prom:9090",
+    )
+    # Every web process counts rate limits in the same Redis.
+    assert shown["cache"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://redis.example.com:6379/1",
+    }
+
+
+def test_rate_limits_come_from_the_environment():
+    shown = _settings(
+        RATELIMIT_LOGIN="5/m",
+        RATELIMIT_LOGIN_IP="100/5m",
+        JOBS_SUBMIT_RATE="600/h",
+        RATELIMIT_IP_META_KEY="HTTP_X_REAL_IP",
+    )
+    assert shown["rates"] == ["5/m", "100/5m", "600/h"]
+    assert shown["ip_meta_key"] == "HTTP_X_REAL_IP"
+
+
+def test_a_rate_that_is_not_a_rate_refuses_to_start():
+    result = _run(["manage.py", "check"], JOBS_SUBMIT_RATE="60 per minute")
+    assert result.returncode != 0
+    assert "JOBS_SUBMIT_RATE='60 per minute' is not a rate such as 10/m or 100/5m." in (
+        result.stderr
     )

@@ -1,0 +1,219 @@
+"""Schemathesis against the published OpenAPI schema, as each role: whatever the request
+(valid or not: odd strings, NUL bytes, huge numbers, bad dates, unknown ids…), the API
+answers without a server error, with a status code, a content type and a body that the
+schema documents.
+
+The portal's WSGI application runs in this process and thread, on the test's database
+connection and inside its transaction (as with Django's test client, see
+``_same_connection``): the fuzzer reads the data the test wrote, and nothing it writes
+outlives the test.
+
+Each operation gets its own Hypothesis test, run in a loop inside one pytest test per role
+(so the data is built once per role). ``schemathesis.pytest.from_fixture`` would do the
+same, but schemathesis 4.32 writes ``Function._nodeid``, which pytest 9.2 no longer has.
+"""
+
+import datetime as dt
+import traceback
+from decimal import Decimal
+
+import pytest
+import schemathesis
+from django.core.cache import cache
+from django.core.signals import got_request_exception, request_finished, request_started
+from django.db import close_old_connections, transaction
+from django.urls import Resolver404, resolve
+from hypothesis import HealthCheck, given, settings
+from rest_framework.authtoken.models import Token
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from billing import services as billing_services
+from billing.models import Statement
+from departments.models import Tier
+from portal.wsgi import application
+from tests import factories
+from tests.billing.conftest import Ledger, hour
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+ROLES = ["anonymous", "member", "manager", "finance", "it_admin"]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# Requests per operation and role, by kind (see _strategies), sized so that the whole
+# test stays near a minute on two cores. Anonymous requests all meet the same 401 (but
+# for the token endpoint's), so a few suffice.
+EXAMPLES = {"valid": 8, "invalid": 8, "known object": 5}
+ANONYMOUS_EXAMPLES = 3
+MARCH = dt.date(2026, 3, 1)
+# The werkzeug client sets no client address; a server does (sign-in is limited per address).
+CLIENT = {"REMOTE_ADDR": "192.0.2.7"}
+# The role's token is the test's to set; a generated one would only be a 401.
+CONFIG = schemathesis.Config.from_dict({"generation": {"with-security-parameters": False}})
+
+
+@pytest.fixture
+def _same_connection():
+    """Requests run on the test's connection inside its transaction, so Django must not
+    close "old" connections at the start and end of each request (Django's test client
+    disconnects the same handler for the same reason)."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def server_errors():
+    """The tracebacks of the exceptions the portal did not handle, to show with a 500."""
+    seen: list[str] = []
+
+    def record(sender, request=None, **kwargs):
+        seen.append("".join(traceback.format_exc(limit=-8)))
+
+    got_request_exception.connect(record, weak=False)
+    yield seen
+    got_request_exception.disconnect(record)
+
+
+@pytest.fixture
+def _fresh_rate_limits():
+    """Sign-in and submission counters start and end empty: the fuzzer signs in far more
+    often than the rate, and other tests must not inherit its count."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def billing_data(world) -> dict:
+    """Prices, a month of usage and its statements (marketing's finalized and corrected by
+    an adjustment), so that list and detail endpoints have objects to show."""
+    for gpu_class in (world.a100, world.t4):
+        factories.RateCardFactory(gpu_class=gpu_class, tier="", price_per_gpu_hour=Decimal("2.5"))
+    card = factories.RateCardFactory(
+        gpu_class=world.t4, tier=Tier.BATCH, price_per_gpu_hour=Decimal(1)
+    )
+    ledger = Ledger()
+    ledger.add(at=hour(2, 10), gpu_hours=3, department=world.marketing, gpu_class=world.t4)
+    ledger.add(at=hour(3, 11), gpu_hours=5, department=world.training, gpu_class=world.a100)
+    ledger.add(at=hour(4, 12), gpu_hours=1, namespace="team-research")
+    billing_services.period_refresh(month=MARCH)
+    statement = Statement.objects.get(department=world.marketing, period__month=MARCH)
+    billing_services.statement_finalize(statement=statement, user=world.user("finance"))
+    adjustment = billing_services.adjustment_create(
+        original=statement, amount=Decimal("-1.50"), reason="Goodwill", user=world.user("finance")
+    )
+    return {"statement": statement, "adjustment": adjustment, "rate_card": card}
+
+
+@pytest.fixture
+def api_schema(world, _same_connection):
+    reader = Token.objects.get_or_create(user=world.user("finance"))[0]
+    return schemathesis.openapi.from_wsgi(
+        "/api/schema/?format=json",
+        application,
+        config=CONFIG,
+        headers={"Authorization": f"Token {reader.key}"},
+    )
+
+
+def _known_objects(world, billing_data) -> dict[str, dict]:
+    """Path parameters naming objects that exist, by the path's first segment after
+    /api/v1/: random ids alone would reach little more than 404."""
+    return {
+        "departments": {"slug": world.marketing.slug},
+        "gpu-classes": {"slug": world.t4.slug},
+        "job-kinds": {"slug": world.lipsync.slug},
+        "jobs": {"id": str(world.manager_job.pk), "name": "result.txt"},
+        "off-peak-windows": {"id": world.off_peak.pk},
+        "quotas": {"id": world.marketing_quota.pk},
+        "service-levels": {"id": world.marketing_sla.pk},
+        "rate-cards": {"id": billing_data["rate_card"].pk},
+        "statements": {"id": billing_data["statement"].pk},
+        "adjustments": {"id": billing_data["adjustment"].pk},
+    }
+
+
+def _strategies(operation, known: dict[str, dict]) -> dict:
+    """Valid requests, invalid ones, and, where the path names an object, valid requests
+    on one that exists."""
+    strategies = {
+        "valid": operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        "invalid": operation.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+    }
+    names = {p.name for p in operation.path_parameters}
+    if names:
+        collection = operation.path.removeprefix("/api/v1/").split("/")[0]
+        parameters = {k: v for k, v in known[collection].items() if k in names}
+        strategies["known object"] = operation.as_strategy(path_parameters=parameters)
+    return strategies
+
+
+def _routed(case) -> bool:
+    """Whether the URL reaches the API at all. Invalid path parameters (``/quotas/1.5e-7/``
+    where the schema says integer) may match no URL pattern; Django's HTML 404 page
+    answers those, not the API."""
+    try:
+        resolve(case.formatted_path)
+    except Resolver404:
+        return False
+    return True
+
+
+def _fuzz(strategy, examples: int, headers: dict, server_errors: list) -> None:
+    """Send up to ``examples`` requests drawn from ``strategy``; raises the first failure,
+    shrunk to its smallest request."""
+
+    @given(case=strategy)
+    @settings(
+        max_examples=examples,
+        derandomize=True,  # the same cases on every run: a CI failure reproduces locally
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def one(case):
+        if not _routed(case):
+            return
+        server_errors.clear()
+        # Each request's writes are undone after it, so that every request meets the same
+        # data, and one that breaks the transaction does not break those after it.
+        savepoint = transaction.savepoint()
+        try:
+            case.call_and_validate(headers=headers, checks=CHECKS, environ_overrides=CLIENT)
+        finally:
+            transaction.savepoint_rollback(savepoint)
+
+    one()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_answer_is_documented_and_none_is_a_server_error(
+    api_schema, world, billing_data, role, server_errors, _fresh_rate_limits
+):
+    user = world.user(role)
+    headers = {}
+    if user is not None:
+        headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
+    known = _known_objects(world, billing_data)
+    failures = []
+    for result in api_schema.get_all_operations():
+        operation = result.ok()
+        for kind, strategy in _strategies(operation, known).items():
+            try:
+                examples = EXAMPLES[kind] if user else ANONYMOUS_EXAMPLES
+                _fuzz(strategy, examples, headers, server_errors)
+            except (Exception, BaseExceptionGroup) as exc:  # reported with all the others
+                failures.append(f"{operation.label} ({kind}): {exc}\n{''.join(server_errors)}")
+    assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
