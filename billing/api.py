@@ -193,7 +193,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         },
     )
     @action(detail=True, methods=["get"], renderer_classes=[exports.PDFRenderer])
-    def pdf(self, request, pk=None):
+    def pdf(self, request, pk=None, format=None):  # the router passes format
         return self._pdf_response(self.get_object())
 
     def _pdf_response(self, statement: Statement) -> Response:

@@ -133,7 +133,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     # The log is shown as text, an output file as what its name says it is.
     @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path=r"files/(?P<name>[^/]+)", url_name="files")
-    def files(self, request, pk=None, name=None):
+    def files(self, request, pk=None, name=None, format=None):  # the router passes format
         """Download a file the job wrote, or its log (`job.log`)."""
         job = self.get_object()
         return job_file_response(job, name)
