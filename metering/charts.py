@@ -32,8 +32,14 @@ LAYOUT = {
     "plot_bgcolor": "#fff",
     "colorway": ["#2357c6", "#1f7a4d", "#a86100", "#5a3596", "#b3261e", "#2a8c9e", "#66708a"],
     "legend": {"orientation": "h", "y": -0.18},
-    "xaxis": {"gridcolor": "#dde2ec", "type": "date"},
-    "yaxis": {"gridcolor": "#dde2ec", "title": {"text": GPU_HOURS}, "rangemode": "tozero"},
+    # automargin: the margins grow to fit long tick labels (department names) whole.
+    "xaxis": {"gridcolor": "#dde2ec", "type": "date", "automargin": True},
+    "yaxis": {
+        "gridcolor": "#dde2ec",
+        "title": {"text": GPU_HOURS},
+        "rangemode": "tozero",
+        "automargin": True,
+    },
 }
 
 
