@@ -63,3 +63,5 @@ urlpatterns = [
         name="api-docs",
     ),
 ]
+
+handler404 = "portal.views.not_found"

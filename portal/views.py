@@ -4,6 +4,7 @@ from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 
 from billing import selectors as billing_selectors
@@ -127,3 +128,13 @@ def healthz(request):
     except DatabaseError:
         return JsonResponse({"status": "database unavailable"}, status=503)
     return JsonResponse({"status": "ok"})
+
+
+def not_found(request, exception=None):
+    """404: JSON under ``/api/`` (a client sent an address no endpoint answers, such as an
+    id that is not a number), the site's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"detail": f"Not found: no API endpoint answers {request.path}."}, status=404
+        )
+    return defaults.page_not_found(request, exception)

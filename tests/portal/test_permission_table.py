@@ -439,3 +439,14 @@ def test_logout_is_a_post_that_ends_the_session(world, client, role):
     response = client.post("/accounts/logout/")
     assert response.status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_an_address_no_api_endpoint_answers_is_a_json_404(world, client):
+    client.force_login(world.user("finance"))
+    response = client.get("/api/v1/statements/not-a-number/")
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "Not found: no API endpoint answers /api/v1/statements/not-a-number/."
+    }
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
