@@ -88,14 +88,11 @@ class BillingPeriodForm(forms.ModelForm):
         return super().clean()
 
 
-class StatementOfPeriodInline(admin.TabularInline):
-    model = Statement
-    fields = ["department", "status", "gpu_hours", "total", "currency", "finalized_at"]
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown for reading: computed by the services, never added, edited or deleted here."""
+
     extra = 0
     can_delete = False
-    show_change_link = True
-    ordering = ["department__name"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -105,6 +102,14 @@ class StatementOfPeriodInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class StatementOfPeriodInline(ReadOnlyInline):
+    model = Statement
+    fields = ["department", "status", "gpu_hours", "total", "currency", "finalized_at"]
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ["department__name"]
 
 
 @admin.register(BillingPeriod)
@@ -131,16 +136,7 @@ class BillingPeriodAdmin(admin.ModelAdmin):
     date_hierarchy = "month"
     actions = ["recompute"]
     inlines = [StatementOfPeriodInline]
-    figures = [
-        "capacity_gpu_hours",
-        "capacity_amount",
-        "unallocated_gpu_hours",
-        "unallocated_amount",
-        "idle_gpu_hours",
-        "idle_amount",
-        "unpriced_gpu_hours",
-        "computed_at",
-    ]
+    figures = [*BillingPeriod.FIGURES, "computed_at"]
     fieldsets = [
         (None, {"fields": ["month", "currency", "idle_policy", "idle_department"]}),
         ("Figures", {"fields": figures}),
@@ -206,7 +202,7 @@ class BillingPeriodAdmin(admin.ModelAdmin):
 # --- Statements -----------------------------------------------------------------------------
 
 
-class StatementLineInline(admin.TabularInline):
+class StatementLineInline(ReadOnlyInline):
     model = StatementLine
     fk_name = "statement"
     fields = [
@@ -226,21 +222,10 @@ class StatementLineInline(admin.TabularInline):
         "adjustment",
     ]
     readonly_fields = fields
-    extra = 0
-    can_delete = False
     ordering = ["position", "pk"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("gpu_class", "rate_card", "adjustment")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Statement)

@@ -237,6 +237,17 @@ class BillingPeriod(TimestampedModel):
         help_text="Usage no rate card priced (no card valid then, or an unknown GPU model).",
     )
 
+    # What a refresh computes (billing.services.period_refresh); never edited by hand.
+    FIGURES = (
+        "capacity_gpu_hours",
+        "capacity_amount",
+        "unallocated_gpu_hours",
+        "unallocated_amount",
+        "idle_gpu_hours",
+        "idle_amount",
+        "unpriced_gpu_hours",
+    )
+
     class Meta:
         ordering = ["-month"]
         constraints = [

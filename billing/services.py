@@ -367,15 +367,7 @@ def _recompute(period: BillingPeriod) -> None:
     Statement.objects.bulk_update(
         list(drafts.values()), ["gpu_hours", "total", "computed_at", "currency"], batch_size=500
     )
-    for field in (
-        "capacity_gpu_hours",
-        "capacity_amount",
-        "unallocated_gpu_hours",
-        "unallocated_amount",
-        "idle_gpu_hours",
-        "idle_amount",
-        "unpriced_gpu_hours",
-    ):
+    for field in BillingPeriod.FIGURES:
         setattr(period, field, getattr(result, field))
     period.computed_at = now
     class_names = dict(GpuClass.objects.values_list("pk", "name"))

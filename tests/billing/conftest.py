@@ -35,3 +35,13 @@ class Ledger:
 @pytest.fixture
 def ledger(db) -> Ledger:
     return Ledger()
+
+
+@pytest.fixture
+def fleet(db):
+    """A100 (2 GPUs) at 2.00 EUR per GPU-hour since 2020, and two departments."""
+    a100 = factories.GpuClassFactory(slug="a100", name="A100", capacity_gpus=2)
+    marketing = factories.DepartmentFactory(slug="marketing", name="Marketing")
+    training = factories.DepartmentFactory(slug="training", name="Training")
+    factories.RateCardFactory(gpu_class=a100, price_per_gpu_hour=Decimal("2.00"))
+    return a100, marketing, training

@@ -24,15 +24,6 @@ MARCH = dt.date(2026, 3, 1)
 
 
 @pytest.fixture
-def fleet(db):
-    a100 = factories.GpuClassFactory(slug="a100", name="A100", capacity_gpus=2)
-    marketing = factories.DepartmentFactory(slug="marketing", name="Marketing")
-    training = factories.DepartmentFactory(slug="training", name="Training")
-    factories.RateCardFactory(gpu_class=a100, price_per_gpu_hour=Decimal("2.00"))
-    return a100, marketing, training
-
-
-@pytest.fixture
 def used(fleet, ledger):
     a100, marketing, training = fleet
     ledger.add(at=hour(2, 10), gpu_hours="1", department=marketing, gpu_class=a100)

@@ -28,12 +28,10 @@ APRIL = dt.date(2026, 4, 1)
 
 
 @pytest.fixture
-def fleet(db):
-    a100 = factories.GpuClassFactory(slug="a100", name="A100", capacity_gpus=2)
-    marketing = factories.DepartmentFactory(slug="marketing", name="Marketing")
-    training = factories.DepartmentFactory(slug="training", name="Training")
-    card = factories.RateCardFactory(gpu_class=a100, price_per_gpu_hour=Decimal("2.00"))
-    return a100, marketing, training, card
+def fleet(fleet):
+    """The shared fleet, with its rate card."""
+    a100, marketing, training = fleet
+    return a100, marketing, training, a100.rate_cards.get()
 
 
 @pytest.fixture
