@@ -30,15 +30,16 @@ def rates(settings):
     settings.JOBS_SUBMIT_RATE = "3/m"
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def clock(monkeypatch):
-    """``clock(seconds)`` moves the time the counters (and the cache) read forward."""
-    real_time = time.time
-    offset_s = [0.0]
-    monkeypatch.setattr(time, "time", lambda: real_time() + offset_s[0])
+    """The counters are fixed windows: a test whose requests straddled a window's end would
+    see its count start again. The time the counters (and the cache) read stands still for
+    each test; ``clock(seconds)`` moves it forward."""
+    frozen_s = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: frozen_s[0])
 
     def advance(seconds: float) -> None:
-        offset_s[0] += seconds
+        frozen_s[0] += seconds
 
     return advance
 
