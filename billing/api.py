@@ -29,7 +29,7 @@ from billing.serializers import (
     ChargebackRowSerializer,
     RateCardSerializer,
     StatementDetailSerializer,
-    StatementLineSerializer,
+    StatementLineRowSerializer,
     StatementSerializer,
 )
 from portal.api import (
@@ -131,7 +131,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         if self.action == "list":
             return StatementSerializer
         if self.action == "retrieve" and self._table_format():
-            return StatementLineSerializer
+            return StatementLineRowSerializer
         return StatementDetailSerializer
 
     def export_name(self) -> str:
@@ -181,7 +181,12 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         if request.accepted_renderer.format == "pdf":
             return self._pdf_response(statement)
         if self._table_format():
-            return Response(self.get_serializer(statement.lines.all(), many=True).data)
+            rows = self.get_serializer(
+                statement.lines.all(),
+                many=True,
+                context={**self.get_serializer_context(), "statement": statement},
+            )
+            return Response(rows.data)
         return Response(self.get_serializer(statement).data)
 
     @extend_schema(

@@ -257,6 +257,46 @@ class StatementDetailSerializer(StatementSerializer):
         read_only_fields = fields
 
 
+class StatementLineRowSerializer(StatementLineSerializer):
+    """A line as a row of the statement's CSV or XLSX: which statement it belongs to comes
+    first, so a file detached from its name still says whose month it is."""
+
+    statement = serializers.SerializerMethodField()
+    period = serializers.SerializerMethodField(help_text="YYYY-MM.")
+    department = serializers.SerializerMethodField()
+    cost_centre = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField()
+
+    class Meta(StatementLineSerializer.Meta):
+        fields = [
+            "statement",
+            "period",
+            "department",
+            "cost_centre",
+            "status",
+            *StatementLineSerializer.Meta.fields,
+        ]
+        read_only_fields = fields
+
+    def _statement(self) -> Statement:
+        return self.context["statement"]
+
+    def get_statement(self, line: StatementLine) -> int:
+        return self._statement().pk
+
+    def get_period(self, line: StatementLine) -> str:
+        return self._statement().period.label
+
+    def get_department(self, line: StatementLine) -> str:
+        return self._statement().department.slug
+
+    def get_cost_centre(self, line: StatementLine) -> str:
+        return self._statement().department.cost_centre
+
+    def get_status(self, line: StatementLine) -> str:
+        return self._statement().status
+
+
 # --- The chargeback report ------------------------------------------------------------------
 
 

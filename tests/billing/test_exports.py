@@ -84,6 +84,11 @@ def test_a_statement_as_csv_has_its_lines_as_rows(world, api_client, march):
         ("t4", "2.000000", "1.00", "2.00"),
     ]
     assert rows[0]["description"] == "1.5 GPU-hours of A100 × 2.00 EUR"
+    # Each row says whose month it is, so the file needs no name to be read.
+    assert list(rows[0])[:5] == ["statement", "period", "department", "cost_centre", "status"]
+    assert {(r["statement"], r["period"], r["department"], r["status"]) for r in rows} == {
+        (str(march.marketing.pk), "2026-03", "marketing", "draft")
+    }
 
 
 def test_a_statement_as_xlsx_has_the_csv_columns_with_numbers(world, api_client, march):

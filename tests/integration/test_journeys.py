@@ -326,8 +326,7 @@ def _journey_finance_bills_it(browser, base: str, month: dt.date) -> None:
     lines = list(csvlib.DictReader(io.StringIO(csv_text)))
     assert [(r["kind"], r["gpu_class"], r["amount"]) for r in lines] == [("usage", "t4", total)]
     assert Decimal(lines[0]["gpu_hours"]) == LEDGER_HOURS * LEDGER_GPUS
-    # (Not asserted: the CSV's body never names the department or the month; see the
-    # report of issue 6. A file detached from its name cannot be told apart.)
+    assert (lines[0]["department"], lines[0]["period"]) == (SLUG, label)
     (ARTIFACTS / "statement.pdf").write_bytes(pdf.body())
     (ARTIFACTS / "statement.csv").write_text(csv_text)
 
