@@ -113,7 +113,7 @@ class StatementOfPeriodInline(ReadOnlyInline):
 
 
 @admin.register(BillingPeriod)
-class BillingPeriodAdmin(admin.ModelAdmin):
+class BillingPeriodAdmin(AuditHistoryAdmin):
     """A month: its idle-cost policy is finance's to choose until a statement of the month
     is finalized; its figures are computed by :func:`billing.services.period_refresh`."""
 

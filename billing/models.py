@@ -247,6 +247,11 @@ class BillingPeriod(TimestampedModel):
         "idle_amount",
         "unpriced_gpu_hours",
     )
+    # Who chose the idle-cost policy, and when; the figures are recomputed from the ledger
+    # (and saved without a version: :func:`billing.services.period_refresh`).
+    history = HistoricalRecords(
+        excluded_fields=[*FIGURES, "computed_at", "inputs_version", "updated_at"]
+    )
 
     class Meta:
         ordering = ["-month"]

@@ -251,6 +251,18 @@ def _lock_period(month: dt.date) -> BillingPeriod:
     return BillingPeriod.objects.select_for_update().get(month=month.replace(day=1))
 
 
+def _save_figures(period: BillingPeriod) -> None:
+    """Save the period's recomputed figures and the fingerprint of what they came from.
+    Not a version in its history: that records what people chose (the idle-cost policy),
+    not every recomputation."""
+    period.inputs_version = inputs_version(period=period)
+    period.skip_history_when_saving = True
+    try:
+        period.save()
+    finally:
+        del period.skip_history_when_saving
+
+
 def period_refresh(*, month: dt.date, force: bool = False) -> BillingPeriod:
     """Bring the month's draft statements, its *Unallocated* and idle figures up to date
     with the ledger and the prices, and turn usage that finalized statements do not hold
@@ -262,8 +274,7 @@ def period_refresh(*, month: dt.date, force: bool = False) -> BillingPeriod:
         if not force and period.inputs_version == version and period.computed_at:
             return period
         _recompute(period)
-        period.inputs_version = inputs_version(period=period)
-        period.save()
+        _save_figures(period)
     return period
 
 
@@ -464,8 +475,7 @@ def statement_finalize(*, statement: Statement, user=None, now: dt.datetime | No
         statement.finalized_by = user
         statement.pricing = pricing_snapshot(pricing_current(period=period))
         statement.save()
-        period.inputs_version = inputs_version(period=period)
-        period.save()
+        _save_figures(period)
     return statement
 
 

@@ -10,7 +10,13 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from billing import services as billing
-from billing.models import DepartmentMultiplier, RateCard, Statement, StatementStatus
+from billing.models import (
+    BillingPeriod,
+    DepartmentMultiplier,
+    RateCard,
+    Statement,
+    StatementStatus,
+)
 from departments.models import (
     Department,
     GpuClass,
@@ -139,6 +145,10 @@ def _multiplier(world):
     return DepartmentMultiplierFactory(department=world.training)
 
 
+def _billing_period(world):
+    return billing.period_get_or_create(month=MARCH)
+
+
 # model: (who changes it, the object, the form field changed, the value typed in, the value
 # stored in the history)
 CHANGES = {
@@ -159,6 +169,7 @@ CHANGES = {
     MetricSource: ("it_admin", _metric_source, "repull_hours", "6", 6),
     RateCard: ("finance", _rate_card, "note", "Negotiated with the vendor", None),
     DepartmentMultiplier: ("finance", _multiplier, "reason", "Start-up discount", None),
+    BillingPeriod: ("finance", _billing_period, "idle_policy", "shared", None),
 }
 
 
@@ -371,3 +382,19 @@ def test_no_change_is_restored_from_the_history_even_by_who_may_change_it(world,
     quota.refresh_from_db()
     assert quota.limit == 75
     assert quota.history.count() == 2
+
+
+def test_a_months_recomputed_figures_are_not_versions_but_its_idle_policy_is(world, client):
+    period = billing.period_get_or_create(month=MARCH)
+    billing.period_refresh(month=MARCH, force=True)
+    billing.period_refresh(month=MARCH, force=True)
+    assert [r.history_type for r in period.history.all()] == ["+"]
+
+    _change_in_admin(client_as(client, world, "finance"), period, idle_policy="shared")
+    billing.period_refresh(month=MARCH, force=True)
+
+    assert [(r.history_type, r.idle_policy) for r in period.history.order_by("history_id")] == [
+        ("+", "absorbed"),
+        ("~", "shared"),
+    ]
+    assert period.history.latest().history_user == world.user("finance")
