@@ -267,7 +267,7 @@ class QuotaAdmin(AuditHistoryAdmin):
 
     @admin.display(description="limit", ordering="limit")
     def limit_with_unit(self, quota) -> str:
-        return f"{quota.limit_display} {quota.unit}"
+        return quota.limit_text
 
     @admin.display(description="alerts at")
     def thresholds(self, quota) -> str:

@@ -378,7 +378,7 @@ class Quota(TimestampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.department}: {self.get_kind_display()} ≤ {self.limit_display} {self.unit}"
+        return f"{self.department}: {self.get_kind_display()} ≤ {self.limit_text}"
 
     @property
     def unit(self) -> str:
@@ -393,6 +393,14 @@ class Quota(TimestampedModel):
     @property
     def limit_display(self) -> str:
         return f"{self.limit.normalize():f}" if self.limit is not None else ""
+
+    @property
+    def limit_text(self) -> str:
+        """The limit with its unit, as people write it: "1 job", "2 jobs", "0.5 GPU-hours"."""
+        unit = self.unit
+        if self.limit == 1 and unit.endswith("s"):
+            unit = unit[:-1]
+        return f"{self.limit_display} {unit}"
 
     # Checks of ``job_kind`` that apps above this one register (the jobs app checks that
     # the kind exists), so that departments never imports them.

@@ -73,7 +73,7 @@ class QuotaCheck:
         quota = self.quota
         scope = "" if not (quota.job_kind or quota.gpu_class) else f" ({quota.scope_display})"
         return (
-            f"{quota.get_kind_display()}{scope}: limit {quota.limit_display} {quota.unit}, "
+            f"{quota.get_kind_display()}{scope}: limit {quota.limit_text}, "
             f"{_fmt(self.use)} in use, this job needs {_fmt(self.demand)}"
         )
 
@@ -630,11 +630,11 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
         top = created[-1]
         subject = (
             f"[GPU portal] {quota.department}: {quota.get_kind_display()} at {pct:.0f} % "
-            f"({_fmt(check.after)} of {quota.limit_display} {quota.unit})"
+            f"({_fmt(check.after)} of {quota.limit_text})"
         )
         body = (
             f"The quota {quota} of {quota.department} reached {top} % in {period}: "
-            f"{_fmt(check.after)} of {quota.limit_display} {quota.unit}, after admitting "
+            f"{_fmt(check.after)} of {quota.limit_text}, after admitting "
             f"{job.kind} job {job.short_id} submitted by {job.submitter}.\n"
             f"Enforcement: {quota.get_enforcement_display()}.\n"
         )

@@ -21,7 +21,7 @@ def test_second_job_waits_when_daily_quota_is_full(world, submit):
     assert job.state == "waiting"
     assert job.blocking_quota == held_by
     assert job.blocking_use == 1
-    assert "Jobs admitted per day" in job.reason and "limit 1 jobs, 1 in use" in job.reason
+    assert "Jobs admitted per day" in job.reason and "limit 1 job, 1 in use" in job.reason
     assert job.admitted_at is None
 
 
