@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import openpyxl
 import pytest
+from django.utils import timezone
 
 from billing import services
 from billing.exports import statement_pdf
@@ -179,14 +180,16 @@ def test_a_draft_statement_pdf_names_the_department_its_lines_and_total(world, a
 def test_a_finalized_statement_pdf_says_when_and_by_whom_and_has_no_draft_mark(
     world, api_client, march
 ):
-    services.statement_finalize(statement=march.marketing, user=world.user("finance"))
+    finalized = services.statement_finalize(statement=march.marketing, user=world.user("finance"))
     response = client_as(api_client, world, "finance").get(
         f"{URL}{march.marketing.pk}/", {"format": "pdf"}
     )
 
     assert response.status_code == 200
     text = pdf_text(response.content)
-    assert "Finalized 2026-" in text and "(fiona)" in text
+    # When it was finalized (now, not a year the test could outlive), in the portal's zone.
+    when = timezone.localtime(finalized.finalized_at)
+    assert f"Finalized {when:%Y-%m-%d %H:%M %Z}" in text and "(fiona)" in text
     assert "DRAFT" not in text
     assert "5.00 EUR" in text
 

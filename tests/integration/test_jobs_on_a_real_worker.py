@@ -236,7 +236,7 @@ def test_a_job_whose_worker_is_killed_is_finished_by_another_and_billed_once(set
         os.killpg(first.process.pid, signal.SIGKILL)
         first.process.wait(timeout=5)
         # The command dies with its worker: nothing is left running on the GPU.
-        wait_for(lambda: not alive(pid), timeout_s=5, what="the orphan's death")
+        wait_for(lambda: not alive(pid), timeout_s=15, what="the orphan's death")
     job.refresh_from_db()
     assert (job.state, job.attempts) == (JobState.RUNNING, 1)
 
@@ -251,7 +251,7 @@ def test_a_job_whose_worker_is_killed_is_finished_by_another_and_billed_once(set
         # (The series exists at 0 from the worker's start.)
         samples = wait_for(
             lambda: (found := gpu_seconds_samples(metrics_port)) and any(found.values()) and found,
-            timeout_s=5,
+            timeout_s=15,
             what="the counter",
         )
 
@@ -259,9 +259,10 @@ def test_a_job_whose_worker_is_killed_is_finished_by_another_and_billed_once(set
     assert (setup.folder(job) / "result.txt").read_text() == "second time lucky"
     log = (setup.folder(job) / "job.log").read_text()
     assert f"--- attempt 1 on {first.node}" in log and f"--- attempt 2 on {second.node}" in log
-    # Billed for the attempt that finished only: one 3 s run of 1 GPU, not that plus the
-    # 2 s the killed attempt ran.
-    assert Decimal(3) <= job.gpu_seconds < Decimal("4.5")
+    # Billed for the attempt that finished only: one 3 s run of 1 GPU (plus the start of
+    # two interpreters, slow on a busy machine), not that plus the 2 s the killed attempt
+    # ran (5 s or more).
+    assert Decimal(3) <= job.gpu_seconds < Decimal(5)
     # The worker's counter says the same, under the labels the jobs metric source reads.
     # (Every series the worker may count starts at 0; only this one has counted.)
     counted = {series: value for series, value in samples.items() if value}
@@ -293,7 +294,8 @@ def test_a_job_that_runs_past_its_max_runtime_fails(shared):
     kind = setup.kind(max_runtime_s=1)
     job = setup.submit(kind, seconds=60, text="too slow")
     pid = wait_for(lambda: command_pid(setup, job), timeout_s=20, what="the command", worker=worker)
-    wait_for(lambda: ended(job), timeout_s=8, what="the timeout", worker=worker)
+    # Waits longer than the job may take: the GPU-seconds below bound how long it ran.
+    wait_for(lambda: ended(job), timeout_s=20, what="the timeout", worker=worker)
     assert not alive(pid)
 
     assert job.state == JobState.FAILED

@@ -8,8 +8,10 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 
 from metering.models import MetricSource, UsageRecord
+from metering.selectors import month_bounds
 from tests.conftest import client_as
 from tests.factories import MeteringRunFactory, MetricSourceFactory, UsageRecordFactory
 
@@ -124,13 +126,22 @@ def test_a_window_given_as_date_times_keeps_only_the_hours_that_start_inside_it(
 
 
 def test_the_default_window_is_the_current_month(world, api_client):
-    UsageRecordFactory(department=world.marketing, gpu_class=world.t4, quantity=Decimal("2"))
+    # The month's first hour, not the factory's "an hour ago", which is last month's last
+    # hour during the first hour of a month.
+    month_start, _ = month_bounds(timezone.now())
     UsageRecordFactory(
         department=world.marketing,
         gpu_class=world.t4,
-        hour_start=utc(2020, 1, 1, 0),
-        quantity=Decimal("100"),
+        hour_start=month_start,
+        quantity=Decimal("2"),
     )
+    for earlier in (month_start - dt.timedelta(hours=1), utc(2020, 1, 1, 0)):
+        UsageRecordFactory(
+            department=world.marketing,
+            gpu_class=world.t4,
+            hour_start=earlier,
+            quantity=Decimal("100"),
+        )
     rows = _rows(api_client, world, "manager", granularity="month")
     assert [row["quantity"] for row in rows] == ["2.000000"]
 

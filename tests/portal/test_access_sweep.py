@@ -50,6 +50,7 @@ from departments.models import (
 )
 from jobs.models import GenerationJob
 from metering.models import UsageRecord
+from metering.selectors import month_bounds
 from tests import factories
 from tests.billing.conftest import Ledger, hour
 from tests.billing.test_exports import pdf_text
@@ -128,8 +129,14 @@ def secret(world, settings) -> Secret:
     # Marketing and training have usage too, so what the sweep reads is never just empty.
     ledger.add(at=hour(2, 10), gpu_hours="1.5", department=world.marketing, gpu_class=world.a100)
     ledger.add(at=hour(3, 10), gpu_hours="0.25", department=world.training, gpu_class=world.t4)
-    # And this month, for the dashboards' default month and the usage list's default window.
-    recent = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=2)
+    # And this month, for the dashboards' default month and the usage list's default window
+    # (two hours ago, but never before the month's first hour: early on the 1st, two hours
+    # ago is last month, and these markers would be on no page at all).
+    now = timezone.now()
+    recent = max(
+        month_bounds(now)[0],
+        now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=2),
+    )
     ledger.add(at=recent, gpu_hours="98.7654", department=zeta, gpu_class=world.a100)
     ledger.add(at=recent, gpu_hours="0.5", department=world.marketing, gpu_class=world.t4)
 
