@@ -237,13 +237,19 @@ def _describe(line: Line) -> str:
 
 
 def price_month(
-    *, month: dt.date, pricing: Pricing, source_id: int | None, gpu_class_names: dict[int, str]
+    *,
+    month: dt.date,
+    pricing: Pricing,
+    source_id: int | None,
+    gpu_class_names: dict[int, str],
+    until: dt.datetime | None = None,
 ) -> PeriodResult:
     """Price the billing source's ledger for the portal month that starts on ``month``.
 
     Returns every line (per department: usage per GPU class, tier, card, off-peak and
     department multiplier; *Unallocated* usage per namespace; idle capacity as the policy
-    says) and the month's reconciliation figures."""
+    says) and the month's reconciliation figures. Capacity counts only the hours that
+    began before ``until`` (a running month's rest has not stood idle yet)."""
     start, end = month_bounds(month)
     result = PeriodResult(month=month, currency=pricing.currency, start=start, end=end)
     hours = month_hours(month)
@@ -327,8 +333,9 @@ def price_month(
         used[(row["gpu_class_id"], row["hour_start"])] = row["gpu_hours"] or ZERO
     idle_exact_by_class: dict[int, Decimal] = defaultdict(lambda: ZERO)
     idle_hours_by_class: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    begun = hours if until is None else [hour for hour in hours if hour < until]
     for class_id, capacity in sorted(pricing.capacity_gpus.items()):
-        for hour in hours:
+        for hour in begun:
             hour_used = used.get((class_id, hour), ZERO)
             card = pricing.card(class_id, "", hour)
             if card is None:

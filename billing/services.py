@@ -306,6 +306,7 @@ def _recompute(period: BillingPeriod) -> None:
         pricing=pricing,
         source_id=source_id,
         gpu_class_names=dict(GpuClass.objects.values_list("pk", "name")),
+        until=now,
     )
     statements = {s.department_id: s for s in Statement.objects.filter(period=period)}
     finalized = {d for d, s in statements.items() if s.is_finalized}

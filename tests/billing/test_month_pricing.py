@@ -5,6 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from billing import services
 from billing.models import BillingPeriod, IdlePolicy, LineKind, Statement, StatementLine
@@ -129,3 +130,24 @@ def test_usage_without_a_card_or_class_is_kept_unpriced_and_counted(fleet, ledge
     assert (line.amount, line.unit_price, line.gpu_hours) == (0, None, 1)
     assert "not priced (an unknown GPU model)" in line.description
     assert period.unpriced_gpu_hours == 1
+
+
+def test_a_running_months_idle_capacity_counts_only_the_hours_that_have_begun(
+    fleet, ledger, monkeypatch
+):
+    """A draft in the middle of the month is not charged for the rest of it: under a
+    shared policy that would bill departments for idle time still to come."""
+    a100, marketing, _ = fleet
+    ledger.add(at=hour(2, 10), gpu_hours="1", department=marketing, gpu_class=a100)
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2026, 3, 10, 12, 30, tzinfo=dt.UTC))
+
+    period = services.period_refresh(month=MARCH, force=True)
+
+    begun = 9 * 24 + 13  # 1 March 00:00 to 10 March 12:00, the hour in progress included
+    assert period.capacity_gpu_hours == begun * 2
+    assert period.idle_gpu_hours == begun * 2 - 1
+    assert period.capacity_amount == Decimal(begun * 2 * 2)
+
+    monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
+    period = services.period_refresh(month=MARCH, force=True)
+    assert period.capacity_gpu_hours == 744 * 2
