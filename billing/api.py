@@ -77,10 +77,11 @@ class CanFinalizeStatements(permissions.BasePermission):
 
 def _refresh(months) -> None:
     """Bring the drafts of ``months`` up to date, oldest first (late usage of an earlier,
-    finalized month lands on a later one). Months that have not begun are left alone."""
+    finalized month lands on a later one). Months that have not begun, and months nothing
+    opened (:func:`billing.services.month_opened`), are left alone."""
     current = services.month_of(timezone.now())
     for month in sorted(set(months)):
-        if month <= current:
+        if month <= current and services.month_opened(month):
             services.period_refresh(month=month)
 
 
@@ -331,7 +332,7 @@ class ChargebackReportView(APIView):
         query = ChargebackQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         month = query.validated_data.get("period") or services.month_of(timezone.now())
-        period = services.period_refresh(month=month)
+        period = services.period_for_reading(month=month)
         self._label = period.label
         report = selectors.chargeback_report(user=request.user, period=period)
         data = ChargebackReportSerializer(

@@ -73,6 +73,8 @@ def statement_with_lines(*, user, pk) -> Statement:
 
 def period_lines(*, period: BillingPeriod, kind: str) -> QuerySet[StatementLine]:
     """The lines of a month that no department pays (*Unallocated* usage, absorbed idle)."""
+    if period.pk is None:  # a month nothing opened (services.period_for_reading)
+        return StatementLine.objects.none()
     return StatementLine.objects.filter(period=period, kind=kind, statement__isnull=True)
 
 
@@ -212,8 +214,14 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
 
     Reads the period's statements as they stand: refresh the period first."""
     start, end = month_bounds(period.month)
-    statements = list(
-        statements_for_user(user=user).filter(period=period).order_by("-total", "department__name")
+    statements = (
+        list(
+            statements_for_user(user=user)
+            .filter(period=period)
+            .order_by("-total", "department__name")
+        )
+        if period.pk is not None
+        else []
     )
     ids = [s.department_id for s in statements]
     by_class: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
@@ -400,9 +408,13 @@ class Reconciliation:
 
 def reconciliation(*, period: BillingPeriod) -> Reconciliation:
     """The period's figures that must add up (finance and IT only)."""
-    usage = StatementLine.objects.filter(
-        period=period, kind=LineKind.USAGE, statement__isnull=False
-    ).aggregate(total=Sum("list_amount"))["total"]
+    usage = (
+        StatementLine.objects.filter(
+            period=period, kind=LineKind.USAGE, statement__isnull=False
+        ).aggregate(total=Sum("list_amount"))["total"]
+        if period.pk is not None
+        else None
+    )
     return Reconciliation(
         departments_usage=usage or Decimal(0),
         unallocated=period.unallocated_amount,

@@ -28,7 +28,7 @@ from billing.models import (
     StatementStatus,
 )
 from departments.models import Department, GpuClass, Namespace, OffPeakWindow
-from metering.models import MeteringRun, MetricSource
+from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import month_bounds, portal_zone
 
 logger = logging.getLogger(__name__)
@@ -244,6 +244,32 @@ def period_get_or_create(*, month: dt.date) -> BillingPeriod:
         },
     )
     return period
+
+
+def month_opened(month: dt.date) -> bool:
+    """Whether ``month`` has statements, or is due them: it has a period already, it is the
+    running month, or the billing source metered something in it (history backfilled)."""
+    month = month.replace(day=1)
+    if month == month_of(timezone.now()) or BillingPeriod.objects.filter(month=month).exists():
+        return True
+    start, end = month_bounds(month)
+    return UsageRecord.objects.filter(
+        source__is_billing=True, hour_start__gte=start, hour_start__lt=end
+    ).exists()
+
+
+def period_for_reading(*, month: dt.date) -> BillingPeriod:
+    """The month's period, its drafts brought up to date, for a page or a report. Reading
+    a month that nothing opened (:func:`month_opened`) opens nothing: an unsaved, empty
+    period comes back, and the month shows nothing charged rather than a statement of 0.00
+    for every department, made by whoever looked."""
+    if month_opened(month):
+        return period_refresh(month=month)
+    return BillingPeriod(
+        month=month.replace(day=1),
+        idle_policy=settings.BILLING_IDLE_POLICY,
+        currency=settings.BILLING_CURRENCY,
+    )
 
 
 def _lock_period(month: dt.date) -> BillingPeriod:

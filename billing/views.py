@@ -117,7 +117,7 @@ def dashboard(request):
         context["error"] = " ".join(exc.messages)
         return render(request, "billing/dashboard.html", context, status=400)
 
-    period = services.period_refresh(month=month)
+    period = services.period_for_reading(month=month)
     report = selectors.chargeback_report(user=user, period=period)
     months = charts.trend_months(month)
     trend = selectors.cost_trend(user=user, months=months, top=charts.TREND_SERIES - 1)
