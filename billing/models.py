@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, Tier, TimestampedModel
@@ -158,6 +159,56 @@ class RateCard(Validity, TimestampedModel):
                 {
                     "currency": f"Statements are kept in {settings.BILLING_CURRENCY} "
                     "(BILLING_CURRENCY); a card in another currency could not be added to them."
+                }
+            )
+        self._clean_finalized_use()
+
+    # What a card says about the hours it prices. Once a finalized month used it, these stay:
+    # the statements keep their own copy, but the month's Unallocated, idle capacity and
+    # capacity value would move away from them and the month would no longer reconcile.
+    PRICING_FIELDS = ("gpu_class", "tier", "currency", "price_per_gpu_hour", "valid_from")
+
+    def _clean_finalized_use(self) -> None:
+        stored = RateCard.objects.filter(pk=self.pk).first() if self.pk else None
+        if stored is None:
+            return
+        from metering.selectors import month_bounds
+
+        finalized_months = (
+            Statement.objects.filter(status=StatementStatus.FINALIZED)
+            .order_by()
+            .values_list("period__month", flat=True)
+            .distinct()
+        )
+        used = [
+            (month, end)
+            for month in finalized_months
+            for start, end in [month_bounds(month)]
+            if start < (stored.valid_to or end) and end > stored.valid_from
+        ]
+        if not used:
+            return
+        last_month, last_end = max(used)
+        why = f"This card priced {last_month:%B %Y}, which is finalized"
+        changed = [
+            name
+            for name in self.PRICING_FIELDS
+            if getattr(self, self._meta.get_field(name).attname)
+            != getattr(stored, self._meta.get_field(name).attname)
+        ]
+        if changed:
+            raise ValidationError(
+                {
+                    name: f"{why}: its {self._meta.get_field(name).verbose_name} stays as it "
+                    "was. For a new price, end this card and add one that starts where it ends."
+                    for name in changed
+                }
+            )
+        if self.valid_to is not None and self.valid_to < last_end:
+            raise ValidationError(
+                {
+                    "valid_to": f"{why}: it cannot end before "
+                    f"{timezone.localtime(last_end):%Y-%m-%d %H:%M %Z}."
                 }
             )
 

@@ -7,6 +7,7 @@ adjustment) answers 405 to anyone signed in. A member reads empty lists and an e
 chargeback report, as with usage: members see their own jobs, not the department's money.
 """
 
+import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -39,7 +40,7 @@ def finance(status):
 @dataclass
 class Billed:
     """March 2026 priced; marketing's statement finalized and corrected once, training's a
-    draft; a rate card nothing priced."""
+    draft; a rate card that priced no finalized month."""
 
     march: March
     adjustment: Adjustment
@@ -61,7 +62,11 @@ def billed(world, ledger) -> Billed:
     adjustment = services.adjustment_create(
         original=march.marketing, amount=Decimal("-1.00"), reason="Outage", user=None
     )
-    spare = factories.RateCardFactory(gpu_class=factories.GpuClassFactory(slug="h100"))
+    # From May: no finalized month is priced with it (its class's idle capacity included).
+    spare = factories.RateCardFactory(
+        gpu_class=factories.GpuClassFactory(slug="h100"),
+        valid_from=dt.datetime(2026, 5, 1, tzinfo=dt.UTC),
+    )
     return Billed(march=march, adjustment=adjustment, spare_card=spare)
 
 
