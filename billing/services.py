@@ -323,8 +323,8 @@ def _billing_source_id() -> int | None:
     return MetricSource.objects.filter(is_billing=True).values_list("pk", flat=True).first()
 
 
-def _recompute(period: BillingPeriod) -> None:
-    now = timezone.now()
+def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None:
+    now = now or timezone.now()
     pricing = pricing_current(period=period)
     source_id = _billing_source_id()
     result = engine.price_month(
@@ -495,7 +495,7 @@ def statement_finalize(*, statement: Statement, user=None, now: dt.datetime | No
                 f"{period} has not ended yet; its usage is still arriving. Finalize it once "
                 "the month is over."
             )
-        _recompute(period)
+        _recompute(period, now=now)  # the figures it freezes are of this moment
         statement.refresh_from_db()
         statement.status = StatementStatus.FINALIZED
         statement.finalized_at = now

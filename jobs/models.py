@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, Quota, Tier, TimestampedModel
@@ -175,7 +176,9 @@ class GenerationJob(models.Model):
         help_text="That quota's use when it held or refused the job.",
     )
 
-    submitted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by the submission itself (not auto_now_add, which would stamp the INSERT a moment
+    # after admission): a job admitted at once has admitted_at == submitted_at.
+    submitted_at = models.DateTimeField(default=timezone.now, db_index=True)
     admitted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(

@@ -447,7 +447,11 @@ def job_submit(
             submitted_at=timezone.now(),
         )
         # Decided before it is written: one INSERT with the outcome.
-        _admit(job, quotas=list(department.quotas.select_related("gpu_class")), now=now)
+        _admit(
+            job,
+            quotas=list(department.quotas.select_related("gpu_class")),
+            now=now or job.submitted_at,
+        )
         return Submission(job=job, created=True)
 
 

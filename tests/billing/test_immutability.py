@@ -12,6 +12,7 @@ from billing import services
 from billing.models import FrozenError, Statement, StatementLine, StatementStatus
 from tests import factories
 from tests.billing.conftest import hour
+from tests.billing.test_api_statements import bill_march
 
 MARCH = dt.date(2026, 3, 1)
 
@@ -155,3 +156,10 @@ def test_the_admin_refuses_to_change_or_delete_a_finalized_statement(
 def test_the_admin_offers_no_way_to_add_a_statement(finalized, world, client):
     client.force_login(world.user("finance"))
     assert client.get(reverse("admin:billing_statement_add")).status_code == 403
+
+
+def test_a_statement_is_finalized_at_the_moment_its_figures_were_computed(world, ledger):
+    march = bill_march(world, ledger)
+    statement = services.statement_finalize(statement=march.marketing, user=world.user("finance"))
+    assert statement.computed_at == statement.finalized_at
+    assert statement.total == Decimal("5.00")
