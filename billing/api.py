@@ -286,7 +286,8 @@ class AdjustmentViewSet(
         try:
             adjustment = services.adjustment_create(user=request.user, **incoming.validated_data)
         except services.BillingError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            body = {exc.field: [str(exc)]} if exc.field else {"detail": str(exc)}
+            return Response(body, status=status.HTTP_400_BAD_REQUEST)
         adjustment = self.get_queryset().get(pk=adjustment.pk)
         return Response(self.get_serializer(adjustment).data, status=status.HTTP_201_CREATED)
 

@@ -36,7 +36,12 @@ ZERO = Decimal(0)
 
 
 class BillingError(Exception):
-    """An operation that cannot be done, with words a person can act on."""
+    """An operation that cannot be done, with words a person can act on; ``field`` names
+    the input it is about, when one is."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 # --- Months ---------------------------------------------------------------------------------
@@ -579,18 +584,26 @@ def adjustment_create(
     """A correction of a finalized statement by ``user``, charged (or credited, when
     negative) on the department's next open statement."""
     if not reason.strip():
-        raise BillingError("Say why: an adjustment needs a reason.")
+        raise BillingError("Say why: an adjustment needs a reason.", field="reason")
+    if not amount:
+        raise BillingError(
+            "An adjustment of 0 changes nothing: give the amount to charge "
+            "(or, negative, to credit).",
+            field="amount",
+        )
     with transaction.atomic():
         original = Statement.objects.select_for_update().get(pk=original.pk)
         if not original.is_finalized:
             raise BillingError(
                 "This statement is still a draft: it follows the ledger and the prices, so "
-                "correct those instead. Adjustments correct finalized statements."
+                "correct those instead. Adjustments correct finalized statements.",
+                field="original",
             )
         if amount != engine.round_money(amount, original.currency):
             raise BillingError(
                 f"Give the amount in whole {original.currency} minor units "
-                f"(e.g. {engine.round_money(amount, original.currency)})."
+                f"(e.g. {engine.round_money(amount, original.currency)}).",
+                field="amount",
             )
         adjustment = _adjustment_place(
             original=original,

@@ -65,7 +65,7 @@ def test_a_correction_lands_on_the_next_open_statement_and_changes_its_total(
 def test_a_draft_cannot_be_adjusted(world, api_client, march):
     response = _create(api_client, world, original=march.training.pk, amount="1.00", reason="x")
     assert response.status_code == 400
-    assert "still a draft" in response.json()["detail"]
+    assert "still a draft" in response.json()["original"][0]
     assert not Adjustment.objects.exists()
 
 
@@ -74,7 +74,17 @@ def test_an_amount_finer_than_the_minor_unit_is_refused(world, api_client, march
         api_client, world, original=march.marketing.pk, amount="1.005", reason="Rounding"
     )
     assert response.status_code == 400
-    assert response.json() == {"detail": "Give the amount in whole EUR minor units (e.g. 1.01)."}
+    assert response.json() == {"amount": ["Give the amount in whole EUR minor units (e.g. 1.01)."]}
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00", "-0"])
+def test_an_adjustment_of_nothing_is_refused(world, api_client, march, amount):
+    response = _create(
+        api_client, world, original=march.marketing.pk, amount=amount, reason="Nothing"
+    )
+    assert response.status_code == 400
+    assert response.json()["amount"][0].startswith("An adjustment of 0 changes nothing")
+    assert not Adjustment.objects.exists()
 
 
 @pytest.mark.parametrize(
