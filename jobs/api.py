@@ -148,6 +148,6 @@ def job_file_response(job: GenerationJob, name: str) -> FileResponse:
     path = (folder / name).resolve()
     if path.parent != folder or not path.is_file():
         raise Http404("The file is gone.")
-    return FileResponse(
-        path.open("rb"), as_attachment=name != runner.LOG_NAME, filename=Path(name).name
-    )
+    if name == runner.LOG_NAME:  # read in the browser, as text
+        return FileResponse(path.open("rb"), content_type="text/plain; charset=utf-8")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=Path(name).name)

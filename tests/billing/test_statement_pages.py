@@ -97,11 +97,16 @@ def test_the_finalize_button_is_for_finance_on_a_draft_of_a_month_that_ended(
 ):
     statement = march["marketing"]
     page = client_as(client, world, role).get(url(statement)).content.decode()
-    form = f'<form method="post" action="/billing/statements/{statement.pk}/finalize/">'
+    form = f'<form method="post" action="/billing/statements/{statement.pk}/finalize/"'
     assert (form in page) is shown
     if shown:
         after_form = page.split(form, 1)[1]
-        assert after_form.lstrip().startswith('<input type="hidden" name="csrfmiddlewaretoken"')
+        # It asks before it acts: finalizing cannot be undone.
+        assert after_form.startswith(
+            " onsubmit=\"return confirm('Finalize the March 2026 statement"
+        )
+        after_tag = after_form.split(">", 1)[1]
+        assert after_tag.lstrip().startswith('<input type="hidden" name="csrfmiddlewaretoken"')
 
 
 def test_finalize_freezes_the_statement_and_a_second_post_shows_why_not(world, client, march):

@@ -303,8 +303,18 @@ def _journey_finance_bills_it(browser, base: str, month: dt.date) -> None:
     statement_url = page.url
     statement_id = int(statement_url.rstrip("/").rsplit("/", 1)[1])
     _shot(page, "7-finance-statement-draft")
-    page.get_by_role("button", name="Finalize statement").click()
-    page.wait_for_load_state()
+    # Finalizing asks first, naming the month and the department; finance confirms.
+    asked = []
+
+    def confirm(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", confirm)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Finalize statement").click()
+    assert asked and asked[0].startswith("Finalize the "), asked
+    assert "A finalized statement never changes" in asked[0]
     page.goto(statement_url)
     assert page.locator("h1 .tag").inner_text().strip() == "Finalized"
     assert page.get_by_role("button", name="Finalize statement").count() == 0

@@ -228,7 +228,7 @@ def test_a_refused_job_says_which_quota_refused_it(world, client):
 
     job = GenerationJob.objects.get(state=JobState.REJECTED)
     assert _messages(page) == [f"Job {job.short_id} (Lip-sync render) was refused: {job.reason}"]
-    assert "<dt>Held by quota</dt><dd>Jobs queued or running at once" in page
+    assert "<dt>Refused by quota</dt><dd>Jobs queued or running at once" in page
     assert "/cancel/" not in page
 
 
@@ -266,8 +266,13 @@ def test_the_job_page_links_its_outputs_and_log_for_download_with_the_session(wo
         f"/api/v1/jobs/{job.pk}/files/result.txt/",
         f"/api/v1/jobs/{job.pk}/files/job.log/",
     ]
-    assert b"".join(client.get(links[0]).streaming_content) == b"done"
-    assert b"".join(client.get(links[1]).streaming_content) == b"--- attempt 1\n"
+    output, log = client.get(links[0]), client.get(links[1])
+    assert b"".join(output.streaming_content) == b"done"
+    assert output["Content-Disposition"] == 'attachment; filename="result.txt"'
+    # The log opens in the browser as text.
+    assert b"".join(log.streaming_content) == b"--- attempt 1\n"
+    assert log["Content-Type"] == "text/plain; charset=utf-8"
+    assert "attachment" not in log.get("Content-Disposition", "")
 
 
 def test_a_failed_job_shows_its_error(world, client):
