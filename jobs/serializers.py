@@ -119,7 +119,12 @@ class JobSubmitSerializer(serializers.Serializer):
         },
     )
     kind = serializers.SlugRelatedField(
-        slug_field="slug", queryset=JobKind.objects.all(), help_text="Job kind slug."
+        slug_field="slug",
+        queryset=JobKind.objects.all(),
+        help_text="Job kind slug.",
+        error_messages={
+            "does_not_exist": "No job kind “{value}”; GET /api/v1/job-kinds/ lists them."
+        },
     )
     params = serializers.JSONField(
         required=False, default=dict, help_text="Parameters, as the kind's JSON schema describes."
@@ -132,6 +137,7 @@ class JobSubmitSerializer(serializers.Serializer):
         allow_null=True,
         help_text="One of the GPU classes the department's SLA allows for the tier; by "
         "default the allowed class with the most free GPUs.",
+        error_messages={"does_not_exist": "No GPU class “{value}”."},
     )
     idempotency_key = serializers.CharField(
         required=False,

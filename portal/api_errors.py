@@ -4,15 +4,20 @@ Kept apart from :mod:`portal.api` because DRF reads the permission classes there
 ``rest_framework.views`` (which this module needs) is still loading.
 """
 
+import re
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError
+from django.http import Http404
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from portal.api import error_detail
+
+_MODEL_NOT_FOUND = re.compile(r"No \w+ matches the given query\.")
 
 
 def exception_handler(exc, context):
@@ -54,4 +59,8 @@ def exception_handler(exc, context):
             },
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, Http404) and _MODEL_NOT_FOUND.fullmatch(str(exc)):
+        # get_object_or_404's words name the model class ("No GenerationJob matches the
+        # given query."): an internal name, and the same answer whatever the reason.
+        exc = Http404("Not found: it does not exist, or is not among those you can see.")
     return drf_exception_handler(exc, context)

@@ -101,8 +101,8 @@ def test_waiting_job_answers_201_with_the_reason_and_its_position(world, manager
         ({"tier": "urgent"}, "tier", "is not a valid choice"),
         ({"tier": "realtime"}, "tier", "Marketing has no service level for realtime work"),
         ({"gpu_class": "a100"}, "gpu_class", "allows t4, not a100"),
-        ({"gpu_class": "h100"}, "gpu_class", "does not exist"),
-        ({"kind": "nope"}, "kind", "does not exist"),
+        ({"gpu_class": "h100"}, "gpu_class", "No GPU class “h100”."),
+        ({"kind": "nope"}, "kind", "No job kind “nope”; GET /api/v1/job-kinds/ lists them."),
         ({"department": "training"}, "department", "you submit only for your own"),
     ],
 )
@@ -155,3 +155,11 @@ def test_job_list_filters_by_state_kind_and_department(world, manager):
     assert manager.get(URL, {"state": "succeeded"}).json()["count"] == 1
     refused = manager.get(URL, {"department": "training"})
     assert refused.status_code == 400
+
+
+def test_a_job_that_is_not_there_is_not_found_without_naming_the_model(manager):
+    response = manager.get(f"{URL}00000000-0000-0000-0000-000000000000/")
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "Not found: it does not exist, or is not among those you can see."
+    }
