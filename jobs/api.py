@@ -18,11 +18,12 @@ from jobs.serializers import (
     JobCancelRefusalSerializer,
     JobKindSerializer,
     JobRefusalSerializer,
+    JobRowSerializer,
     JobSerializer,
     JobSubmitSerializer,
 )
 from portal import ratelimits
-from portal.api import error_detail
+from portal.api import TABLE_FORMATS, error_detail
 
 
 class JobKindViewSet(viewsets.ModelViewSet):
@@ -72,6 +73,12 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_queryset(self):
         return selectors.jobs_for_user(user=self.request.user)
+
+    def get_serializer_class(self):
+        renderer = getattr(self.request, "accepted_renderer", None)
+        if renderer is not None and renderer.format in TABLE_FORMATS:
+            return JobRowSerializer
+        return JobSerializer
 
     def get_throttles(self):
         # Submitting is limited per user (JOBS_SUBMIT_RATE), counted with the submit form.

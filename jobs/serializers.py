@@ -1,3 +1,5 @@
+import json
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -104,6 +106,21 @@ class JobSerializer(serializers.ModelSerializer):
             url = reverse("jobs-files", kwargs={"pk": job.pk, "name": name})
             out.append({"name": name, "url": request.build_absolute_uri(url) if request else url})
         return out
+
+
+class JobRowSerializer(JobSerializer):
+    """A job as a row of the CSV or XLSX export: the same columns whatever the jobs listed
+    (parameters as one JSON text, outputs as their file names), so a spreadsheet or an
+    import that reads the columns by position keeps working."""
+
+    params = serializers.SerializerMethodField(help_text="The parameters, as JSON.")
+    outputs = serializers.SerializerMethodField(help_text="File names, separated by spaces.")
+
+    def get_params(self, job) -> str:
+        return json.dumps(job.params, sort_keys=True, ensure_ascii=False)
+
+    def get_outputs(self, job) -> str:
+        return " ".join(output["name"] for output in super().get_outputs(job))
 
 
 class JobSubmitSerializer(serializers.Serializer):

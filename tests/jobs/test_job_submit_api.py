@@ -1,6 +1,10 @@
 """POST /api/v1/jobs/: the answers a client acts on (201, 200 on a repeated idempotency
 key, 400 with field errors, 409 naming the quota), and queue routing."""
 
+import csv
+import io
+import json
+
 import pytest
 
 from jobs.models import GenerationJob
@@ -163,3 +167,27 @@ def test_a_job_that_is_not_there_is_not_found_without_naming_the_model(manager):
     assert response.json() == {
         "detail": "Not found: it does not exist, or is not among those you can see."
     }
+
+
+def test_the_jobs_csv_has_the_same_columns_whatever_the_jobs_listed(world, manager):
+    GenerationJob.objects.filter(pk=world.member_job.pk).update(
+        params={"voice": "anna", "text": "=1+1"}
+    )
+
+    def table(**query):
+        response = manager.get(URL, {"format": "csv", **query})
+        assert response.status_code == 200
+        return list(csv.reader(io.StringIO(response.content.decode())))
+
+    everything = table()
+    finished = table(state="succeeded")
+    nothing = table(state="failed")
+
+    header = everything[0]
+    assert finished[0] == header and nothing == [header]
+    assert header[:4] == ["id", "department", "submitter", "kind"]
+    assert "params" in header and "outputs" in header
+    assert not [column for column in header if "." in column]  # nothing flattened
+    rows = {row[0]: dict(zip(header, row, strict=True)) for row in everything[1:]}
+    assert json.loads(rows[str(world.member_job.pk)]["params"]) == {"text": "=1+1", "voice": "anna"}
+    assert rows[str(world.manager_job.pk)]["outputs"] == "result.txt job.log"
