@@ -151,3 +151,26 @@ def test_a_running_months_idle_capacity_counts_only_the_hours_that_have_begun(
     monkeypatch.setattr(timezone, "now", lambda: dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
     period = services.period_refresh(month=MARCH, force=True)
     assert period.capacity_gpu_hours == 744 * 2
+
+
+def test_a_department_created_after_a_month_was_opened_gets_a_statement_there_only_if_it_used_gpus(
+    fleet, ledger
+):
+    a100, marketing, _ = fleet
+    ledger.add(at=hour(2, 10), gpu_hours="1", department=marketing, gpu_class=a100)
+    services.period_refresh(month=MARCH)
+    research = factories.DepartmentFactory(slug="research", name="Research")
+    lab = factories.DepartmentFactory(slug="lab", name="Lab")
+    ledger.add(at=hour(3, 10), gpu_hours="2", department=lab, gpu_class=a100)
+
+    services.period_refresh(month=MARCH, force=True)
+    current = services.period_refresh(month=services.month_of(timezone.now()))
+
+    march = set(
+        Statement.objects.filter(period__month=MARCH).values_list("department__slug", flat=True)
+    )
+    assert "research" not in march
+    assert {"marketing", "training", "lab"} <= march
+    assert Statement.objects.get(period__month=MARCH, department=lab).total == Decimal("4.00")
+    # The running month has a draft for every active department, new ones included.
+    assert Statement.objects.filter(period=current, department=research).exists()
