@@ -338,5 +338,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     # A retried Prometheus query would log its whole URL; the run records the outcome.
-    "loggers": {"urllib3.connectionpool": {"level": "ERROR"}},
+    "loggers": {
+        "urllib3.connectionpool": {"level": "ERROR"},
+        # Django's own console handler (DEBUG only) would print each of its records a
+        # second time beside the root's.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
