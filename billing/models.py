@@ -40,6 +40,12 @@ def minor_unit(currency: str) -> Decimal:
     return Decimal(1).scaleb(-get_currency_precision(currency))
 
 
+def price_text(price: Decimal) -> str:
+    """A price as people write it: 2.00, 2.125 (never 2.0000)."""
+    cents = price.quantize(Decimal("0.01"))
+    return f"{cents if cents == price else price.normalize():f}"
+
+
 def default_currency() -> str:
     return settings.BILLING_CURRENCY
 
@@ -137,8 +143,9 @@ class RateCard(Validity, TimestampedModel):
 
     def __str__(self) -> str:
         tier = f" {self.get_tier_display().lower()}" if self.tier else ""
+        price = price_text(self.price_per_gpu_hour)
         return (
-            f"{self.gpu_class}{tier} {self.price_per_gpu_hour} {self.currency}/GPU-hour "
+            f"{self.gpu_class}{tier} {price} {self.currency}/GPU-hour "
             f"from {self.valid_from:%Y-%m-%d %H:%M}"
         )
 

@@ -22,7 +22,7 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.db.models import Case, DecimalField, IntegerField, Sum, Value, When
 
-from billing.models import IdlePolicy, LineKind, minor_unit
+from billing.models import IdlePolicy, LineKind, minor_unit, price_text
 from metering.models import UsageRecord
 from metering.selectors import UNKNOWN_MODEL, month_bounds
 
@@ -213,12 +213,6 @@ def _off_peak_expression(by_multiplier: dict[Decimal, list[dt.datetime]]):
         default=Value(ONE),
         output_field=DecimalField(max_digits=6, decimal_places=3),
     )
-
-
-def price_text(price: Decimal) -> str:
-    """A price as people write it: 2.00, 2.125 (never 2.0000)."""
-    cents = price.quantize(Decimal("0.01"))
-    return f"{cents if cents == price else price.normalize():f}"
 
 
 def _describe(line: Line) -> str:

@@ -351,7 +351,7 @@ def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None
     # Every active department has a statement, 0.00 or not; one created after an earlier
     # month was opened gets one there only for what it used (or was adjusted by).
     active = Department.objects.filter(active=True)
-    start, end = month_bounds(period.month)
+    _, end = month_bounds(period.month)
     if now >= end and period.created_at is not None:
         active = active.filter(created_at__lt=period.created_at)
     wanted = set(active.values_list("pk", flat=True)) | result.department_ids | set(adjustments)

@@ -59,7 +59,7 @@ def test_an_overlapping_card_is_refused_with_the_models_words(world, api_client,
     )
     assert response.status_code == 400
     (message,) = response.json()["non_field_errors"]
-    assert message.startswith("It overlaps “A100 2.5000 EUR/GPU-hour from 2020-01-01 00:00”")
+    assert message.startswith("It overlaps “A100 2.50 EUR/GPU-hour from 2020-01-01 00:00”")
     assert RateCard.objects.count() == 1
 
 
