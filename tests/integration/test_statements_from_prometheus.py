@@ -4,6 +4,7 @@ class, off-peak hours cheaper; the unowned namespaces are Unallocated; an unknow
 kept unpriced; and the month reconciles to the cent."""
 
 import datetime as dt
+import math
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -95,7 +96,9 @@ def test_the_months_reconcile_to_the_cent(priced):
         assert usage + period.unallocated_amount + period.idle_amount == period.capacity_amount
         idle_lines = StatementLine.objects.filter(period=period, kind=LineKind.IDLE)
         assert sum(line.amount for line in idle_lines) == period.idle_amount
-        # 8 A100s and 16 T4s for every hour of the month, less what ran.
+        # 8 A100s and 16 T4s for every hour of the month that had begun when it was
+        # priced (all of a month that ended), less what ran.
         start, end = month_bounds(period.month)
-        hours = Decimal((end - start) / dt.timedelta(hours=1))
+        priced_until = min(end, period.computed_at)
+        hours = Decimal(math.ceil((priced_until - start) / dt.timedelta(hours=1)))
         assert period.capacity_gpu_hours == hours * (8 + 16)
