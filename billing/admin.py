@@ -3,6 +3,7 @@ adjustments. Statements are written by :mod:`billing.services` only; the admin s
 finalizes them and corrects finalized ones through the services, never by editing rows."""
 
 import json
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -322,9 +323,18 @@ class AdjustmentAddForm(forms.ModelForm):
     :func:`billing.services.adjustment_create`, which places it on the next open
     statement."""
 
+    gpu_hours = forms.DecimalField(
+        label="GPU-hours",
+        max_digits=18,
+        decimal_places=6,
+        required=False,
+        initial=0,
+        help_text="GPU-hours the correction stands for, if any.",
+    )
+
     class Meta:
         model = Adjustment
-        fields = ["original", "amount", "gpu_hours", "reason"]
+        fields = ["original", "amount", "reason"]
         help_texts = {
             "original": "The finalized statement it corrects.",
             "amount": "Positive: charged; negative: credited. In whole minor units.",
@@ -406,7 +416,7 @@ class AdjustmentAdmin(admin.ModelAdmin):
         created = services.adjustment_create(
             original=form.cleaned_data["original"],
             amount=form.cleaned_data["amount"],
-            gpu_hours=form.cleaned_data["gpu_hours"],
+            gpu_hours=form.cleaned_data["gpu_hours"] or Decimal(0),
             reason=form.cleaned_data["reason"],
             user=request.user,
         )

@@ -44,10 +44,6 @@ class PDFRenderer(BaseRenderer):
 # --- The PDF statement ----------------------------------------------------------------------
 
 
-def _decimal_text(value: Decimal | None) -> str:
-    return "" if value is None else f"{value.normalize():f}"
-
-
 def _status_text(statement: Statement) -> str:
     if not statement.is_finalized:
         computed = (
@@ -126,7 +122,7 @@ def statement_pdf(statement: Statement, *, now: dt.datetime | None = None) -> by
             [
                 str(position),
                 Paragraph(_line_derivation(line), small),
-                Paragraph(_decimal_text(line.gpu_hours), number),
+                Paragraph(f"{line.gpu_hours:f}", number),
                 Paragraph(money_text(line.amount, currency), number),
             ]
         )

@@ -20,6 +20,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, Tier, TimestampedModel
+from metering.quantities import gpu_hours_shown
 
 
 class FrozenError(ValidationError):
@@ -282,13 +283,14 @@ class BillingPeriod(TimestampedModel):
     )
     computed_at = models.DateTimeField(null=True, blank=True)
     inputs_version = models.CharField(max_length=64, blank=True, editable=False)
-    capacity_gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    # GPU time in GPU-seconds (exact); the *_gpu_hours properties show it in GPU-hours.
+    capacity_gpu_seconds = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     capacity_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
-    unallocated_gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    unallocated_gpu_seconds = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     unallocated_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
-    idle_gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    idle_gpu_seconds = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     idle_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
-    unpriced_gpu_hours = models.DecimalField(
+    unpriced_gpu_seconds = models.DecimalField(
         max_digits=18,
         decimal_places=6,
         default=0,
@@ -297,13 +299,13 @@ class BillingPeriod(TimestampedModel):
 
     # What a refresh computes (billing.services.period_refresh); never edited by hand.
     FIGURES = (
-        "capacity_gpu_hours",
+        "capacity_gpu_seconds",
         "capacity_amount",
-        "unallocated_gpu_hours",
+        "unallocated_gpu_seconds",
         "unallocated_amount",
-        "idle_gpu_hours",
+        "idle_gpu_seconds",
         "idle_amount",
-        "unpriced_gpu_hours",
+        "unpriced_gpu_seconds",
     )
     # Who chose the idle-cost policy, and when; the figures are recomputed from the ledger
     # (and saved without a version: :func:`billing.services.period_refresh`).
@@ -330,6 +332,22 @@ class BillingPeriod(TimestampedModel):
     @property
     def label(self) -> str:
         return f"{self.month:%Y-%m}"
+
+    @property
+    def capacity_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.capacity_gpu_seconds)
+
+    @property
+    def unallocated_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.unallocated_gpu_seconds)
+
+    @property
+    def idle_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.idle_gpu_seconds)
+
+    @property
+    def unpriced_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.unpriced_gpu_seconds)
 
     def clean(self) -> None:
         super().clean()
@@ -389,7 +407,13 @@ class Statement(TimestampedModel):
         max_length=10, choices=StatementStatus.choices, default=StatementStatus.DRAFT
     )
     currency = models.CharField(max_length=3, default=default_currency)
-    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    gpu_seconds = models.DecimalField(
+        "GPU-seconds",
+        max_digits=18,
+        decimal_places=6,
+        default=0,
+        help_text="GPU time of its usage lines (exact); shown as GPU-hours.",
+    )
     total = models.DecimalField(max_digits=16, decimal_places=4, default=0)
     computed_at = models.DateTimeField(null=True, blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
@@ -435,6 +459,11 @@ class Statement(TimestampedModel):
     def is_finalized(self) -> bool:
         return self.status == StatementStatus.FINALIZED
 
+    @property
+    def gpu_hours(self) -> Decimal:
+        """GPU-hours of its usage, rounded to what pages and exports show."""
+        return gpu_hours_shown(self.gpu_seconds)
+
     def _stored_status(self) -> str | None:
         if self.pk is None:
             return None
@@ -477,7 +506,7 @@ class StatementLine(models.Model):
     rate_card = models.ForeignKey(
         RateCard, null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
     )
-    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    gpu_seconds = models.DecimalField("GPU-seconds", max_digits=18, decimal_places=6, default=0)
     unit_price = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     off_peak_multiplier = models.DecimalField(max_digits=6, decimal_places=3, default=1)
     department_multiplier = models.DecimalField(max_digits=6, decimal_places=3, default=1)
@@ -529,6 +558,10 @@ class StatementLine(models.Model):
             raise FrozenError("A line of a finalized statement cannot be deleted.")
         return super().delete(*args, **kwargs)
 
+    @property
+    def gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.gpu_seconds)
+
     def _frozen(self) -> bool:
         return self.statement_id is not None and (
             Statement.objects.filter(pk=self.statement_id, status=StatementStatus.FINALIZED)
@@ -553,7 +586,7 @@ class Adjustment(models.Model):
     kind = models.CharField(max_length=12, choices=AdjustmentKind.choices)
     amount = models.DecimalField(max_digits=16, decimal_places=4)
     currency = models.CharField(max_length=3, default=default_currency)
-    gpu_hours = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    gpu_seconds = models.DecimalField("GPU-seconds", max_digits=18, decimal_places=6, default=0)
     reason = models.TextField()
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -579,3 +612,7 @@ class Adjustment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.original}: {self.amount} {self.currency}"
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.gpu_seconds)

@@ -24,6 +24,7 @@ from django.db.models import Case, DecimalField, IntegerField, Sum, Value, When
 
 from billing.models import IdlePolicy, LineKind, minor_unit, price_text
 from metering.models import UsageRecord
+from metering.quantities import GPU_SECONDS_KEPT, SECONDS_PER_HOUR, gpu_hours_text
 from metering.selectors import UNKNOWN_MODEL, month_bounds
 
 ZERO = Decimal(0)
@@ -137,8 +138,8 @@ class Line:
     card: Card | None = None
     off_peak_multiplier: Decimal = ONE
     department_multiplier: Decimal = ONE
-    gpu_hours: Decimal = ZERO
-    exact_list: Decimal = ZERO  # gpu_hours x price x off-peak multiplier, unrounded
+    gpu_seconds: Decimal = ZERO
+    exact_list: Decimal = ZERO  # GPU-hours x price x off-peak multiplier, unrounded
     list_amount: Decimal = ZERO
     amount: Decimal = ZERO
     share: Decimal | None = None
@@ -156,13 +157,13 @@ class PeriodResult:
     start: dt.datetime
     end: dt.datetime
     lines: list[Line] = field(default_factory=list)
-    capacity_gpu_hours: Decimal = ZERO
+    capacity_gpu_seconds: Decimal = ZERO
     capacity_amount: Decimal = ZERO
-    unallocated_gpu_hours: Decimal = ZERO
+    unallocated_gpu_seconds: Decimal = ZERO
     unallocated_amount: Decimal = ZERO
-    idle_gpu_hours: Decimal = ZERO
+    idle_gpu_seconds: Decimal = ZERO
     idle_amount: Decimal = ZERO
-    unpriced_gpu_hours: Decimal = ZERO
+    unpriced_gpu_seconds: Decimal = ZERO
 
     def department_lines(self, department_id: int) -> list[Line]:
         return [line for line in self.lines if line.department_id == department_id]
@@ -218,7 +219,7 @@ def _off_peak_expression(by_multiplier: dict[Decimal, list[dt.datetime]]):
 def _describe(line: Line) -> str:
     where = f"namespace {line.namespace}, " if line.kind == LineKind.UNALLOCATED else ""
     tier = f" ({line.tier})" if line.tier else ""
-    hours = f"{line.gpu_hours.normalize():f} GPU-hours of {line.gpu_class_name}{tier}"
+    hours = f"{gpu_hours_text(line.gpu_seconds)} GPU-hours of {line.gpu_class_name}{tier}"
     if line.card is None:
         why = "an unknown GPU model" if line.gpu_class_id is None else "no rate card in force then"
         return f"{where}{hours}: not priced ({why})"
@@ -263,7 +264,7 @@ def price_month(
             segment=_segment_expression(boundaries), off_peak=_off_peak_expression(by_multiplier)
         )
         .values("department_id", "namespace", "gpu_class_id", "segment", "off_peak")
-        .annotate(gpu_hours=Sum("quantity"))
+        .annotate(gpu_seconds=Sum("quantity"))
         .order_by()
     )
 
@@ -271,8 +272,8 @@ def price_month(
     unit = minor_unit(pricing.currency)
     exact_usage_value = ZERO
     for row in grouped:
-        hours_used = row["gpu_hours"] or ZERO
-        if not hours_used:
+        seconds_used = row["gpu_seconds"] or ZERO
+        if not seconds_used:
             continue
         department_id, class_id = row["department_id"], row["gpu_class_id"]
         moment = segment_start[row["segment"]]
@@ -300,12 +301,14 @@ def price_month(
                 off_peak_multiplier=off_peak,
                 department_multiplier=multiplier,
             )
-        line.gpu_hours += hours_used
+        line.gpu_seconds += seconds_used
     for line in lines.values():
         if line.card is None:
-            result.unpriced_gpu_hours += line.gpu_hours
+            result.unpriced_gpu_seconds += line.gpu_seconds
         else:
-            line.exact_list = line.gpu_hours * line.card.price * line.off_peak_multiplier
+            line.exact_list = (
+                line.gpu_seconds * line.card.price * line.off_peak_multiplier / SECONDS_PER_HOUR
+            )
             line.list_amount = round_money(line.exact_list, pricing.currency)
             line.amount = round_money(
                 line.exact_list * line.department_multiplier, pricing.currency
@@ -313,34 +316,37 @@ def price_month(
             exact_usage_value += line.exact_list
         line.description = _describe(line)
         if line.kind == LineKind.UNALLOCATED:
-            result.unallocated_gpu_hours += line.gpu_hours
+            result.unallocated_gpu_seconds += line.gpu_seconds
             result.unallocated_amount += line.list_amount
 
-    # Idle capacity: per GPU class and hour, the GPUs nothing used (never below zero).
+    # Idle capacity: per GPU class and hour, the GPU-seconds nothing used (never below zero).
     used = defaultdict(lambda: ZERO)
     for row in (
         records.filter(gpu_class_id__isnull=False)
         .values("gpu_class_id", "hour_start")
-        .annotate(gpu_hours=Sum("quantity"))
+        .annotate(gpu_seconds=Sum("quantity"))
         .order_by()
     ):
-        used[(row["gpu_class_id"], row["hour_start"])] = row["gpu_hours"] or ZERO
+        used[(row["gpu_class_id"], row["hour_start"])] = row["gpu_seconds"] or ZERO
     idle_exact_by_class: dict[int, Decimal] = defaultdict(lambda: ZERO)
-    idle_hours_by_class: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    idle_seconds_by_class: dict[int, Decimal] = defaultdict(lambda: ZERO)
     begun = hours if until is None else [hour for hour in hours if hour < until]
     for class_id, capacity in sorted(pricing.capacity_gpus.items()):
+        capacity_seconds = Decimal(capacity) * SECONDS_PER_HOUR
         for hour in begun:
             hour_used = used.get((class_id, hour), ZERO)
             card = pricing.card(class_id, "", hour)
             if card is None:
                 continue  # capacity that no card prices is not valued
-            result.capacity_gpu_hours += max(Decimal(capacity), hour_used)
-            idle = Decimal(capacity) - hour_used
+            result.capacity_gpu_seconds += max(capacity_seconds, hour_used)
+            idle = capacity_seconds - hour_used
             if idle > 0:
-                idle_hours_by_class[class_id] += idle
-                idle_exact_by_class[class_id] += idle * card.price * off_peak_of[hour]
+                idle_seconds_by_class[class_id] += idle
+                idle_exact_by_class[class_id] += (
+                    idle * card.price * off_peak_of[hour] / SECONDS_PER_HOUR
+                )
     priced_usage_lines = [line for line in lines.values() if line.card is not None]
-    result.idle_gpu_hours = sum(idle_hours_by_class.values(), ZERO)
+    result.idle_gpu_seconds = sum(idle_seconds_by_class.values(), ZERO)
     result.capacity_amount = round_money(
         exact_usage_value + sum(idle_exact_by_class.values(), ZERO), pricing.currency
     )
@@ -367,7 +373,7 @@ def price_month(
             result,
             pricing=pricing,
             unit=unit,
-            idle_hours_by_class=idle_hours_by_class,
+            idle_seconds_by_class=idle_seconds_by_class,
             idle_exact_by_class=idle_exact_by_class,
             gpu_class_names=gpu_class_names,
         )
@@ -380,20 +386,20 @@ def _idle_lines(
     *,
     pricing: Pricing,
     unit: Decimal,
-    idle_hours_by_class: dict[int, Decimal],
+    idle_seconds_by_class: dict[int, Decimal],
     idle_exact_by_class: dict[int, Decimal],
     gpu_class_names: dict[int, str],
 ) -> list[Line]:
-    if not result.idle_amount and not result.idle_gpu_hours:
+    if not result.idle_amount and not result.idle_gpu_seconds:
         return []
     policy = pricing.idle_policy
-    usage_hours: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    usage_seconds: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for line in result.lines:
         if line.kind == LineKind.USAGE and line.card is not None:
-            usage_hours[line.department_id] += line.gpu_hours
-    if policy == IdlePolicy.SHARED and usage_hours:
-        payers = sorted(usage_hours)
-        weights = [usage_hours[d] for d in payers]
+            usage_seconds[line.department_id] += line.gpu_seconds
+    if policy == IdlePolicy.SHARED and usage_seconds:
+        payers = sorted(usage_seconds)
+        weights = [usage_seconds[d] for d in payers]
         total = sum(weights, ZERO)
         parts = allocate(result.idle_amount, weights, unit)
         return [
@@ -402,13 +408,13 @@ def _idle_lines(
                 department_id=department_id,
                 gpu_class_id=None,
                 gpu_class_name="",
-                gpu_hours=result.idle_gpu_hours * weight / total,
+                gpu_seconds=(result.idle_gpu_seconds * weight / total).quantize(GPU_SECONDS_KEPT),
                 share=(weight / total).quantize(Decimal("1e-10")),
                 list_amount=part,
                 amount=part,
                 description=(
-                    f"Share of idle capacity: {weight.normalize():f} of "
-                    f"{total.normalize():f} GPU-hours used of the fleet "
+                    f"Share of idle capacity: {gpu_hours_text(weight)} of "
+                    f"{gpu_hours_text(total)} GPU-hours used of the fleet "
                     f"({(weight * 100 / total).quantize(Decimal('0.01'))} %)"
                 ),
             )
@@ -431,12 +437,12 @@ def _idle_lines(
             department_id=payer,
             gpu_class_id=class_id,
             gpu_class_name=gpu_class_names.get(class_id, ""),
-            gpu_hours=idle_hours_by_class.get(class_id, ZERO),
+            gpu_seconds=idle_seconds_by_class.get(class_id, ZERO),
             list_amount=part,
             amount=part,
             description=(
                 f"Idle {gpu_class_names.get(class_id, 'capacity')}: "
-                f"{idle_hours_by_class.get(class_id, ZERO).normalize():f} GPU-hours, {who}"
+                f"{gpu_hours_text(idle_seconds_by_class.get(class_id, ZERO))} GPU-hours, {who}"
             ),
         )
         for class_id, part in zip(classes, parts, strict=True)

@@ -24,7 +24,8 @@ from billing.models import (
 )
 from departments.models import Department, Quota, ServiceLevel
 from jobs.models import GenerationJob
-from metering.models import Measure, MetricSource, UsageRecord
+from metering.models import GPU_TIME_MEASURES, Measure, MetricSource, UsageRecord
+from metering.quantities import gpu_hours, gpu_hours_shown
 from metering.selectors import (
     UNALLOCATED,
     month_bounds,
@@ -104,18 +105,23 @@ class ReportRow:
     name: str
     statement: Statement | None
     spend: Decimal
-    gpu_hours: Decimal
+    gpu_seconds: Decimal
     by_class: dict[str, Decimal] = field(default_factory=dict)  # amount per GPU class name
     budget_gpu_hours: Decimal | None = None
-    efficiency: Decimal | None = None  # busy GPU-hours / billed GPU-hours
+    efficiency: Decimal | None = None  # busy GPU-seconds / billed GPU-seconds
     queue_wait: list[SlaFigure] = field(default_factory=list)  # p95 s per tier
     latency: list[SlaFigure] = field(default_factory=list)  # p95 ms per tier target
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        """Its GPU-hours, as pages and exports show them (to 0.01)."""
+        return gpu_hours_shown(self.gpu_seconds)
 
     @property
     def budget_used(self) -> Decimal | None:
         if not self.budget_gpu_hours:
             return None
-        return (self.gpu_hours / self.budget_gpu_hours).quantize(Decimal("0.0001"))
+        return (gpu_hours(self.gpu_seconds) / self.budget_gpu_hours).quantize(Decimal("0.0001"))
 
     @property
     def sla_met(self) -> bool | None:
@@ -146,11 +152,13 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-def _source_id(name: str, *, measure: str) -> int | None:
+def _source_id(name: str, *, measure: tuple[str, ...]) -> int | None:
     """Looked up first: filtering the ledger by the source's id (not by a join on its name)
     lets PostgreSQL use the (source, department, hour) index whatever the history's size."""
     return (
-        MetricSource.objects.filter(name=name, measure=measure).values_list("pk", flat=True).first()
+        MetricSource.objects.filter(name=name, measure__in=measure)
+        .values_list("pk", flat=True)
+        .first()
     )
 
 
@@ -173,7 +181,7 @@ def latency_p95(
 ) -> dict[int, float]:
     """The p95 over the month's hours of each department's hourly p95 request latency
     (ms), from the ``latency`` source."""
-    source_id = _source_id(LATENCY_SOURCE, measure=Measure.LATENCY_P95_MS)
+    source_id = _source_id(LATENCY_SOURCE, measure=(Measure.LATENCY_P95_MS,))
     if source_id is None:
         return {}
     hourly: dict[int, list[float]] = defaultdict(list)
@@ -187,11 +195,11 @@ def latency_p95(
     return {d: _percentile(values, 95) for d, values in hourly.items()}
 
 
-def busy_gpu_hours(
+def busy_gpu_seconds(
     *, department_ids: list[int], start: dt.datetime, end: dt.datetime
 ) -> dict[int, Decimal]:
-    """GPU-hours the GPUs were busy (``utilisation`` source), per department."""
-    source_id = _source_id(UTILISATION_SOURCE, measure=Measure.GPU_HOURS)
+    """GPU-seconds the GPUs were busy (``utilisation`` source), per department."""
+    source_id = _source_id(UTILISATION_SOURCE, measure=GPU_TIME_MEASURES)
     if source_id is None:
         return {}
     return dict(
@@ -240,7 +248,7 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
             gpu_class__isnull=True,
         ).values_list("department_id", "limit")
     )
-    busy = busy_gpu_hours(department_ids=ids, start=start, end=end)
+    busy = busy_gpu_seconds(department_ids=ids, start=start, end=end)
     waits = queue_wait_p95(department_ids=ids, start=start, end=end)
     latencies = latency_p95(department_ids=ids, start=start, end=end)
     levels: dict[int, list[ServiceLevel]] = defaultdict(list)
@@ -250,18 +258,20 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
     rows = []
     for statement in statements:
         d = statement.department_id
-        hours = statement.gpu_hours
+        seconds = statement.gpu_seconds
         rows.append(
             ReportRow(
                 department=statement.department,
                 name=statement.department.name,
                 statement=statement,
                 spend=statement.total,
-                gpu_hours=hours,
+                gpu_seconds=seconds,
                 by_class=dict(by_class.get(d, {})),
                 budget_gpu_hours=budgets.get(d),
                 efficiency=(
-                    (busy[d] / hours).quantize(Decimal("0.0001")) if hours and d in busy else None
+                    (busy[d] / seconds).quantize(Decimal("0.0001"))
+                    if seconds and d in busy
+                    else None
                 ),
                 queue_wait=[
                     SlaFigure(
@@ -300,7 +310,7 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
                 name=UNALLOCATED,
                 statement=None,
                 spend=period.unallocated_amount,
-                gpu_hours=period.unallocated_gpu_hours,
+                gpu_seconds=period.unallocated_gpu_seconds,
                 by_class=dict(unallocated_by_class),
             )
         )

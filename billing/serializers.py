@@ -17,6 +17,7 @@ from billing.models import Adjustment, RateCard, Statement, StatementLine
 from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
 from departments.models import GpuClass, Tier
+from metering.serializers import GpuHoursField, GpuSecondsField
 from portal.api import ModelValidationMixin
 
 
@@ -109,6 +110,10 @@ class StatementLineSerializer(serializers.ModelSerializer):
         choices=Tier.choices, allow_blank=True, read_only=True, help_text="Blank: no tier applies."
     )
     rate_card = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    gpu_hours = GpuHoursField(
+        source="gpu_seconds", help_text="GPU-hours, to 0.01; gpu_seconds is exact."
+    )
+    gpu_seconds = GpuSecondsField()
     unit_price = PriceField(read_only=True, allow_null=True)
     list_amount = MoneyField(currency_of=_line_currency)
     amount = MoneyField(currency_of=_line_currency)
@@ -126,6 +131,7 @@ class StatementLineSerializer(serializers.ModelSerializer):
             "namespace",
             "rate_card",
             "gpu_hours",
+            "gpu_seconds",
             "unit_price",
             "off_peak_multiplier",
             "department_multiplier",
@@ -155,6 +161,8 @@ class AdjustmentSerializer(serializers.ModelSerializer):
         help_text="The month (YYYY-MM) of the statement that carries it.",
     )
     amount = MoneyField()
+    gpu_hours = GpuHoursField(source="gpu_seconds")
+    gpu_seconds = GpuSecondsField()
     created_by = serializers.SlugRelatedField(
         slug_field="username",
         read_only=True,
@@ -175,6 +183,7 @@ class AdjustmentSerializer(serializers.ModelSerializer):
             "amount",
             "currency",
             "gpu_hours",
+            "gpu_seconds",
             "reason",
             "created_by",
             "created_at",
@@ -217,6 +226,10 @@ class StatementSerializer(serializers.ModelSerializer):
     department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     department_name = serializers.CharField(source="department.name")
     cost_centre = serializers.CharField(source="department.cost_centre")
+    gpu_hours = GpuHoursField(
+        source="gpu_seconds", help_text="GPU-hours of its usage, to 0.01; gpu_seconds is exact."
+    )
+    gpu_seconds = GpuSecondsField()
     total = MoneyField()
     finalized_by = serializers.SlugRelatedField(
         slug_field="username",
@@ -236,6 +249,7 @@ class StatementSerializer(serializers.ModelSerializer):
             "status",
             "currency",
             "gpu_hours",
+            "gpu_seconds",
             "total",
             "computed_at",
             "finalized_at",
@@ -320,7 +334,8 @@ class ChargebackRowSerializer(serializers.Serializer):
     status = serializers.SerializerMethodField(help_text="Statement status.")
     spend = MoneyField()
     currency = serializers.SerializerMethodField()
-    gpu_hours = serializers.DecimalField(max_digits=None, decimal_places=6)
+    gpu_hours = GpuHoursField(source="gpu_seconds")
+    gpu_seconds = GpuSecondsField()
     spend_by_gpu_class = serializers.SerializerMethodField(
         help_text="Amount per GPU class name (idle capacity and adjustments under their own names)."
     )

@@ -28,7 +28,9 @@ from billing.models import (
     StatementStatus,
 )
 from departments.models import Department, GpuClass, Namespace, OffPeakWindow
+from metering import quantities
 from metering.models import MeteringRun, MetricSource, UsageRecord
+from metering.quantities import gpu_hours_text
 from metering.selectors import month_bounds, portal_zone
 
 logger = logging.getLogger(__name__)
@@ -387,7 +389,7 @@ def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None
                     "kind": LineKind.ADJUSTMENT,
                     "department_id": department_id,
                     "adjustment": adjustment,
-                    "gpu_hours": adjustment.gpu_hours,
+                    "gpu_seconds": adjustment.gpu_seconds,
                     "list_amount": adjustment.amount,
                     "amount": adjustment.amount,
                     "description": (
@@ -402,15 +404,15 @@ def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None
     totals = {d: (ZERO, ZERO) for d in drafts}
     for line in new_lines:
         if line.statement is not None:
-            hours, amount = totals[line.statement.department_id]
-            usage_hours = line.gpu_hours if line.kind == LineKind.USAGE else ZERO
-            totals[line.statement.department_id] = (hours + usage_hours, amount + line.amount)
+            seconds, amount = totals[line.statement.department_id]
+            usage = line.gpu_seconds if line.kind == LineKind.USAGE else ZERO
+            totals[line.statement.department_id] = (seconds + usage, amount + line.amount)
     for department_id, statement in drafts.items():
-        statement.gpu_hours, statement.total = totals[department_id]
+        statement.gpu_seconds, statement.total = totals[department_id]
         statement.computed_at = now
         statement.currency = period.currency
     Statement.objects.bulk_update(
-        list(drafts.values()), ["gpu_hours", "total", "computed_at", "currency"], batch_size=500
+        list(drafts.values()), ["gpu_seconds", "total", "computed_at", "currency"], batch_size=500
     )
     for field in BillingPeriod.FIGURES:
         setattr(period, field, getattr(result, field))
@@ -428,7 +430,7 @@ def _line_fields(line: engine.Line) -> dict:
         "gpu_class_id": line.gpu_class_id,
         "tier": line.tier,
         "rate_card_id": line.card.id if line.card else None,
-        "gpu_hours": line.gpu_hours,
+        "gpu_seconds": line.gpu_seconds,
         "unit_price": line.unit_price,
         "off_peak_multiplier": line.off_peak_multiplier,
         "department_multiplier": line.department_multiplier,
@@ -455,26 +457,27 @@ def _late_usage(statement: Statement, *, source_id, gpu_class_names) -> Adjustme
         for line in priced.department_lines(statement.department_id)
         if line.kind == LineKind.USAGE
     ]
-    hours_now = sum((line.gpu_hours for line in now_lines), ZERO)
+    seconds_now = sum((line.gpu_seconds for line in now_lines), ZERO)
     amount_now = sum((line.amount for line in now_lines), ZERO)
     frozen = statement.lines.filter(kind=LineKind.USAGE).aggregate(
-        hours=Sum("gpu_hours"), amount=Sum("amount")
+        seconds=Sum("gpu_seconds"), amount=Sum("amount")
     )
     charged = statement.adjustments.filter(kind=AdjustmentKind.LATE_USAGE).aggregate(
-        hours=Sum("gpu_hours"), amount=Sum("amount")
+        seconds=Sum("gpu_seconds"), amount=Sum("amount")
     )
-    hours_delta = hours_now - (frozen["hours"] or ZERO) - (charged["hours"] or ZERO)
+    seconds_delta = seconds_now - (frozen["seconds"] or ZERO) - (charged["seconds"] or ZERO)
     amount_delta = amount_now - (frozen["amount"] or ZERO) - (charged["amount"] or ZERO)
-    if not hours_delta and not amount_delta:
+    if not seconds_delta and not amount_delta:
         return None
     return _adjustment_place(
         original=statement,
         kind=AdjustmentKind.LATE_USAGE,
         amount=amount_delta,
-        gpu_hours=hours_delta,
+        gpu_seconds=seconds_delta,
         reason=(
-            f"{hours_delta.normalize():f} GPU-hours metered after the statement was finalized "
-            f"(the ledger now holds {hours_now.normalize():f}), priced as the statement was."
+            f"{gpu_hours_text(seconds_delta)} GPU-hours metered after the statement was "
+            f"finalized (the ledger now holds {gpu_hours_text(seconds_now)}), priced as the "
+            "statement was."
         ),
         user=None,
     )
@@ -550,7 +553,7 @@ def next_open_statement(*, department: Department | int, after: dt.date) -> Stat
 
 
 def _adjustment_place(
-    *, original: Statement, kind: str, amount: Decimal, gpu_hours: Decimal, reason: str, user
+    *, original: Statement, kind: str, amount: Decimal, gpu_seconds: Decimal, reason: str, user
 ) -> Adjustment:
     target = next_open_statement(department=original.department_id, after=original.period.month)
     adjustment = Adjustment.objects.create(
@@ -559,7 +562,7 @@ def _adjustment_place(
         kind=kind,
         amount=amount,
         currency=original.currency,
-        gpu_hours=gpu_hours,
+        gpu_seconds=gpu_seconds,
         reason=reason,
         created_by=user,
     )
@@ -611,7 +614,7 @@ def adjustment_create(
             original=original,
             kind=AdjustmentKind.CORRECTION,
             amount=amount,
-            gpu_hours=gpu_hours,
+            gpu_seconds=quantities.gpu_seconds(gpu_hours),
             reason=reason.strip(),
             user=user,
         )

@@ -27,6 +27,7 @@ from billing.forms import StatementFilterForm, month_field_clean
 from billing.models import Statement, minor_unit
 from billing.pricing import price_text
 from departments.models import Department
+from metering.quantities import gpu_hours_shown
 from metering.selectors import usage_department_ids_for_user
 from portal import roles
 
@@ -131,7 +132,9 @@ def dashboard(request):
             "report": report,
             "rows": department_rows,
             "unallocated": next((r for r in report.rows if r.department is None), None),
-            "departments_gpu_hours": sum((r.report.gpu_hours for r in department_rows), Decimal(0)),
+            "departments_gpu_hours": gpu_hours_shown(
+                sum((r.report.gpu_seconds for r in department_rows), Decimal(0))
+            ),
             "fleet": fleet,
             "reconciliation": selectors.reconciliation(period=period) if fleet else None,
             # Counted over the rows the user may read: a manager learns nothing of others.
@@ -232,7 +235,7 @@ def statement_detail(request, pk: int):
     lines = list(statement.lines.all())
     for line in lines:  # how each figure reads on the page (the amounts: to the minor unit)
         line.display = {
-            "gpu_hours": plain(line.gpu_hours),
+            "gpu_hours": f"{line.gpu_hours:f}",
             "unit_price": price_text(line.unit_price) if line.unit_price is not None else None,
             "off_peak_multiplier": plain(line.off_peak_multiplier),
             "department_multiplier": plain(line.department_multiplier),

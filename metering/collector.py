@@ -20,11 +20,13 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from metering import windows
-from metering.models import MetricSource
+from metering.models import Measure, MetricSource
+from metering.quantities import SECONDS_PER_HOUR
 
 # Prometheus refuses range queries that would return more than 11,000 points per series.
 MAX_POINTS_PER_SERIES = 11_000
 QUANTUM = Decimal("0.000001")
+ONE = Decimal(1)
 LARGEST = Decimal("999999999999")  # what UsageRecord.quantity holds (18 digits, 6 decimals)
 MAX_WARNINGS = 50
 
@@ -119,9 +121,11 @@ def _explain(exc: Exception, url: str) -> str:
     return f"Reading Prometheus at {url} failed: {exc}"
 
 
-def _quantity(raw: str) -> tuple[Decimal | None, str]:
+def _quantity(raw: str, scale: Decimal = ONE) -> tuple[Decimal | None, str]:
+    """The value as the ledger keeps it (``scale``: 3600 turns GPU-hours into GPU-seconds),
+    or ``None`` and why it is refused."""
     try:
-        value = Decimal(raw)
+        value = Decimal(raw) * scale
     except InvalidOperation:
         return None, "unreadable"
     if value.is_nan():
@@ -175,6 +179,8 @@ def fetch(
 
 
 def _collect(source: MetricSource, result: list, fetched: Fetched, seen_series: set) -> None:
+    # GPU time is kept as GPU-seconds; a source whose query returns GPU-hours is scaled.
+    scale = SECONDS_PER_HOUR if source.measure == Measure.GPU_HOURS else ONE
     for series in result:
         labels = series.get("metric", {})
         namespace = labels.get(source.namespace_label, "")
@@ -182,7 +188,7 @@ def _collect(source: MetricSource, result: list, fetched: Fetched, seen_series: 
         seen_series.add((namespace, gpu_model))
         for timestamp, raw in series.get("values", []):
             hour_start = dt.datetime.fromtimestamp(float(timestamp), dt.UTC) - windows.HOUR
-            value, refusal = _quantity(raw)
+            value, refusal = _quantity(raw, scale)
             if value is None:
                 fetched.refuse(refusal, namespace, gpu_model, hour_start)
                 continue

@@ -1,6 +1,8 @@
 """The metering ledger: where GPU usage is read from (MetricSource), each pull
 (MeteringRun) and the hourly rows it wrote (UsageRecord)."""
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -8,7 +10,7 @@ from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from departments.models import Department, GpuClass, TimestampedModel
-from metering import promql
+from metering import promql, quantities
 
 label_name_validator = RegexValidator(
     promql.LABEL_NAME_RE, "A Prometheus label name: letters, digits and underscores."
@@ -16,8 +18,15 @@ label_name_validator = RegexValidator(
 
 
 class Measure(models.TextChoices):
+    """What a source's query returns per namespace, GPU model and hour. GPU time is kept
+    in the ledger as GPU-seconds whichever of the two a query returns."""
+
+    GPU_SECONDS = "gpu_seconds", "GPU-seconds"
     GPU_HOURS = "gpu_hours", "GPU-hours"
     LATENCY_P95_MS = "latency_p95_ms", "p95 latency (ms)"
+
+
+GPU_TIME_MEASURES = (Measure.GPU_SECONDS, Measure.GPU_HOURS)
 
 
 def validate_label_filters(value) -> None:
@@ -35,7 +44,12 @@ class MetricSource(TimestampedModel):
 
     name = models.SlugField(max_length=60, unique=True)
     description = models.TextField(blank=True)
-    measure = models.CharField(max_length=20, choices=Measure.choices, default=Measure.GPU_HOURS)
+    measure = models.CharField(
+        max_length=20,
+        choices=Measure.choices,
+        default=Measure.GPU_SECONDS,
+        help_text="What the query returns per hour; GPU time is kept as GPU-seconds either way.",
+    )
     query_template = models.TextField(
         help_text="PromQL evaluated at the end of each UTC hour, returning that hour's value per "
         "namespace and GPU model. Placeholders: {{filters}} (the label filters below, escaped), "
@@ -95,9 +109,9 @@ class MetricSource(TimestampedModel):
                 violation_error_message="Another source already bills; untick it there first.",
             ),
             models.CheckConstraint(
-                condition=Q(is_billing=False) | Q(measure=Measure.GPU_HOURS),
-                name="billing_source_measures_gpu_hours",
-                violation_error_message="Only a GPU-hours source can bill.",
+                condition=Q(is_billing=False) | Q(measure__in=GPU_TIME_MEASURES),
+                name="billing_source_measures_gpu_time",
+                violation_error_message="Only a source of GPU time can bill.",
             ),
             models.CheckConstraint(
                 condition=Q(measure__in=Measure.values), name="metric_source_measure_valid"
@@ -113,6 +127,10 @@ class MetricSource(TimestampedModel):
             self.query()
         except ValueError as exc:
             raise ValidationError({"query_template": str(exc)}) from exc
+
+    @property
+    def measures_gpu_time(self) -> bool:
+        return self.measure in GPU_TIME_MEASURES
 
     def query(self) -> str:
         """The PromQL this source sends."""
@@ -201,7 +219,8 @@ class UsageRecord(models.Model):
     quantity = models.DecimalField(
         max_digits=18,
         decimal_places=6,
-        help_text="GPU-hours, or milliseconds for a latency source.",
+        help_text="GPU-seconds (exact: sums of them are exact), or milliseconds for a "
+        "latency source.",
     )
     run = models.ForeignKey(MeteringRun, on_delete=models.PROTECT, related_name="records")
 
@@ -223,3 +242,8 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.namespace} {self.gpu_model} {self.hour_start:%Y-%m-%d %H:00}"
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        """The row's GPU-seconds as GPU-hours, rounded to what pages show."""
+        return quantities.gpu_hours_shown(self.quantity)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from departments.models import Department, GpuClass, MembershipRole, Quota
 from departments.selectors import department_roles_for_user
-from metering import windows
+from metering import quantities, windows
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
 from portal import roles
 
@@ -82,7 +82,8 @@ def usage_summary(
     gpu_class: GpuClass | None = None,
 ) -> list[dict]:
     """``source``'s figures in ``[start, end)`` per period, department and GPU class:
-    GPU-hours summed, or for a latency source the worst hourly p95 of the period.
+    GPU time summed (``gpu_seconds`` exact, ``quantity`` in GPU-hours), or for a latency
+    source the worst hourly p95 of the period (``quantity``, in ms).
 
     Rows without a department are *Unallocated*, rows without a class *Unknown model*;
     both are returned, never dropped. Periods are the portal's days and months.
@@ -112,6 +113,7 @@ def usage_summary(
         .annotate(quantity=aggregate("quantity"))
         .order_by("period", "department__name", "gpu_class__name")
     )
+    gpu_time = source.measures_gpu_time
     return [
         {
             "period_start": row["period"],
@@ -120,8 +122,10 @@ def usage_summary(
             "department_name": row["department__name"] or UNALLOCATED,
             "gpu_class": row["gpu_class__slug"],
             "gpu_class_name": row["gpu_class__name"] or UNKNOWN_MODEL,
-            "quantity": row["quantity"],
-            "unit": source.measure,
+            # GPU time in GPU-hours (unrounded; shown to 0.01) beside its exact GPU-seconds.
+            "quantity": quantities.gpu_hours(row["quantity"]) if gpu_time else row["quantity"],
+            "gpu_seconds": row["quantity"] if gpu_time else None,
+            "unit": Measure.GPU_HOURS if gpu_time else source.measure,
         }
         for row in rows
     ]
@@ -141,7 +145,7 @@ def gpu_hours_used(
     )
     if gpu_class is not None:
         records = records.filter(gpu_class=gpu_class)
-    return records.aggregate(total=Coalesce(Sum("quantity"), ZERO))["total"]
+    return quantities.gpu_hours(records.aggregate(total=Coalesce(Sum("quantity"), ZERO))["total"])
 
 
 def quota_metered_gpu_hours(*, quota: Quota, at: dt.datetime | None = None) -> Decimal:

@@ -1,6 +1,35 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
+from metering import quantities
 from metering.models import Measure
+
+
+class GpuSecondsField(serializers.DecimalField):
+    """Exact GPU-seconds as a decimal string without trailing zeros: "3600", "59.5"."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", None)
+        kwargs.setdefault("decimal_places", 6)
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> str:
+        return f"{Decimal(value).normalize():f}"
+
+
+class GpuHoursField(serializers.DecimalField):
+    """GPU-seconds (its source) shown as GPU-hours to 0.01: "758.95"."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", None)
+        kwargs.setdefault("decimal_places", 2)
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def to_representation(self, value) -> str:
+        return quantities.gpu_hours_text(value)
 
 
 class UsageRowSerializer(serializers.Serializer):
@@ -21,9 +50,12 @@ class UsageRowSerializer(serializers.Serializer):
     gpu_class_name = serializers.CharField(help_text="“Unknown model” when gpu_class is null.")
     quantity = serializers.DecimalField(
         max_digits=None,
-        decimal_places=6,
+        decimal_places=2,
         coerce_to_string=True,
-        help_text="GPU-hours summed over the period, or for a latency source the worst "
-        "hourly p95 in milliseconds.",
+        help_text="GPU-hours summed over the period, shown to 0.01 (gpu_seconds is exact), "
+        "or for a latency source the worst hourly p95 in milliseconds.",
+    )
+    gpu_seconds = GpuSecondsField(
+        allow_null=True, help_text="The exact GPU-seconds; null for a latency source."
     )
     unit = serializers.ChoiceField(choices=Measure.choices, help_text="What quantity measures.")

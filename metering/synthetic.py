@@ -31,6 +31,7 @@ __all__ = [
     "LatencyProfile",
     "Pod",
     "expected_gpu_hours_by_hour",
+    "expected_gpu_seconds_by_hour",
     "node_for_gpu_model",
     "write_openmetrics",
 ]
@@ -52,6 +53,10 @@ class Pod:
     end: datetime  # exclusive
     node: str = ""  # "" -> node_for_gpu_model(gpu_model)
     utilisation_pct: float = 50.0
+    # None: sampled from the pod's start, so the first sample sees it at once. A number:
+    # sampled on the scrape grid ``phase + k * step_s`` (seconds since the epoch), as a
+    # real scrape sees it: the start and the end show up to one scrape interval late.
+    scrape_phase_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,24 @@ def expected_gpu_hours_by_hour(
     sum is exact (integer microseconds) and quantized once to 6 decimal places; hours a
     pod does not touch are absent.
     """
+    us_per_hour = Decimal(3_600_000_000)
+    return {
+        key: (Decimal(value) / us_per_hour).quantize(Decimal("0.000001"))
+        for key, value in _gpu_microseconds_by_hour(pods).items()
+    }
+
+
+def expected_gpu_seconds_by_hour(
+    pods: Iterable[Pod],
+) -> dict[tuple[str, str, datetime], Decimal]:
+    """GPU-seconds per (namespace, gpu_model, UTC hour start), exact (to the microsecond):
+    the unit the ledger keeps."""
+    return {
+        key: Decimal(value).scaleb(-6) for key, value in _gpu_microseconds_by_hour(pods).items()
+    }
+
+
+def _gpu_microseconds_by_hour(pods: Iterable[Pod]) -> dict[tuple[str, str, datetime], int]:
     gpu_us: dict[tuple[str, str, datetime], int] = defaultdict(int)
     for pod in pods:
         start = _utc(pod.start)
@@ -155,12 +178,7 @@ def expected_gpu_hours_by_hour(
                 inside // timedelta(microseconds=1)
             )
             hour_start = hour_end
-    us_per_hour = Decimal(3_600_000_000)
-    return {
-        key: (Decimal(value) / us_per_hour).quantize(Decimal("0.000001"))
-        for key, value in gpu_us.items()
-        if value
-    }
+    return {key: value for key, value in gpu_us.items() if value}
 
 
 # --- series writers: one metric family each, so families are never interleaved ----------
@@ -191,6 +209,15 @@ def _write_node_labels(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: in
     return samples
 
 
+def _seen_ms(pod: Pod, at: datetime, step_ms: int) -> int:
+    """The first sample instant at or after ``at``: on the pod's scrape grid, if it has one."""
+    at_ms = _ms(at)
+    if pod.scrape_phase_s is None:
+        return at_ms
+    phase_ms = round(pod.scrape_phase_s * 1000) % step_ms
+    return phase_ms + -(-(at_ms - phase_ms) // step_ms) * step_ms
+
+
 def _write_requests(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: int) -> int:
     out.write("# TYPE kube_pod_container_resource_requests gauge\n")
     samples = 0
@@ -204,8 +231,10 @@ def _write_requests(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: int) 
             unit="integer",
         )
         prefix = f"kube_pod_container_resource_requests{labels} {pod.gpus} "
-        stop = _ms(pod.end) + linger_ms + 1
-        samples += _write_constant(out, prefix, _grid(_ms(pod.start), stop, step_ms))
+        stop = _seen_ms(pod, pod.end, step_ms) + linger_ms + 1
+        samples += _write_constant(
+            out, prefix, _grid(_seen_ms(pod, pod.start, step_ms), stop, step_ms)
+        )
     return samples
 
 
@@ -214,9 +243,9 @@ def _write_phase(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: int) -> 
     samples = 0
     for pod in pods:
         labels = _labels(namespace=pod.namespace, pod=pod.name, phase="Running")
-        end = _ms(pod.end)
+        start, end = _seen_ms(pod, pod.start, step_ms), _seen_ms(pod, pod.end, step_ms)
         samples += _write_constant(
-            out, f"kube_pod_status_phase{labels} 1 ", _grid(_ms(pod.start), end, step_ms)
+            out, f"kube_pod_status_phase{labels} 1 ", _grid(start, end, step_ms)
         )
         # The first 0 is exactly at the end, so anything joined on phase == 1 stops there
         # rather than up to one step later.
@@ -247,7 +276,7 @@ def _write_gpu_util(out: TextIO, pods: list[Pod], step_ms: int) -> int:
             samples += _write_constant(
                 out,
                 f"DCGM_FI_DEV_GPU_UTIL{labels} {value} ",
-                _grid(_ms(pod.start), _ms(pod.end), step_ms),
+                _grid(_seen_ms(pod, pod.start, step_ms), _seen_ms(pod, pod.end, step_ms), step_ms),
             )
     return samples
 

@@ -46,6 +46,32 @@ def require_service(name: str, available: bool, hint: str) -> None:
     pytest.skip(message)
 
 
+# The data migrations that install and update the built-in metric sources, in order: a
+# transactional test's flush empties what they made, and a test that needs the sources
+# back runs them again (each is idempotent) on the migration state's models.
+BUILTIN_SOURCE_MIGRATIONS = [
+    ("metering.migrations.0002_builtin_sources_and_roles", "install"),
+    ("metering.migrations.0004_ledger_in_gpu_seconds", "to_seconds"),
+    ("metering.migrations.0005_samples_at_the_end_of_each_minute", "at_the_end"),
+]
+
+
+def builtin_sources_install() -> None:
+    """Install the built-in metric sources as the migrations leave them: each data
+    migration runs on the models as they were at that migration (a field's default then
+    is not today's)."""
+    import importlib
+
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connection)
+    with connection.schema_editor() as editor:
+        for module, function in BUILTIN_SOURCE_MIGRATIONS:
+            app, _, name = module.split(".")
+            state_apps = loader.project_state((app, name)).apps
+            getattr(importlib.import_module(module), function)(state_apps, editor)
+
+
 def require_prometheus() -> None:
     """The distribution's ``prometheus`` and ``promtool`` are installed (CI installs them)."""
     from metering import local_prometheus

@@ -20,6 +20,7 @@ from departments.models import (
 )
 from jobs.models import GenerationJob, JobKind
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
+from metering.quantities import gpu_seconds
 
 PASSWORD = "correct horse battery staple"
 
@@ -126,7 +127,7 @@ def _hour_now() -> dt.datetime:
 
 
 class MetricSourceFactory(factory.django.DjangoModelFactory):
-    """A GPU-hours source. ``MetricSourceFactory(name="allocation")`` returns the built-in
+    """A GPU-seconds source. ``MetricSourceFactory(name="allocation")`` returns the built-in
     billing source that the metering migration installs."""
 
     class Meta:
@@ -134,10 +135,10 @@ class MetricSourceFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("name",)
 
     name = factory.Sequence(lambda n: f"source-{n}")
-    measure = Measure.GPU_HOURS
+    measure = Measure.GPU_SECONDS
     query_template = (
         "sum by ({{namespace_label}}, {{model_label}}) "
-        "(increase(gpu_seconds_total{{{filters}}}[1h])) / 3600"
+        "(increase(gpu_seconds_total{{{filters}}}[1h]))"
     )
     namespace_label = "namespace"
     model_label = "gpu_model"
@@ -163,6 +164,9 @@ class UsageRecordFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = UsageRecord
 
+    class Params:
+        gpu_hours = Decimal("1")
+
     source = factory.SubFactory(MetricSourceFactory, name="allocation")
     department = None
     gpu_class = None
@@ -173,7 +177,9 @@ class UsageRecordFactory(factory.django.DjangoModelFactory):
         lambda r: f"NVIDIA {r.gpu_class.name}" if r.gpu_class else "Mystery GPU"
     )
     hour_start = factory.LazyFunction(lambda: _hour_now() - dt.timedelta(hours=1))
-    quantity = Decimal("1")
+    # The ledger keeps GPU-seconds: give ``gpu_hours`` (1 by default), or ``quantity`` as
+    # stored (GPU-seconds, or milliseconds for a latency source).
+    quantity = factory.LazyAttribute(lambda r: gpu_seconds(r.gpu_hours))
     run = factory.SubFactory(
         MeteringRunFactory,
         source=factory.SelfAttribute("..source"),

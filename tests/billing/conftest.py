@@ -27,7 +27,7 @@ class Ledger:
             department=department,
             gpu_class=gpu_class,
             hour_start=at,
-            quantity=Decimal(str(gpu_hours)),
+            gpu_hours=Decimal(str(gpu_hours)),
             **({"namespace": namespace} if namespace else {}),
         )
 

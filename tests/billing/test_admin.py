@@ -371,4 +371,4 @@ def test_every_billing_page_opens_for_finance_and_it(world, client, a100_card, l
     for url in pages:
         assert client.get(url).status_code == 200, url
     statement_page = client.get(reverse("admin:billing_statement_change", args=[march.pk]))
-    assert "2 GPU-hours of A100 × 2.00 EUR" in statement_page.content.decode()
+    assert "2.00 GPU-hours of A100 × 2.00 EUR" in statement_page.content.decode()

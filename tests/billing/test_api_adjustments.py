@@ -49,7 +49,7 @@ def test_a_correction_lands_on_the_next_open_statement_and_changes_its_total(
         "correction",
         "-1.50",
         "EUR",
-        "0.750000",
+        "0.75",
     )
     assert body["created_by"] == "fiona"
     carried = client_as(api_client, world, "manager").get(f"/api/v1/statements/{april.pk}/")

@@ -56,7 +56,7 @@ def test_finance_sees_every_department_unallocated_and_the_fleet(world, api_clie
     marketing = body["rows"][0]
     assert (marketing["statement"], marketing["status"]) == (march.marketing.pk, "draft")
     assert marketing["spend_by_gpu_class"] == {"A100": "3.00", "T4": "2.00"}
-    assert (marketing["gpu_hours"], marketing["currency"]) == ("3.500000", "EUR")
+    assert (marketing["gpu_hours"], marketing["currency"]) == ("3.50", "EUR")
     assert (marketing["budget_gpu_hours"], marketing["budget_used"]) == ("10.000", "0.3500")
     assert marketing["queue_wait"] == [
         {"tier": "batch", "p95": 120.0, "target": 3600.0, "unit": "s", "met": True}

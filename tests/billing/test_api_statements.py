@@ -79,10 +79,10 @@ def test_a_statement_shows_each_line_with_how_it_was_derived(world, api_client, 
         )
         for line in body["lines"]
     ] == [
-        ("usage", "a100", march.a100_card.pk, "1.500000", "2.00", "3.00", "3.00", "EUR"),
-        ("usage", "t4", march.t4_card.pk, "2.000000", "1.00", "2.00", "2.00", "EUR"),
+        ("usage", "a100", march.a100_card.pk, "1.50", "2.00", "3.00", "3.00", "EUR"),
+        ("usage", "t4", march.t4_card.pk, "2.00", "1.00", "2.00", "2.00", "EUR"),
     ]
-    assert body["lines"][0]["description"] == "1.5 GPU-hours of A100 × 2.00 EUR"
+    assert body["lines"][0]["description"] == "1.50 GPU-hours of A100 × 2.00 EUR"
     assert body["lines"][0]["department_multiplier"] == "1.000"
     assert body["adjustments_applied"] == []
 
@@ -117,7 +117,7 @@ def test_the_list_filters_by_period_department_and_status(world, api_client, mar
         for s in _get(api_client, world, "finance", URL, period="2026-03").json()["results"]
         if s["department"] == "training"
     )
-    assert (row["total"], row["gpu_hours"], row["currency"]) == ("0.50", "0.250000", "EUR")
+    assert (row["total"], row["gpu_hours"], row["currency"]) == ("0.50", "0.25", "EUR")
 
 
 def test_a_malformed_period_is_refused_with_the_month_parser_words(world, api_client, march):
@@ -146,7 +146,7 @@ def test_reading_a_draft_shows_usage_metered_since_the_last_refresh(world, api_c
         department=world.marketing,
         gpu_class=world.a100,
         hour_start=hour(9, 10),
-        quantity=Decimal("1"),
+        gpu_hours=Decimal("1"),
     )
     assert _get(api_client, world, "manager", url).json()["total"] == "7.00"
 

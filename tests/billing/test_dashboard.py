@@ -59,11 +59,13 @@ def by_name(traces: list[dict]) -> dict[str, dict]:
 
 
 def usage(month, department, gpu_class, gpu_hours, *, source=None, namespace=None, day=2):
+    """A ledger row: ``gpu_hours`` of GPU time, or milliseconds for a latency source."""
+    latency = source is not None and not source.measures_gpu_time
     return UsageRecordFactory(
         department=department,
         gpu_class=gpu_class,
         hour_start=at(month, day),
-        quantity=Decimal(gpu_hours),
+        **({"quantity": Decimal(gpu_hours)} if latency else {"gpu_hours": Decimal(gpu_hours)}),
         **({"source": source} if source else {}),
         **({"namespace": namespace} if namespace else {}),
     )

@@ -36,7 +36,7 @@ def finalized(postgres, ledger):
         "UPDATE billing_statementline SET amount = 0 WHERE statement_id = %(statement)s",
         "DELETE FROM billing_statementline WHERE statement_id = %(statement)s",
         "INSERT INTO billing_statementline (period_id, statement_id, kind, namespace, tier, "
-        "gpu_hours, off_peak_multiplier, department_multiplier, list_amount, amount, "
+        "gpu_seconds, off_peak_multiplier, department_multiplier, list_amount, amount, "
         "description, position) SELECT period_id, id, 'adjustment', '', '', 0, 1, 1, 5, 5, "
         "'sneaked in', 99 FROM billing_statement WHERE id = %(statement)s",
     ],

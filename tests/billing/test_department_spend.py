@@ -33,13 +33,13 @@ def spend(world):
     noon = month_start + dt.timedelta(hours=12)
     for department, hours in [(world.marketing, "2"), (world.training, "1")]:
         UsageRecordFactory(
-            department=department, gpu_class=world.a100, hour_start=noon, quantity=Decimal(hours)
+            department=department, gpu_class=world.a100, hour_start=noon, gpu_hours=Decimal(hours)
         )
     UsageRecordFactory(
         department=world.marketing,
         gpu_class=world.a100,
         hour_start=dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC),
-        quantity=Decimal("1"),
+        gpu_hours=Decimal("1"),
     )
     services.period_refresh(month=MARCH)
     march = Statement.objects.get(period__month=MARCH, department=world.marketing)
@@ -84,7 +84,7 @@ def test_this_months_total_is_refreshed_from_the_ledger(world, client, spend):
         department=world.marketing,
         gpu_class=world.a100,
         hour_start=month_start + dt.timedelta(hours=13),
-        quantity=Decimal("1"),
+        gpu_hours=Decimal("1"),
     )
     assert "<strong>3,600.00 EUR</strong>" in text(client.get(URL))
 

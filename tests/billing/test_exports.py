@@ -81,10 +81,10 @@ def test_a_statement_as_csv_has_its_lines_as_rows(world, api_client, march):
     rows = _csv_rows(response)
     assert 'filename="statement-marketing-2026-03.csv"' in response["Content-Disposition"]
     assert [(r["gpu_class"], r["gpu_hours"], r["unit_price"], r["amount"]) for r in rows] == [
-        ("a100", "1.500000", "2.00", "3.00"),
-        ("t4", "2.000000", "1.00", "2.00"),
+        ("a100", "1.50", "2.00", "3.00"),
+        ("t4", "2.00", "1.00", "2.00"),
     ]
-    assert rows[0]["description"] == "1.5 GPU-hours of A100 × 2.00 EUR"
+    assert rows[0]["description"] == "1.50 GPU-hours of A100 × 2.00 EUR"
     # Each row says whose month it is, so the file needs no name to be read.
     assert list(rows[0])[:5] == ["statement", "period", "department", "cost_centre", "status"]
     assert {(r["statement"], r["period"], r["department"], r["status"]) for r in rows} == {
@@ -167,7 +167,7 @@ def test_a_draft_statement_pdf_names_the_department_its_lines_and_total(world, a
         world.marketing.cost_centre,
         "March 2026",
         "DRAFT",
-        "1.5 GPU-hours of A100 \xd7 2.00 EUR",
+        "1.50 GPU-hours of A100 \xd7 2.00 EUR",
         f"(rate card #{march.a100_card.pk})",
         "3.00 EUR",
         "2.00 EUR",

@@ -32,7 +32,7 @@ def _as_stored(statement: Statement) -> tuple:
     lines = list(
         StatementLine.objects.filter(statement=statement)
         .order_by("pk")
-        .values_list("pk", "kind", "gpu_hours", "unit_price", "amount", "description")
+        .values_list("pk", "kind", "gpu_seconds", "unit_price", "amount", "description")
     )
     return stored.status, stored.total, stored.gpu_hours, stored.finalized_at, lines
 

@@ -49,7 +49,7 @@ def _as_stored(statement: Statement) -> tuple:
     lines = list(
         StatementLine.objects.filter(statement=statement)
         .order_by("pk")
-        .values_list("pk", "gpu_hours", "unit_price", "amount")
+        .values_list("pk", "gpu_seconds", "unit_price", "amount")
     )
     return stored.status, stored.total, stored.gpu_hours, lines
 
@@ -74,7 +74,7 @@ def test_late_usage_becomes_an_adjustment_on_the_next_open_statement(
     )
     assert (adjustment.gpu_hours, adjustment.amount) == (Decimal("0.5"), Decimal("1.00"))
     assert adjustment.created_by is None
-    assert "0.5 GPU-hours metered after the statement was finalized" in adjustment.reason
+    assert "0.50 GPU-hours metered after the statement was finalized" in adjustment.reason
     # April (refreshed once the adjustment committed) carries it as a line.
     assert april.status == StatementStatus.DRAFT
     (line,) = april.lines.filter(kind=LineKind.ADJUSTMENT)
@@ -100,7 +100,7 @@ def test_a_second_refresh_makes_no_second_adjustment(fleet, march, ledger):
     ledger.add(at=hour(21, 10), gpu_hours="0.25", department=marketing, gpu_class=a100)
     services.period_refresh(month=MARCH)
     services.period_refresh(month=MARCH, force=True)
-    assert sorted(Adjustment.objects.values_list("gpu_hours", "amount")) == [
+    assert sorted((a.gpu_hours, a.amount) for a in Adjustment.objects.all()) == [
         (Decimal("0.25"), Decimal("0.50")),
         (Decimal("0.5"), Decimal("1.00")),
     ]

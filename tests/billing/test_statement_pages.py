@@ -57,13 +57,13 @@ def test_the_page_shows_each_line_with_its_derivation_and_the_total(world, clien
     assert (peak.amount, off_peak.amount) == (Decimal("1.60"), Decimal("1.92"))
     # Peak: 1 GPU-hour × 2.00 × 1 × 0.8 = 1.60 (list 2.00).
     assert (
-        f'{peak.description}</td> <td>A100</td> <td class="num">1</td> '
+        f'{peak.description}</td> <td>A100</td> <td class="num">1.00</td> '
         '<td class="num">2.00</td> <td class="num">1</td> <td class="num">0.8</td> '
         f'<td class="num">{NO_SHARE}</td> <td class="num">2.00</td> <td class="num">1.60</td>'
     ) in page
     # Off-peak: 2 GPU-hours × 2.00 × 0.6 × 0.8 = 1.92 (list 2.40).
     assert (
-        f'{off_peak.description}</td> <td>A100</td> <td class="num">2</td> '
+        f'{off_peak.description}</td> <td>A100</td> <td class="num">2.00</td> '
         '<td class="num">2.00</td> <td class="num">0.6</td> <td class="num">0.8</td> '
         f'<td class="num">{NO_SHARE}</td> <td class="num">2.40</td> <td class="num">1.92</td>'
     ) in page
@@ -248,7 +248,7 @@ def test_a_share_of_idle_capacity_shows_the_share_it_was_split_by(world, client,
     page = text(client_as(client, world, "manager").get(url(statement)))
     amount = f"{idle.amount:,.2f}"
     assert re.search(
-        rf"Share of idle capacity: 3 of 4 GPU-hours used of the fleet \(75.00 %\)</td>"
+        rf"Share of idle capacity: 3.00 of 4.00 GPU-hours used of the fleet \(75.00 %\)</td>"
         rf'.*?<td class="num">0.75</td> <td class="num">{amount}</td> '
         rf'<td class="num">{amount}</td>',
         page,

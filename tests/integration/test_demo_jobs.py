@@ -115,7 +115,7 @@ def _ledger_gpu_hours(database: Path, namespace: str) -> float:
     with sqlite3.connect(database) as db:
         (hours,) = db.execute(
             """
-            select coalesce(sum(u.quantity), 0)
+            select coalesce(sum(u.quantity), 0) / 3600.0
             from metering_usagerecord u
             join metering_metricsource s on s.id = u.source_id
             where s.name = 'jobs' and u.namespace = ?

@@ -212,14 +212,14 @@ def test_an_outage_longer_than_the_repull_is_backfilled_to_the_exact_totals(
     assert gaps(source=allocation, start=first_hour, end=h.at(LAST_PULL)) == [(h.at(10), h.at(11))]
     hour_10 = {k: v for k, v in ledger(allocation).items() if k[2] == h.at(10)}
     assert hour_10 == {k: v for k, v in kept.items() if k[2] == h.at(10)}
-    assert hour_10[("dept-marketing", "Tesla-T4", h.at(10))] == Decimal("0.166667")  # 10 of 15 min
+    assert hour_10[("dept-marketing", "Tesla-T4", h.at(10))] == 10 * 60  # GPU-seconds: 10 of 15 min
 
     filled = _backfill_as_scheduled(clock, settings, first_hour, h)
 
     assert [(r.window_start, r.window_end, r.trigger, r.status) for r in filled] == [
         (h.at(10), h.at(11), MeteringRun.Trigger.GAP, MeteringRun.Status.SUCCEEDED)
     ]
-    assert ledger(allocation)[("dept-marketing", "Tesla-T4", h.at(10))] == Decimal("0.250000")
+    assert ledger(allocation)[("dept-marketing", "Tesla-T4", h.at(10))] == 15 * 60
     _assert_exact(allocation, healthy, first_hour, h)
 
 
@@ -233,7 +233,7 @@ def test_an_outage_shorter_than_the_repull_is_refilled_by_the_next_scheduled_pul
     )
     # The 12:00 pull took 09:00 to 13:00 again: nothing is left for the backfill.
     assert gaps(source=allocation, start=first_hour, end=h.at(LAST_PULL)) == []
-    assert ledger(allocation)[("dept-marketing", "Tesla-T4", h.at(10))] == Decimal("0.250000")
+    assert ledger(allocation)[("dept-marketing", "Tesla-T4", h.at(10))] == 15 * 60
 
     assert _backfill_as_scheduled(clock, settings, first_hour, h) == []
     _assert_exact(allocation, healthy, first_hour, h)

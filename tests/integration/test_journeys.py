@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from portal.demo import DEMO_PASSWORD
-from tests.conftest import require_service
+from tests.conftest import builtin_sources_install, require_service
 from tests.integration.conftest import (
     broker_queues_delete,
     celery_worker,
@@ -71,7 +71,7 @@ def _chromium_or_fail() -> None:
 def _restore_migration_data() -> None:
     """The groups with their permissions and the built-in metric sources come from data
     migrations, which an earlier transactional test's flush may have emptied: run them
-    again (each is idempotent) on the migration state's models."""
+    again (each is idempotent)."""
     import importlib
 
     from django.db import connection
@@ -82,10 +82,10 @@ def _restore_migration_data() -> None:
         for module, function in [
             ("departments.migrations.0002_roles", "grant"),
             ("jobs.migrations.0002_roles", "grant"),
-            ("metering.migrations.0002_builtin_sources_and_roles", "install"),
             ("billing.migrations.0002_roles", "grant"),
         ]:
             getattr(importlib.import_module(module), function)(state_apps, editor)
+    builtin_sources_install()
 
 
 def _seed() -> None:
@@ -145,7 +145,7 @@ def _ledger_last_month(month: dt.date) -> None:
             hour_start=start + dt.timedelta(hours=hour),
             department=department,
             gpu_class=t4,
-            quantity=LEDGER_GPUS,
+            quantity=LEDGER_GPUS * 3600,  # GPU-seconds
             run=run,
         )
         for hour in range(LEDGER_HOURS)

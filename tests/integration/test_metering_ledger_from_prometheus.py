@@ -10,6 +10,7 @@ import pytest
 
 from metering import services
 from metering.models import MeteringRun, MetricSource, UsageRecord
+from metering.quantities import gpu_hours
 from metering.synthetic import expected_gpu_hours_by_hour
 from tests.integration.conftest import A100, MI300, T4
 
@@ -19,8 +20,9 @@ ONE_MINUTE = Decimal("0.016667")  # 1/60 GPU-hour, as the ledger rounds it
 
 
 def ledger(source: MetricSource) -> dict:
+    """The source's rows in GPU-hours (the ledger keeps exact GPU-seconds)."""
     return {
-        (r.namespace, r.gpu_model, r.hour_start): r.quantity
+        (r.namespace, r.gpu_model, r.hour_start): gpu_hours(r.quantity)
         for r in UsageRecord.objects.filter(source=source)
         if r.quantity
     }
@@ -60,7 +62,7 @@ def test_a_pod_with_two_gpus_for_twenty_minutes_is_two_thirds_of_a_gpu_hour(
         gpu_model=A100,
         hour_start=prometheus_history.at(10),
     )
-    assert record.quantity == Decimal("0.666667")
+    assert record.quantity == 2 * 20 * 60  # GPU-seconds, exact: 0.667 GPU-hours
 
 
 def test_every_hour_matches_the_pods_to_within_a_minute_per_pod(pulled, prometheus_history):
@@ -69,9 +71,9 @@ def test_every_hour_matches_the_pods_to_within_a_minute_per_pod(pulled, promethe
     pods_in = gpus_by_hour(prometheus_history.pods)
     actual = ledger(source)
     assert set(actual) == set(expected)
-    for key, gpu_hours in expected.items():
+    for key, hours in expected.items():
         # Off by at most one minute of each GPU of each pod in the hour.
-        assert abs(actual[key] - gpu_hours) <= pods_in[key] * ONE_MINUTE, key
+        assert abs(actual[key] - hours) <= pods_in[key] * ONE_MINUTE, key
 
 
 def test_whole_pod_totals_match_to_within_a_minute(pulled, prometheus_history):
@@ -131,7 +133,7 @@ def test_the_device_source_reads_the_namespace_from_exported_namespace(
     quoted = UsageRecord.objects.get(
         source=source, namespace='weird"ns', hour_start=prometheus_history.at(20)
     )
-    assert (quoted.quantity, quoted.department) == (Decimal("1.000000"), None)
+    assert (quoted.quantity, quoted.department) == (3600, None)
 
 
 def test_utilisation_is_busy_gpu_hours(world, settings, prometheus_history):
@@ -140,7 +142,7 @@ def test_utilisation_is_busy_gpu_hours(world, settings, prometheus_history):
     services.usage_pull(source=source, start=prometheus_history.at(8), end=prometheus_history.at(9))
     # 4 A100s at 50 % for the whole hour: 2 busy GPU-hours.
     record = UsageRecord.objects.get(source=source, namespace="dept-training", gpu_model=A100)
-    assert record.quantity == Decimal("2.000000")
+    assert record.quantity == 2 * 3600
 
 
 def test_a_label_filter_with_a_quote_is_escaped_into_the_query(world, settings, prometheus_history):
@@ -169,8 +171,8 @@ def test_the_jobs_counter_survives_a_worker_restart(world, settings, prometheus_
     assert sorted(hours) == [prometheus_history.at(h) for h in (9, 10, 11, 12)]
     # One GPU busy the whole time: one GPU-hour per hour. The hour with the restart loses
     # only the 15 s the counter could not see, instead of going negative or doubling.
-    for hour, gpu_hours in hours.items():
-        assert Decimal("0.98") <= gpu_hours <= Decimal("1.02"), hour
+    for hour, gpu_seconds in hours.items():
+        assert 0.98 * 3600 <= gpu_seconds <= 1.02 * 3600, hour
     record = UsageRecord.objects.filter(source=source).first()
     assert (record.department, record.gpu_class) == (world.marketing, world.t4)
 

@@ -61,7 +61,7 @@ def test_an_hour_whose_series_vanished_goes_to_zero(allocation, prometheus_histo
         gpu_model="NVIDIA-H100",
         hour_start=h.at(3),
         department=world.marketing,
-        quantity=Decimal("5"),
+        quantity=Decimal(5 * 3600),
         run=stale_run,
     )
     outside = UsageRecord.objects.create(
@@ -69,14 +69,14 @@ def test_an_hour_whose_series_vanished_goes_to_zero(allocation, prometheus_histo
         namespace="dept-marketing",
         gpu_model="NVIDIA-H100",
         hour_start=h.at(5),
-        quantity=Decimal("5"),
+        quantity=Decimal(5 * 3600),
         run=stale_run,
     )
     run = services.usage_pull(source=allocation, start=h.at(2), end=h.at(5))
     ghost.refresh_from_db()
     outside.refresh_from_db()
     assert (ghost.quantity, ghost.run) == (Decimal("0"), run)
-    assert outside.quantity == Decimal("5")  # outside the window: untouched
+    assert outside.quantity == 5 * 3600  # outside the window: untouched
 
 
 def test_nan_infinite_and_negative_answers_are_refused_with_a_warning(
@@ -97,7 +97,7 @@ def test_nan_infinite_and_negative_answers_are_refused_with_a_warning(
     run = services.usage_pull(source=odd, start=h.at(0), end=h.at(3))
     assert run.status == MeteringRun.Status.SUCCEEDED
     assert set(UsageRecord.objects.filter(source=odd).values_list("namespace", "quantity")) == {
-        ("dept-marketing", Decimal("2.000000"))
+        ("dept-marketing", Decimal("2.000000"))  # the odd source measures GPU-seconds
     }
     assert sorted(run.warnings) == [
         "3 NaN value(s) refused for namespace 'nan-ns', model '', first in the hour from "
@@ -203,7 +203,7 @@ def test_the_scheduled_pull_takes_the_last_hours_again_and_the_hour_in_progress(
     run = services.usage_pull_recent(source=allocation, now=h.at(12.5))
     assert (run.window_start, run.window_end, run.trigger) == (h.at(9), h.at(13), "schedule")
     assert run.status == MeteringRun.Status.SUCCEEDED
-    assert ledger(allocation)[("dept-marketing", "Tesla-T4", h.at(12))] == Decimal("0.250000")
+    assert ledger(allocation)[("dept-marketing", "Tesla-T4", h.at(12))] == 15 * 60
 
 
 def test_pull_usage_backfills_by_hand_and_reports_what_it_wrote(allocation, prometheus_history):
@@ -272,7 +272,5 @@ def test_the_admin_action_re_pulls_a_run_window(
             follow=True,
         )
     assert "Queued 1 re-pull(s)" in response.content.decode()
-    assert ledger(allocation)[("dept-marketing", "NVIDIA-A100-SXM4-80GB", h.at(10))] == Decimal(
-        "0.666667"
-    )
+    assert ledger(allocation)[("dept-marketing", "NVIDIA-A100-SXM4-80GB", h.at(10))] == 2400
     assert allocation.runs.count() == 2

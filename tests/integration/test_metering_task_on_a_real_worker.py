@@ -1,18 +1,17 @@
 """A metering task (the admin's re-pull), sent over a real Redis broker, runs in a real
 Celery worker process that reads the real Prometheus and writes the ledger in PostgreSQL."""
 
-import importlib
 import time
 
 import pytest
 from django.db import connection
 
 from metering.models import MeteringRun, MetricSource, UsageRecord
+from tests.conftest import builtin_sources_install
 from tests.factories import DepartmentFactory, GpuClassFactory, NamespaceFactory
 from tests.integration.conftest import celery_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-BUILT_IN = importlib.import_module("metering.migrations.0002_builtin_sources_and_roles")
 
 
 def test_a_pull_sent_to_a_worker_fills_the_ledger(
@@ -23,9 +22,8 @@ def test_a_pull_sent_to_a_worker_fills_the_ledger(
     marketing = DepartmentFactory(slug="marketing")
     NamespaceFactory(name="dept-marketing", department=marketing)
     GpuClassFactory(slug="a100", model_regex=".*A100.*")
-    allocation, _ = MetricSource.objects.get_or_create(
-        name="allocation", defaults=BUILT_IN.SOURCES[0]
-    )
+    builtin_sources_install()
+    allocation = MetricSource.objects.get(name="allocation")
     database = connection.settings_dict
     database_url = (
         f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
@@ -61,5 +59,5 @@ def test_a_pull_sent_to_a_worker_fills_the_ledger(
         gpu_model="NVIDIA-A100-SXM4-80GB",
         hour_start=prometheus_history.at(10),
     )
-    assert str(marketing_a100.quantity) == "0.666667"
+    assert marketing_a100.quantity == 2400  # GPU-seconds: 2 GPUs for 20 minutes
     assert marketing_a100.department_id == marketing.pk

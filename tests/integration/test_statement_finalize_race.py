@@ -52,8 +52,8 @@ def _race(jobs: list) -> list:
 
 def _as_stored(statement_id: int) -> tuple:
     statement = Statement.objects.get(pk=statement_id)
-    lines = list(statement.lines.order_by("pk").values_list("pk", "kind", "gpu_hours", "amount"))
-    return statement.status, statement.total, statement.gpu_hours, statement.finalized_at, lines
+    lines = list(statement.lines.order_by("pk").values_list("pk", "kind", "gpu_seconds", "amount"))
+    return statement.status, statement.total, statement.gpu_seconds, statement.finalized_at, lines
 
 
 def test_one_finalization_wins_and_the_statement_never_changes_after(postgres):
@@ -103,10 +103,10 @@ def test_one_finalization_wins_and_the_statement_never_changes_after(postgres):
     assert outcomes[FINALIZERS:] == ["refreshed"] * REFRESHERS + ["written"] * WRITERS
 
     frozen = _as_stored(statement_id)
-    status, total, gpu_hours, _, lines = frozen
+    status, total, gpu_seconds, _, lines = frozen
     assert status == StatementStatus.FINALIZED
     assert total == sum((amount for *_, amount in lines), Decimal(0))
-    assert total == gpu_hours * 2  # every hour at 2.00, peak, no multiplier
+    assert total == gpu_seconds / 3600 * 2  # every hour at 2.00, peak, no multiplier
 
     # More refreshes, and more usage for the month: the statement stays as it was.
     ledger.add(at=hour(20, 10), gpu_hours="0.25", department=marketing, gpu_class=a100)
@@ -116,16 +116,15 @@ def test_one_finalization_wins_and_the_statement_never_changes_after(postgres):
 
     # What the ledger holds for marketing's March is charged exactly once: on the
     # statement, or as late usage after it.
-    ledger_hours = UsageRecord.objects.filter(
+    ledger_seconds = UsageRecord.objects.filter(
         department=marketing, hour_start__gte=hour(1, 0), hour_start__lt=hour(1, 0, month=4)
     ).aggregate(total=Sum("quantity"))["total"]
-    assert ledger_hours == Decimal("4.5") + WRITERS * ROWS_PER_WRITER * Decimal("0.5") + Decimal(
-        "0.25"
-    )
+    ledger_hours = Decimal("4.5") + WRITERS * ROWS_PER_WRITER * Decimal("0.5") + Decimal("0.25")
+    assert ledger_seconds == ledger_hours * 3600
     late = Adjustment.objects.filter(original_id=statement_id, kind=AdjustmentKind.LATE_USAGE)
-    late_hours = late.aggregate(total=Sum("gpu_hours"))["total"] or Decimal(0)
+    late_seconds = late.aggregate(total=Sum("gpu_seconds"))["total"] or Decimal(0)
     late_amount = late.aggregate(total=Sum("amount"))["total"] or Decimal(0)
-    assert gpu_hours + late_hours == ledger_hours
+    assert gpu_seconds + late_seconds == ledger_seconds
     assert total + late_amount == ledger_hours * 2
     assert late.exists()  # at least the last 0.25 GPU-hours came late
     assert {a.applied_to.period.month for a in late} == {dt.date(2026, 4, 1)}

@@ -14,6 +14,7 @@ from billing import services as billing
 from billing.models import LineKind, Statement, StatementLine
 from metering import services
 from metering.models import MeteringRun, MetricSource, UsageRecord
+from metering.quantities import gpu_hours
 from metering.selectors import month_bounds
 from tests import factories
 
@@ -46,7 +47,9 @@ def expected_amounts(world, source) -> dict:
         multiplier = (
             world.off_peak.price_multiplier if world.off_peak.contains(record.hour_start) else 1
         )
-        exact[record.department_id] += record.quantity * PRICES[record.gpu_class.slug] * multiplier
+        exact[record.department_id] += (
+            gpu_hours(record.quantity) * PRICES[record.gpu_class.slug] * multiplier
+        )
     return exact
 
 
@@ -64,11 +67,11 @@ def test_each_department_pays_its_pods_at_its_prices(priced, world):
         # Each line is rounded on its own: the total is within half a cent per line.
         assert abs(total - exact[department.pk]) <= Decimal("0.005") * lines.count()
         assert total > 0
-        hours = sum((s.gpu_hours for s in statements), Decimal(0))
-        ledger_hours = sum(
+        seconds = sum((s.gpu_seconds for s in statements), Decimal(0))
+        ledger_seconds = sum(
             r.quantity for r in UsageRecord.objects.filter(source=source, department=department)
         )
-        assert hours == ledger_hours
+        assert seconds == ledger_seconds
 
 
 def test_unowned_namespaces_are_unallocated_and_the_unknown_model_is_unpriced(priced, world):
@@ -83,7 +86,7 @@ def test_unowned_namespaces_are_unallocated_and_the_unknown_model_is_unpriced(pr
     )
     assert unknown.amount == 0
     assert unknown.gpu_hours == pytest.approx(Decimal(1), abs=Decimal("0.02"))
-    assert sum(p.unpriced_gpu_hours for p in periods) == unknown.gpu_hours
+    assert sum(p.unpriced_gpu_seconds for p in periods) == unknown.gpu_seconds
 
 
 def test_the_months_reconcile_to_the_cent(priced):
@@ -101,4 +104,4 @@ def test_the_months_reconcile_to_the_cent(priced):
         start, end = month_bounds(period.month)
         priced_until = min(end, period.computed_at)
         hours = Decimal(math.ceil((priced_until - start) / dt.timedelta(hours=1)))
-        assert period.capacity_gpu_hours == hours * (8 + 16)
+        assert period.capacity_gpu_seconds == hours * (8 + 16) * 3600

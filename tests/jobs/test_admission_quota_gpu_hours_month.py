@@ -25,7 +25,7 @@ def hour_long_kind(world):
 
 def metered(world, hours: str, at: dt.datetime):
     return factories.UsageRecordFactory(
-        department=world.marketing, gpu_class=world.t4, hour_start=at, quantity=Decimal(hours)
+        department=world.marketing, gpu_class=world.t4, hour_start=at, gpu_hours=Decimal(hours)
     )
 
 
@@ -75,7 +75,7 @@ def test_with_allocation_billing_a_finished_job_counts_all_month(world, hour_lon
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=NOON - 3 * HOUR,
-        quantity=Decimal("2"),
+        gpu_hours=Decimal("2"),
         run=run,
         source=run.source,
     )
@@ -103,7 +103,7 @@ def test_with_the_job_counter_billing_a_metered_job_is_not_counted_twice(
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=NOON - 2 * HOUR,
-        quantity=Decimal("0.5"),
+        gpu_hours=Decimal("0.5"),
         run=run,
         source=jobs_counter_bills,
     )

@@ -61,13 +61,13 @@ def todays_usage(world):
             department=world.marketing,
             gpu_class=gpu_class,
             hour_start=midnight + dt.timedelta(hours=offset),
-            quantity=Decimal(hours),
+            gpu_hours=Decimal(hours),
         )
     UsageRecordFactory(
         department=world.training,
         gpu_class=world.a100,
         hour_start=midnight,
-        quantity=Decimal("8"),
+        gpu_hours=Decimal("8"),
     )
 
 
@@ -143,7 +143,7 @@ def test_the_months_gpu_hours_by_class_are_in_a_table(world, client, todays_usag
         department=world.marketing,
         gpu_class=None,
         hour_start=today_start(),
-        quantity=Decimal("0.25"),
+        gpu_hours=Decimal("0.25"),
     )
     page = _page(client, world, "finance")
     table = page[page.index("This month by GPU class") :]
@@ -171,7 +171,7 @@ def test_days_follow_the_portal_time_zone(world, client, settings):
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=midnight - dt.timedelta(hours=1),
-        quantity=Decimal("2"),
+        gpu_hours=Decimal("2"),
     )
     traces = by_name(figure_data(_page(client, world, "manager"), DAILY))
     assert traces["T4"]["x"][-1] == midnight.date().isoformat()

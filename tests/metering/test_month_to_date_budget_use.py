@@ -24,7 +24,7 @@ def ledger(world):
             hour_start=hour_start,
             department=department,
             gpu_class=gpu_class,
-            quantity=Decimal(gpu_hours),
+            gpu_hours=Decimal(gpu_hours),
         )
 
     utc = dt.UTC

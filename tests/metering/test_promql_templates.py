@@ -56,7 +56,7 @@ def test_a_source_with_a_bad_template_or_label_says_what_is_wrong(db, field, val
     assert message in str(caught.value.message_dict[field])
 
 
-def test_only_one_source_bills_and_it_must_measure_gpu_hours(db):
+def test_only_one_source_bills_and_it_must_measure_gpu_time(db):
     device = MetricSource.objects.get(name="device")
     device.is_billing = True
     with pytest.raises(ValidationError, match="Another source already bills"):
@@ -64,5 +64,5 @@ def test_only_one_source_bills_and_it_must_measure_gpu_hours(db):
     latency = MetricSource.objects.get(name="latency")
     MetricSource.objects.update(is_billing=False)
     latency.is_billing = True
-    with pytest.raises(ValidationError, match="Only a GPU-hours source can bill"):
+    with pytest.raises(ValidationError, match="Only a source of GPU time can bill"):
         latency.full_clean()

@@ -50,19 +50,19 @@ def october(world):
     m, t = world.marketing, world.training
     UsageRecordFactory(department=m, gpu_class=world.t4, hour_start=utc(2026, 10, 5, 8))
     UsageRecordFactory(
-        department=m, gpu_class=world.t4, hour_start=utc(2026, 10, 5, 9), quantity=Decimal("2.5")
+        department=m, gpu_class=world.t4, hour_start=utc(2026, 10, 5, 9), gpu_hours=Decimal("2.5")
     )
     UsageRecordFactory(
-        department=m, gpu_class=world.a100, hour_start=utc(2026, 10, 6, 8), quantity=Decimal("4")
+        department=m, gpu_class=world.a100, hour_start=utc(2026, 10, 6, 8), gpu_hours=Decimal("4")
     )
     UsageRecordFactory(
-        department=t, gpu_class=world.a100, hour_start=utc(2026, 10, 5, 8), quantity=Decimal("8")
+        department=t, gpu_class=world.a100, hour_start=utc(2026, 10, 5, 8), gpu_hours=Decimal("8")
     )
     UsageRecordFactory(
-        department=None, gpu_class=world.t4, hour_start=utc(2026, 10, 5, 8), quantity=Decimal("3")
+        department=None, gpu_class=world.t4, hour_start=utc(2026, 10, 5, 8), gpu_hours=Decimal("3")
     )
     UsageRecordFactory(
-        department=m, gpu_class=None, hour_start=utc(2026, 10, 7, 8), quantity=Decimal("0.25")
+        department=m, gpu_class=None, hour_start=utc(2026, 10, 7, 8), gpu_hours=Decimal("0.25")
     )
     return {"start": "2026-10-01", "end": "2026-11-01"}
 
@@ -73,11 +73,11 @@ def october(world):
 def test_daily_rows_sum_each_department_and_class_per_day(world, api_client, october):
     rows = _rows(api_client, world, "finance", **october)
     assert _quantities(rows) == {
-        ("2026-10-05T00:00:00Z", "marketing", "t4"): "3.500000",
-        ("2026-10-05T00:00:00Z", "training", "a100"): "8.000000",
-        ("2026-10-05T00:00:00Z", None, "t4"): "3.000000",
-        ("2026-10-06T00:00:00Z", "marketing", "a100"): "4.000000",
-        ("2026-10-07T00:00:00Z", "marketing", None): "0.250000",
+        ("2026-10-05T00:00:00Z", "marketing", "t4"): "3.50",
+        ("2026-10-05T00:00:00Z", "training", "a100"): "8.00",
+        ("2026-10-05T00:00:00Z", None, "t4"): "3.00",
+        ("2026-10-06T00:00:00Z", "marketing", "a100"): "4.00",
+        ("2026-10-07T00:00:00Z", "marketing", None): "0.25",
     }
     assert {row["source"] for row in rows} == {"allocation"}
     assert {row["unit"] for row in rows} == {"gpu_hours"}
@@ -88,27 +88,27 @@ def test_hourly_rows_keep_each_hour_apart(world, api_client, october):
         api_client, world, "finance", granularity="hour", department="marketing", **october
     )
     assert _quantities(rows) == {
-        ("2026-10-05T08:00:00Z", "marketing", "t4"): "1.000000",
-        ("2026-10-05T09:00:00Z", "marketing", "t4"): "2.500000",
-        ("2026-10-06T08:00:00Z", "marketing", "a100"): "4.000000",
-        ("2026-10-07T08:00:00Z", "marketing", None): "0.250000",
+        ("2026-10-05T08:00:00Z", "marketing", "t4"): "1.00",
+        ("2026-10-05T09:00:00Z", "marketing", "t4"): "2.50",
+        ("2026-10-06T08:00:00Z", "marketing", "a100"): "4.00",
+        ("2026-10-07T08:00:00Z", "marketing", None): "0.25",
     }
 
 
 def test_monthly_rows_sum_the_whole_month(world, api_client, october):
     rows = _rows(api_client, world, "finance", granularity="month", **october)
     assert _quantities(rows) == {
-        ("2026-10-01T00:00:00Z", "marketing", "t4"): "3.500000",
-        ("2026-10-01T00:00:00Z", "marketing", "a100"): "4.000000",
-        ("2026-10-01T00:00:00Z", "marketing", None): "0.250000",
-        ("2026-10-01T00:00:00Z", "training", "a100"): "8.000000",
-        ("2026-10-01T00:00:00Z", None, "t4"): "3.000000",
+        ("2026-10-01T00:00:00Z", "marketing", "t4"): "3.50",
+        ("2026-10-01T00:00:00Z", "marketing", "a100"): "4.00",
+        ("2026-10-01T00:00:00Z", "marketing", None): "0.25",
+        ("2026-10-01T00:00:00Z", "training", "a100"): "8.00",
+        ("2026-10-01T00:00:00Z", None, "t4"): "3.00",
     }
 
 
 def test_filters_narrow_the_rows_to_one_department_and_gpu_class(world, api_client, october):
     rows = _rows(api_client, world, "finance", department="marketing", gpu_class="t4", **october)
-    assert _quantities(rows) == {("2026-10-05T00:00:00Z", "marketing", "t4"): "3.500000"}
+    assert _quantities(rows) == {("2026-10-05T00:00:00Z", "marketing", "t4"): "3.50"}
 
 
 def test_a_window_given_as_date_times_keeps_only_the_hours_that_start_inside_it(
@@ -122,7 +122,7 @@ def test_a_window_given_as_date_times_keeps_only_the_hours_that_start_inside_it(
         end="2026-10-06T08:00:00+00:00",
         granularity="hour",
     )
-    assert _quantities(rows) == {("2026-10-05T09:00:00Z", "marketing", "t4"): "2.500000"}
+    assert _quantities(rows) == {("2026-10-05T09:00:00Z", "marketing", "t4"): "2.50"}
 
 
 def test_the_default_window_is_the_current_month(world, api_client):
@@ -133,17 +133,17 @@ def test_the_default_window_is_the_current_month(world, api_client):
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=month_start,
-        quantity=Decimal("2"),
+        gpu_hours=Decimal("2"),
     )
     for earlier in (month_start - dt.timedelta(hours=1), utc(2020, 1, 1, 0)):
         UsageRecordFactory(
             department=world.marketing,
             gpu_class=world.t4,
             hour_start=earlier,
-            quantity=Decimal("100"),
+            gpu_hours=Decimal("100"),
         )
     rows = _rows(api_client, world, "manager", granularity="month")
-    assert [row["quantity"] for row in rows] == ["2.000000"]
+    assert [row["quantity"] for row in rows] == ["2.00"]
 
 
 def test_another_source_is_read_when_named(world, api_client):
@@ -155,7 +155,7 @@ def test_another_source_is_read_when_named(world, api_client):
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=utc(2026, 10, 5, 8),
-        quantity=Decimal("0.5"),
+        gpu_hours=Decimal("0.5"),
     )
     UsageRecordFactory(
         department=world.marketing, gpu_class=world.t4, hour_start=utc(2026, 10, 5, 8)
@@ -163,7 +163,7 @@ def test_another_source_is_read_when_named(world, api_client):
     rows = _rows(
         api_client, world, "finance", source="device", start="2026-10-01", end="2026-11-01"
     )
-    assert [(row["source"], row["quantity"]) for row in rows] == [("device", "0.500000")]
+    assert [(row["source"], row["quantity"]) for row in rows] == [("device", "0.50")]
 
 
 # --- The portal's time zone ----------------------------------------------------------------
@@ -179,12 +179,12 @@ def test_days_start_at_midnight_in_the_portal_time_zone(world, api_client, setti
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=utc(2026, 10, 14, 22),
-        quantity=Decimal("2"),
+        gpu_hours=Decimal("2"),
     )
     rows = _rows(api_client, world, "manager", start="2026-10-01", end="2026-11-01")
     assert [(row["period_start"], row["quantity"]) for row in rows] == [
-        ("2026-10-14T00:00:00+02:00", "1.000000"),
-        ("2026-10-15T00:00:00+02:00", "2.000000"),
+        ("2026-10-14T00:00:00+02:00", "1.00"),
+        ("2026-10-15T00:00:00+02:00", "2.00"),
     ]
 
 
@@ -198,11 +198,11 @@ def test_a_date_is_midnight_in_the_portal_time_zone(world, api_client, settings)
         department=world.marketing,
         gpu_class=world.t4,
         hour_start=utc(2026, 9, 30, 22),
-        quantity=Decimal("2"),
+        gpu_hours=Decimal("2"),
     )
     rows = _rows(api_client, world, "manager", start="2026-10-01", end="2026-10-02")
     assert [(row["period_start"], row["quantity"]) for row in rows] == [
-        ("2026-10-01T00:00:00+02:00", "2.000000")
+        ("2026-10-01T00:00:00+02:00", "2.00")
     ]
 
 
@@ -237,12 +237,12 @@ def test_a_month_with_a_clock_change_has_745_hours_and_every_granularity_agrees(
     days = _rows(api_client, world, "finance", granularity="day", **window)
     hours = _rows(api_client, world, "finance", granularity="hour", **window)
     assert [(row["period_start"], row["quantity"]) for row in month] == [
-        ("2026-10-01T00:00:00+02:00", "745.000000")
+        ("2026-10-01T00:00:00+02:00", "745.00")
     ]
     assert len(days) == 31
     assert sum(Decimal(row["quantity"]) for row in days) == Decimal("745")
     assert {row["period_start"]: row["quantity"] for row in days}["2026-10-25T00:00:00+02:00"] == (
-        "25.000000"
+        "25.00"
     )
     assert sum(Decimal(row["quantity"]) for row in hours) == Decimal("745")
     assert hours[0]["period_start"] == "2026-10-01T00:00:00+02:00"
@@ -256,7 +256,7 @@ def test_the_repeated_hour_of_a_clock_change_is_two_hourly_rows(
         api_client, world, "finance", granularity="hour", **every_hour_of_october_in_berlin
     )
     assert len(hours) == 745
-    assert {row["quantity"] for row in hours} == {"1.000000"}
+    assert {row["quantity"] for row in hours} == {"1.00"}
     assert [row["period_start"] for row in hours if "2026-10-25T02:00" in row["period_start"]] == [
         "2026-10-25T02:00:00+02:00",
         "2026-10-25T02:00:00+01:00",
@@ -272,10 +272,10 @@ def test_finance_and_it_see_unallocated_usage_and_unknown_models(world, api_clie
     unallocated = [row for row in rows if row["department"] is None]
     unknown = [row for row in rows if row["gpu_class"] is None]
     assert [(r["department_name"], r["gpu_class_name"], r["quantity"]) for r in unallocated] == [
-        ("Unallocated", "T4", "3.000000")
+        ("Unallocated", "T4", "3.00")
     ]
     assert [(r["department_name"], r["gpu_class_name"], r["quantity"]) for r in unknown] == [
-        ("Marketing", "Unknown model", "0.250000")
+        ("Marketing", "Unknown model", "0.25")
     ]
 
 
@@ -284,7 +284,7 @@ def test_a_manager_sees_only_the_departments_they_manage(world, api_client, octo
     assert {row["department"] for row in rows} == {"marketing"}
     assert sum(Decimal(row["quantity"]) for row in rows) == Decimal("7.75")
     other = _rows(api_client, world, "other_manager", **october)
-    assert {(row["department"], row["quantity"]) for row in other} == {("training", "8.000000")}
+    assert {(row["department"], row["quantity"]) for row in other} == {("training", "8.00")}
 
 
 def test_a_member_sees_no_department_usage(world, api_client, october):
@@ -383,6 +383,7 @@ HEADER = [
     "gpu_class",
     "gpu_class_name",
     "quantity",
+    "gpu_seconds",
     "unit",
 ]
 
@@ -402,7 +403,8 @@ def test_csv_gives_the_whole_table_with_a_header(world, api_client, october):
         "Unallocated",
         "t4",
         "T4",
-        "3.000000",
+        "3.00",
+        "10800",
         "gpu_hours",
     ] in table
 

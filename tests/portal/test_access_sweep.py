@@ -164,8 +164,9 @@ def secret(world, settings) -> Secret:
         "job parameter": "SECRET-PARAM-TEXT",
         "job output": "SECRET-RESULT-CONTENT",
         "job log": "SECRET-LOG-CONTENT",
-        "March GPU-hours": "123.4567",
-        "this month's GPU-hours": "98.7654",
+        # As pages and exports show them (to 0.01 GPU-hour).
+        "March GPU-hours": "123.46",
+        "this month's GPU-hours": "98.77",
         "statement total": f"{statement.total:.2f}",
         "this month's cost": "197.53",  # 98.7654 h at 2 EUR
         "adjustment reason": adjustment.reason,
