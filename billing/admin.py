@@ -19,6 +19,7 @@ from billing.models import (
     Statement,
     StatementLine,
     StatementStatus,
+    WorkerPoolHour,
 )
 from departments.admin import AuditHistoryAdmin
 
@@ -113,6 +114,34 @@ class StatementOfPeriodInline(ReadOnlyInline):
     ordering = ["department__name"]
 
 
+class FlaggedPoolHourInline(ReadOnlyInline):
+    """The month's pool-hours whose jobs used more than the pool's allocation."""
+
+    model = WorkerPoolHour
+    verbose_name = "flagged worker pool hour"
+    verbose_name_plural = "flagged worker pool hours (jobs beyond the pool's allocation)"
+    fields = [
+        "namespace",
+        "cluster",
+        "gpu_class",
+        "hour_start",
+        "allocation_seconds",
+        "jobs_seconds",
+        "excess_seconds",
+        "tolerance_seconds",
+        "cause",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(flagged=True)
+            .select_related("cluster", "gpu_class")
+        )
+
+
 @admin.register(BillingPeriod)
 class BillingPeriodAdmin(AuditHistoryAdmin):
     """A month: its idle-cost policy is finance's to choose until a statement of the month
@@ -125,6 +154,7 @@ class BillingPeriodAdmin(AuditHistoryAdmin):
         "idle_department",
         "capacity_amount",
         "unallocated_amount",
+        "pool_idle_amount",
         "idle_amount",
         "currency",
         "drafts",
@@ -136,7 +166,7 @@ class BillingPeriodAdmin(AuditHistoryAdmin):
     autocomplete_fields = ["idle_department"]
     date_hierarchy = "month"
     actions = ["recompute"]
-    inlines = [StatementOfPeriodInline]
+    inlines = [StatementOfPeriodInline, FlaggedPoolHourInline]
     figures = [*BillingPeriod.FIGURES, "computed_at"]
     fieldsets = [
         (None, {"fields": ["month", "currency", "idle_policy", "idle_department"]}),
@@ -212,6 +242,9 @@ class StatementLineInline(ReadOnlyInline):
         "description",
         "gpu_class",
         "tier",
+        "cluster",
+        "job_kind",
+        "jobs_count",
         "gpu_hours",
         "unit_price",
         "off_peak_multiplier",
@@ -226,7 +259,11 @@ class StatementLineInline(ReadOnlyInline):
     ordering = ["position", "pk"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("gpu_class", "rate_card", "adjustment")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("gpu_class", "cluster", "job_kind", "rate_card", "adjustment")
+        )
 
 
 @admin.register(Statement)

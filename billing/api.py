@@ -20,18 +20,22 @@ from rest_framework.views import APIView
 
 from billing import exports, selectors, services
 from billing.filters import AdjustmentFilter, RateCardFilter, StatementFilter
-from billing.models import Adjustment, FrozenError, RateCard, Statement
+from billing.models import Adjustment, FrozenError, RateCard, Statement, StatementLine
 from billing.serializers import (
     AdjustmentCreateSerializer,
     AdjustmentSerializer,
     ChargebackQuerySerializer,
     ChargebackReportSerializer,
     ChargebackRowSerializer,
+    LineJobSerializer,
+    PoolHourSerializer,
+    PoolQuerySerializer,
     RateCardSerializer,
     StatementDetailSerializer,
     StatementLineRowSerializer,
     StatementSerializer,
 )
+from portal import roles
 from portal.api import (
     TABLE_FORMATS,
     XLSX_MEDIA_TYPE,
@@ -139,7 +143,9 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         statement = getattr(self, "_statement", None)
         if statement is None:
             return "statements"
-        return f"statement-{statement.department.slug}-{statement.period.label}"
+        name = f"statement-{statement.department.slug}-{statement.period.label}"
+        line = getattr(self, "_line_pk", None)
+        return f"{name}-line-{line}-jobs" if line else name
 
     def get_object(self) -> Statement:
         """The statement, if the user may read it, with its month refreshed first; 404
@@ -201,6 +207,35 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], renderer_classes=[exports.PDFRenderer])
     def pdf(self, request, pk=None, format=None):  # the router passes format
         return self._pdf_response(self.get_object())
+
+    @extend_schema(
+        description="The portal jobs behind a line of portal jobs (its `jobs_url`), with "
+        "each job's GPU time on that line, as the line stands. `?format=csv` or "
+        "`?format=xlsx` as a table.",
+        responses={
+            200: LineJobSerializer(many=True),
+            404: OpenApiResponse(description="No such line among the statements you can read."),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"lines/(?P<line_pk>\d+)/jobs",
+        serializer_class=LineJobSerializer,
+    )
+    def line_jobs(self, request, pk=None, line_pk=None, format=None):  # the router passes format
+        # The line as it stands (not refreshed first: a refresh of a draft writes its
+        # lines anew, and the line the caller was shown would be gone).
+        try:
+            jobs = selectors.line_jobs(user=request.user, statement_pk=pk, line_pk=line_pk)
+        except StatementLine.DoesNotExist as exc:
+            raise NotFound(f"No line {line_pk} of statement {pk}.") from exc
+        self._statement = self.get_queryset().get(pk=pk)
+        self._line_pk = line_pk
+        page = self.paginate_queryset(jobs)
+        if page is not None:
+            return self.get_paginated_response(LineJobSerializer(page, many=True).data)
+        return Response(LineJobSerializer(jobs, many=True).data)
 
     def _pdf_response(self, statement: Statement) -> Response:
         return Response(
@@ -351,5 +386,55 @@ def _chargeback_columns(report: dict) -> list[str]:
     """The columns :func:`billing.exports.chargeback_table` gives ``report``'s rows, from a
     row with nothing in it."""
     row = dict.fromkeys(ChargebackRowSerializer().fields)
-    row.update(queue_wait=[], latency=[], spend_by_gpu_class={})
+    row.update(queue_wait=[], latency=[], spend_by_gpu_class={}, spend_by_cluster={})
     return list(exports.chargeback_table({**report, "rows": [row]})[0])
+
+
+class PoolReportView(APIView):
+    """The month's worker pools, hour by hour, for finance and IT: per pool, GPU class and
+    hour, the pods' allocation, the portal jobs' GPU time, the pool idle rest and the
+    jobs' excess over the allocation (``allocation = jobs + idle - excess``). An hour whose
+    excess is beyond the tolerance (one GPU-minute per GPU of each job attempt in the hour)
+    is flagged, with the causes to check. `?flagged=true` lists those only;
+    `?format=csv` or `?format=xlsx` as a table. Others read an empty list."""
+
+    renderer_classes = TABLE_RENDERERS
+    pagination_class = ExportPagination
+
+    def export_name(self) -> str:
+        return f"worker-pools-{getattr(self, '_label', 'report')}"
+
+    def get_renderer_context(self):
+        # A table with no rows (a manager's, or a month without pools) still has its
+        # header row, so the CSV is a table rather than an empty body.
+        context = super().get_renderer_context()
+        context["header"] = list(PoolHourSerializer().fields)
+        return context
+
+    @extend_schema(
+        parameters=[PoolQuerySerializer],
+        responses={
+            200: PoolHourSerializer(many=True),
+            400: OpenApiResponse(description="The period is not a month (YYYY-MM) that began."),
+        },
+    )
+    def get(self, request):
+        query = PoolQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        month = query.validated_data.get("period") or services.month_of(timezone.now())
+        period = services.period_for_reading(month=month)
+        self._label = period.label
+        hours = (
+            selectors.pool_hours(
+                period=period,
+                flagged=query.validated_data.get("flagged"),
+                namespace=query.validated_data.get("pool"),
+            )
+            if roles.sees_all_departments(request.user)
+            else selectors.WorkerPoolHour.objects.none()
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(hours, request, view=self)
+        if page is not None:
+            return paginator.get_paginated_response(PoolHourSerializer(page, many=True).data)
+        return Response(PoolHourSerializer(hours, many=True).data)

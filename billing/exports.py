@@ -191,6 +191,9 @@ def chargeback_table(report: dict) -> list[dict]:
         }
         for name in report["gpu_classes"]:
             flat[f"spend {name}"] = row["spend_by_gpu_class"].get(name)
+        if len(report["clusters"]) > 1:  # a fleet of several clusters: usage per cluster
+            for name in report["clusters"]:
+                flat[f"usage in {name or 'no named cluster'}"] = row["spend_by_cluster"].get(name)
         for key in ("budget_gpu_hours", "budget_used", "efficiency"):
             flat[key] = row[key]
         for figure_kind, unit in (("queue_wait", "s"), ("latency", "ms")):

@@ -19,7 +19,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from departments.models import Department, GpuClass, Tier, TimestampedModel
+from departments.models import Cluster, Department, GpuClass, Tier, TimestampedModel
+from jobs.models import GenerationJob, JobKind
 from metering.quantities import gpu_hours_shown
 
 
@@ -67,10 +68,16 @@ class StatementStatus(models.TextChoices):
 
 
 class LineKind(models.TextChoices):
-    USAGE = "usage", "GPU usage"
+    USAGE = "usage", "GPU usage (namespace workloads)"
+    JOBS = "jobs", "Portal jobs"
     UNALLOCATED = "unallocated", "Unallocated usage"
+    POOL_IDLE = "pool_idle", "Worker pool idle"
     IDLE = "idle", "Idle capacity"
     ADJUSTMENT = "adjustment", "Adjustment"
+
+
+# What a department used (and is charged for, before idle and adjustments).
+USED_KINDS = (LineKind.USAGE, LineKind.JOBS)
 
 
 class AdjustmentKind(models.TextChoices):
@@ -288,6 +295,13 @@ class BillingPeriod(TimestampedModel):
     capacity_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
     unallocated_gpu_seconds = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     unallocated_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    pool_idle_gpu_seconds = models.DecimalField(max_digits=18, decimal_places=6, default=0)
+    pool_idle_amount = models.DecimalField(
+        max_digits=16,
+        decimal_places=4,
+        default=0,
+        help_text="What the worker pools' allocation not used by portal jobs was worth.",
+    )
     idle_gpu_seconds = models.DecimalField(max_digits=18, decimal_places=6, default=0)
     idle_amount = models.DecimalField(max_digits=16, decimal_places=4, default=0)
     unpriced_gpu_seconds = models.DecimalField(
@@ -297,12 +311,22 @@ class BillingPeriod(TimestampedModel):
         help_text="Usage no rate card priced (no card valid then, or an unknown GPU model).",
     )
 
+    unmarked_jobs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Portal jobs whose workers ran in a namespace that is not a marked worker "
+        "pool (billed as that namespace's usage): namespace, cluster, jobs, GPU-seconds.",
+    )
+
     # What a refresh computes (billing.services.period_refresh); never edited by hand.
     FIGURES = (
         "capacity_gpu_seconds",
         "capacity_amount",
         "unallocated_gpu_seconds",
         "unallocated_amount",
+        "pool_idle_gpu_seconds",
+        "pool_idle_amount",
+        "unmarked_jobs",
         "idle_gpu_seconds",
         "idle_amount",
         "unpriced_gpu_seconds",
@@ -340,6 +364,10 @@ class BillingPeriod(TimestampedModel):
     @property
     def unallocated_gpu_hours(self) -> Decimal:
         return gpu_hours_shown(self.unallocated_gpu_seconds)
+
+    @property
+    def pool_idle_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.pool_idle_gpu_seconds)
 
     @property
     def idle_gpu_hours(self) -> Decimal:
@@ -499,10 +527,29 @@ class StatementLine(models.Model):
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     namespace = models.CharField(max_length=253, blank=True)
+    cluster = models.ForeignKey(
+        Cluster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The cluster the GPU time was used in; blank for a fleet of one cluster.",
+    )
     gpu_class = models.ForeignKey(
         GpuClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     tier = models.CharField(max_length=16, choices=Tier.choices, blank=True)
+    job_kind = models.ForeignKey(
+        JobKind,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="For a line of portal jobs: their kind.",
+    )
+    jobs_count = models.PositiveIntegerField(
+        default=0, help_text="For a line of portal jobs: how many jobs it charges."
+    )
     rate_card = models.ForeignKey(
         RateCard, null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
     )
@@ -539,7 +586,7 @@ class StatementLine(models.Model):
                 condition=Q(kind__in=LineKind.values), name="statement_line_kind_valid"
             ),
             models.CheckConstraint(
-                condition=~Q(kind=LineKind.USAGE) | Q(statement__isnull=False),
+                condition=~Q(kind__in=USED_KINDS) | Q(statement__isnull=False),
                 name="usage_line_belongs_to_a_statement",
             ),
         ]
@@ -567,6 +614,99 @@ class StatementLine(models.Model):
             Statement.objects.filter(pk=self.statement_id, status=StatementStatus.FINALIZED)
             .only("pk")
             .exists()
+        )
+
+
+class StatementLineJob(models.Model):
+    """A portal job behind a line of portal jobs, with the GPU time of it on that line:
+    the jobs a line charges can be listed from it. Written and frozen with its line."""
+
+    line = models.ForeignKey(StatementLine, on_delete=models.CASCADE, related_name="jobs")
+    job = models.ForeignKey(GenerationJob, on_delete=models.PROTECT, related_name="+")
+    gpu_seconds = models.DecimalField("GPU-seconds", max_digits=14, decimal_places=3)
+
+    class Meta:
+        ordering = ["line_id", "job_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["line", "job"], name="one_row_per_line_and_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} on line {self.line_id}"
+
+    def save(self, *args, **kwargs):
+        if self._frozen():
+            raise FrozenError("The jobs of a finalized statement's line never change.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._frozen():
+            raise FrozenError("The jobs of a finalized statement's line cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.gpu_seconds)
+
+    def _frozen(self) -> bool:
+        return StatementLine.objects.filter(
+            pk=self.line_id, statement__status=StatementStatus.FINALIZED
+        ).exists()
+
+
+class WorkerPoolHour(models.Model):
+    """One worker pool's GPU class in one hour of a month, as the month was last priced:
+    its pods' allocation, its jobs' GPU time, the pool idle rest, and the jobs' excess over
+    the allocation, flagged when beyond the tolerance (one GPU-minute per GPU of each job
+    attempt in the hour). ``allocation = jobs + idle - excess``."""
+
+    period = models.ForeignKey(BillingPeriod, on_delete=models.CASCADE, related_name="pool_hours")
+    namespace = models.CharField(max_length=63)
+    cluster = models.ForeignKey(
+        Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    gpu_class = models.ForeignKey(
+        GpuClass, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    hour_start = models.DateTimeField()
+    allocation_seconds = models.DecimalField(max_digits=14, decimal_places=6)
+    jobs_seconds = models.DecimalField(max_digits=14, decimal_places=6)
+    idle_seconds = models.DecimalField(max_digits=14, decimal_places=6)
+    excess_seconds = models.DecimalField(max_digits=14, decimal_places=6)
+    tolerance_seconds = models.DecimalField(max_digits=14, decimal_places=6)
+    flagged = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["period", "namespace", "cluster_id", "gpu_class_id", "hour_start"]
+        indexes = [models.Index(fields=["period", "flagged"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    allocation_seconds=F("jobs_seconds") + F("idle_seconds") - F("excess_seconds")
+                ),
+                name="worker_pool_hour_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace} {self.hour_start:%Y-%m-%d %H:00}"
+
+    CAUSES = (
+        "a worker pod that Prometheus did not scrape (kube-state-metrics missed its GPU request)",
+        "a worker running in a namespace that is not marked as a worker pool, or in "
+        "another cluster than its JOBS_WORKER_CLUSTER says",
+    )
+
+    @property
+    def cause(self) -> str:
+        """What to check when the pool-hour is flagged."""
+        if not self.flagged:
+            return ""
+        return (
+            f"Jobs used {gpu_hours_shown(self.jobs_seconds)} GPU-hours but the pool's pods "
+            f"were allocated {gpu_hours_shown(self.allocation_seconds)}: check for "
+            + "; or ".join(self.CAUSES)
+            + ". The jobs are billed; nothing is billed twice."
         )
 
 

@@ -13,22 +13,35 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, QuerySet, Sum
 
+from billing import pricing as engine
 from billing.models import (
+    USED_KINDS,
     Adjustment,
     BillingPeriod,
     LineKind,
     Statement,
     StatementLine,
+    StatementLineJob,
+    WorkerPoolHour,
 )
-from departments.models import Department, Quota, ServiceLevel
-from jobs.models import GenerationJob
+from departments.models import (
+    Department,
+    GpuClass,
+    Quota,
+    ServiceLevel,
+    WorkerPool,
+    namespace_label,
+)
+from jobs.models import GenerationJob, JobGpuTime
 from metering.models import GPU_TIME_MEASURES, Measure, MetricSource, UsageRecord
 from metering.quantities import gpu_hours, gpu_hours_shown
 from metering.selectors import (
     UNALLOCATED,
+    UNKNOWN_MODEL,
     month_bounds,
+    portal_zone,
     usage_department_ids_for_user,
 )
 from portal import roles
@@ -60,7 +73,7 @@ def statement_with_lines(*, user, pk) -> Statement:
             Prefetch(
                 "lines",
                 queryset=StatementLine.objects.select_related(
-                    "gpu_class", "rate_card", "adjustment__original__period"
+                    "gpu_class", "cluster", "job_kind", "rate_card", "adjustment__original__period"
                 ).order_by("position", "pk"),
             ),
             Prefetch(
@@ -69,6 +82,21 @@ def statement_with_lines(*, user, pk) -> Statement:
             ),
         )
         .get(pk=pk)
+    )
+
+
+def line_jobs(*, user, statement_pk, line_pk) -> QuerySet[StatementLineJob]:
+    """The portal jobs behind one line of a statement the user may read, with their GPU
+    time on that line; ``StatementLine.DoesNotExist`` when the user may not read it."""
+    line = StatementLine.objects.filter(
+        pk=line_pk, statement__in=statements_for_user(user=user).filter(pk=statement_pk)
+    ).first()
+    if line is None:
+        raise StatementLine.DoesNotExist(f"No line {line_pk} of statement {statement_pk}.")
+    return (
+        StatementLineJob.objects.filter(line=line)
+        .select_related("job__kind", "job__submitter", "job__gpu_class")
+        .order_by("job__submitted_at", "job_id")
     )
 
 
@@ -107,6 +135,8 @@ class ReportRow:
     spend: Decimal
     gpu_seconds: Decimal
     by_class: dict[str, Decimal] = field(default_factory=dict)  # amount per GPU class name
+    # Usage amount per cluster slug ("" for a source of no named cluster).
+    by_cluster: dict[str, Decimal] = field(default_factory=dict)
     budget_gpu_hours: Decimal | None = None
     efficiency: Decimal | None = None  # busy GPU-seconds / billed GPU-seconds
     queue_wait: list[SlaFigure] = field(default_factory=list)  # p95 s per tier
@@ -138,6 +168,10 @@ class ChargebackReport:
     idle_absorbed: Decimal | None
     capacity_amount: Decimal | None
     class_names: list[str]
+    cluster_names: list[str] = field(default_factory=list)  # "" for no named cluster
+    pool_idle_amount: Decimal | None = None
+    flagged_pool_hours: int | None = None  # pool-hours whose jobs exceed their allocation
+    unmarked_jobs: list | None = None  # jobs run in namespaces that are no worker pool
 
     @property
     def departments_total(self) -> Decimal:
@@ -233,13 +267,18 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
     )
     ids = [s.department_id for s in statements]
     by_class: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    by_cluster: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     class_names: set[str] = set()
-    for department_id, kind, class_name, amount in StatementLine.objects.filter(
+    cluster_names: set[str] = set()
+    for department_id, kind, class_name, cluster, amount in StatementLine.objects.filter(
         statement__in=[s.pk for s in statements]
-    ).values_list("department_id", "kind", "gpu_class__name", "amount"):
-        name = class_name if kind == LineKind.USAGE and class_name else _other(kind)
+    ).values_list("department_id", "kind", "gpu_class__name", "cluster__slug", "amount"):
+        name = class_name if kind in USED_KINDS and class_name else _other(kind)
         class_names.add(name)
         by_class[department_id][name] += amount
+        if kind in USED_KINDS:
+            cluster_names.add(cluster or "")
+            by_cluster[department_id][cluster or ""] += amount
     budgets = dict(
         Quota.objects.filter(
             department__in=ids,
@@ -267,6 +306,7 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
                 spend=statement.total,
                 gpu_seconds=seconds,
                 by_class=dict(by_class.get(d, {})),
+                by_cluster=dict(by_cluster.get(d, {})),
                 budget_gpu_hours=budgets.get(d),
                 efficiency=(
                     (busy[d] / seconds).quantize(Decimal("0.0001"))
@@ -301,9 +341,14 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
     if fleet:
         unallocated = period_lines(period=period, kind=LineKind.UNALLOCATED)
         unallocated_by_class: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for class_name, amount in unallocated.values_list("gpu_class__name", "amount"):
+        unallocated_by_cluster: dict[str, Decimal] = defaultdict(lambda: ZERO)
+        for class_name, cluster, amount in unallocated.values_list(
+            "gpu_class__name", "cluster__slug", "amount"
+        ):
             unallocated_by_class[class_name or _other(LineKind.UNALLOCATED)] += amount
             class_names.add(class_name or _other(LineKind.UNALLOCATED))
+            unallocated_by_cluster[cluster or ""] += amount
+            cluster_names.add(cluster or "")
         rows.append(
             ReportRow(
                 department=None,
@@ -312,6 +357,7 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
                 spend=period.unallocated_amount,
                 gpu_seconds=period.unallocated_gpu_seconds,
                 by_class=dict(unallocated_by_class),
+                by_cluster=dict(unallocated_by_cluster),
             )
         )
         idle_absorbed = (
@@ -326,12 +372,17 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
         idle_absorbed=idle_absorbed,
         capacity_amount=period.capacity_amount if fleet else None,
         class_names=sorted(class_names),
+        cluster_names=sorted(cluster_names),
+        pool_idle_amount=period.pool_idle_amount if fleet else None,
+        flagged_pool_hours=(pool_hours(period=period, flagged=True).count() if fleet else None),
+        unmarked_jobs=period.unmarked_jobs if fleet else None,
     )
 
 
 def _other(kind: str) -> str:
     return {
         LineKind.IDLE: "Idle capacity",
+        LineKind.POOL_IDLE: "Worker pool idle",
         LineKind.ADJUSTMENT: "Adjustments",
         LineKind.UNALLOCATED: "Unknown model",
     }.get(kind, "Unknown model")
@@ -399,17 +450,19 @@ def cost_trend(
 
 @dataclass(frozen=True)
 class Reconciliation:
-    """Departments' usage before their multipliers + *Unallocated* + idle capacity, held
-    against what the fleet's capacity was worth: the figures of the period."""
+    """Departments' usage (namespace workloads and portal jobs) before their multipliers
+    + *Unallocated* + worker pool idle + fleet idle, held against what the fleet's capacity
+    was worth: the figures of the period."""
 
     departments_usage: Decimal
     unallocated: Decimal
     idle: Decimal
     capacity: Decimal
+    pool_idle: Decimal = Decimal(0)
 
     @property
     def total(self) -> Decimal:
-        return self.departments_usage + self.unallocated + self.idle
+        return self.departments_usage + self.unallocated + self.pool_idle + self.idle
 
     @property
     def difference(self) -> Decimal:
@@ -420,7 +473,7 @@ def reconciliation(*, period: BillingPeriod) -> Reconciliation:
     """The period's figures that must add up (finance and IT only)."""
     usage = (
         StatementLine.objects.filter(
-            period=period, kind=LineKind.USAGE, statement__isnull=False
+            period=period, kind__in=USED_KINDS, statement__isnull=False
         ).aggregate(total=Sum("list_amount"))["total"]
         if period.pk is not None
         else None
@@ -428,6 +481,7 @@ def reconciliation(*, period: BillingPeriod) -> Reconciliation:
     return Reconciliation(
         departments_usage=usage or Decimal(0),
         unallocated=period.unallocated_amount,
+        pool_idle=period.pool_idle_amount,
         idle=period.idle_amount,
         capacity=period.capacity_amount,
     )
@@ -435,3 +489,156 @@ def reconciliation(*, period: BillingPeriod) -> Reconciliation:
 
 def billing_source_name() -> str | None:
     return MetricSource.objects.filter(is_billing=True).values_list("name", flat=True).first()
+
+
+# --- Worker pools ---------------------------------------------------------------------------
+
+
+@dataclass
+class PoolSummary:
+    """A worker pool's month: what its pods were allocated, what its jobs used, the idle
+    rest, and the hours its jobs exceeded the allocation beyond the tolerance."""
+
+    namespace: str
+    cluster: str | None  # slug; None: the namespace in every cluster
+    allocation_seconds: Decimal = ZERO
+    jobs_seconds: Decimal = ZERO
+    idle_seconds: Decimal = ZERO
+    excess_seconds: Decimal = ZERO
+    hours: int = 0
+    flagged_hours: list = field(default_factory=list)  # WorkerPoolHour rows
+
+    @property
+    def label(self) -> str:
+        return namespace_label(self.namespace, self.cluster)
+
+    @property
+    def allocation_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.allocation_seconds)
+
+    @property
+    def jobs_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.jobs_seconds)
+
+    @property
+    def idle_gpu_hours(self) -> Decimal:
+        return gpu_hours_shown(self.idle_seconds)
+
+
+def pool_hours(
+    *, period: BillingPeriod, flagged: bool | None = None, namespace: str | None = None
+) -> QuerySet[WorkerPoolHour]:
+    """The month's pool-hours as it was last priced (finance and IT read them)."""
+    if period.pk is None:
+        return WorkerPoolHour.objects.none()
+    hours = WorkerPoolHour.objects.filter(period=period).select_related("cluster", "gpu_class")
+    if flagged is not None:
+        hours = hours.filter(flagged=flagged)
+    if namespace:
+        hours = hours.filter(namespace=namespace)
+    return hours.order_by("namespace", "cluster__slug", "gpu_class__name", "hour_start")
+
+
+def pool_summaries(*, period: BillingPeriod, flagged_shown: int = 5) -> list[PoolSummary]:
+    """Per worker pool, the month's totals and its first flagged hours."""
+    summaries: dict[tuple, PoolSummary] = {}
+    if period.pk is None:
+        return []
+    for row in (
+        WorkerPoolHour.objects.filter(period=period)
+        .values("namespace", "cluster__slug")
+        .annotate(
+            allocation=Sum("allocation_seconds"),
+            jobs=Sum("jobs_seconds"),
+            idle=Sum("idle_seconds"),
+            excess=Sum("excess_seconds"),
+            hours=Count("pk"),
+        )
+        .order_by("namespace", "cluster__slug")
+    ):
+        key = (row["namespace"], row["cluster__slug"])
+        summaries[key] = PoolSummary(
+            namespace=row["namespace"],
+            cluster=row["cluster__slug"],
+            allocation_seconds=row["allocation"] or ZERO,
+            jobs_seconds=row["jobs"] or ZERO,
+            idle_seconds=row["idle"] or ZERO,
+            excess_seconds=row["excess"] or ZERO,
+            hours=row["hours"],
+        )
+    for hour in pool_hours(period=period, flagged=True):
+        summary = summaries.get((hour.namespace, hour.cluster.slug if hour.cluster else None))
+        if summary is not None:
+            summary.flagged_hours.append(hour)
+    return list(summaries.values())
+
+
+def billed_gpu_seconds(
+    *, start: dt.datetime, end: dt.datetime, department: Department | None = None
+) -> dict[tuple, Decimal]:
+    """GPU-seconds per (department, GPU class, UTC hour) as the bill counts them: the
+    billing sources' ledger of the namespaces that are not worker pools, plus the GPU
+    time of the portal jobs run in a marked pool (``department`` None: every department,
+    and *Unallocated* under None)."""
+    pools = [
+        engine.Pool(namespace=ns, cluster_id=cluster)
+        for ns, cluster in WorkerPool.objects.values_list("namespace", "cluster_id")
+    ]
+    ledger = UsageRecord.objects.filter(
+        source__is_billing=True, hour_start__gte=start, hour_start__lt=end
+    ).exclude(engine.pools_filter(pools))
+    jobs = JobGpuTime.objects.filter(hour_start__gte=start, hour_start__lt=end).filter(
+        engine.pools_filter(pools, namespace_field="pool_namespace")
+    )
+    if department is not None:
+        ledger, jobs = ledger.filter(department=department), jobs.filter(department=department)
+    billed: dict[tuple, Decimal] = defaultdict(lambda: ZERO)
+    for rows, seconds in ((ledger, "quantity"), (jobs, "gpu_seconds")):
+        for row in (
+            rows.values("department_id", "gpu_class_id", "hour_start")
+            .annotate(total=Sum(seconds))
+            .order_by()
+        ):
+            billed[(row["department_id"], row["gpu_class_id"], row["hour_start"])] += row["total"]
+    return dict(billed)
+
+
+def billed_daily_rows(
+    start: dt.datetime, end: dt.datetime, *, department: Department
+) -> list[dict]:
+    """A department's GPU-hours per portal day and GPU class as the bill counts them
+    (:func:`billed_gpu_seconds`), shaped like ``metering.selectors.usage_summary`` rows,
+    for the department page's charts."""
+    class_names = dict(GpuClass.objects.values_list("pk", "name"))
+    class_slugs = dict(GpuClass.objects.values_list("pk", "slug"))
+    zone = portal_zone()
+    by_day: dict[tuple, Decimal] = defaultdict(lambda: ZERO)
+    for (_, class_id, hour), seconds in billed_gpu_seconds(
+        start=start, end=end, department=department
+    ).items():
+        local = hour.astimezone(zone)
+        day = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
+        by_day[(day, class_id)] += seconds
+    return [
+        {
+            "period_start": day,
+            "gpu_class": class_slugs.get(class_id),
+            "gpu_class_name": class_names.get(class_id, UNKNOWN_MODEL),
+            "quantity": gpu_hours(seconds),
+            "gpu_seconds": seconds,
+        }
+        for (day, class_id), seconds in sorted(by_day.items(), key=lambda item: repr(item[0]))
+    ]
+
+
+def billed_daily_rows_reader(*, department: Department, start: dt.datetime, end: dt.datetime):
+    """``rows(start, end)`` over :func:`billed_daily_rows` of ``[start, end)``, read once:
+    the department page asks for several windows inside it."""
+    read = billed_daily_rows(start, end, department=department)
+
+    def rows(window_start: dt.datetime, window_end: dt.datetime) -> list[dict]:
+        if window_start < start or window_end > end:
+            return billed_daily_rows(window_start, window_end, department=department)
+        return [row for row in read if window_start <= row["period_start"] < window_end]
+
+    return rows

@@ -13,7 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing import services
-from billing.models import Adjustment, RateCard, Statement, StatementLine
+from billing.models import Adjustment, LineKind, RateCard, Statement, StatementLine
 from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
 from departments.models import GpuClass, Tier
@@ -103,9 +103,19 @@ def _line_currency(line: StatementLine) -> str:
 class StatementLineSerializer(serializers.ModelSerializer):
     """One line and how it was derived: gpu_hours × unit_price × off_peak_multiplier ×
     department_multiplier (× share for idle capacity) = amount; list_amount is the amount
-    before the department multiplier."""
+    before the department multiplier. A line of portal jobs names their kind and count,
+    and ``jobs_url`` lists them."""
 
     gpu_class = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    cluster = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="Null: a fleet of one."
+    )
+    job_kind = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True, help_text="For portal jobs."
+    )
+    jobs_url = serializers.SerializerMethodField(
+        help_text="For a line of portal jobs: where to list them; null otherwise."
+    )
     tier = serializers.ChoiceField(
         choices=Tier.choices, allow_blank=True, read_only=True, help_text="Blank: no tier applies."
     )
@@ -129,6 +139,10 @@ class StatementLineSerializer(serializers.ModelSerializer):
             "gpu_class",
             "tier",
             "namespace",
+            "cluster",
+            "job_kind",
+            "jobs_count",
+            "jobs_url",
             "rate_card",
             "gpu_hours",
             "gpu_seconds",
@@ -145,6 +159,31 @@ class StatementLineSerializer(serializers.ModelSerializer):
 
     def get_currency(self, line: StatementLine) -> str:
         return _line_currency(line)
+
+    def get_jobs_url(self, line: StatementLine) -> str | None:
+        if line.kind != LineKind.JOBS or line.statement_id is None:
+            return None
+        return f"/api/v1/statements/{line.statement_id}/lines/{line.pk}/jobs/"
+
+
+class LineJobSerializer(serializers.Serializer):
+    """A portal job behind a line of portal jobs, and its GPU time on that line."""
+
+    id = serializers.UUIDField(source="job.id")
+    kind = serializers.CharField(source="job.kind.slug")
+    kind_name = serializers.CharField(source="job.kind.name")
+    submitter = serializers.CharField(source="job.submitter.username")
+    tier = serializers.CharField(source="job.tier")
+    gpu_class = serializers.CharField(source="job.gpu_class.slug")
+    gpus = serializers.IntegerField(source="job.gpus")
+    state = serializers.CharField(source="job.state")
+    submitted_at = serializers.DateTimeField(source="job.submitted_at")
+    started_at = serializers.DateTimeField(source="job.started_at", allow_null=True)
+    finished_at = serializers.DateTimeField(source="job.finished_at", allow_null=True)
+    gpu_hours = GpuHoursField(
+        source="gpu_seconds", help_text="Its GPU time on this line, to 0.01 GPU-hour."
+    )
+    gpu_seconds = GpuSecondsField(help_text="Its GPU time on this line, exact.")
 
 
 class AdjustmentSerializer(serializers.ModelSerializer):
@@ -339,6 +378,9 @@ class ChargebackRowSerializer(serializers.Serializer):
     spend_by_gpu_class = serializers.SerializerMethodField(
         help_text="Amount per GPU class name (idle capacity and adjustments under their own names)."
     )
+    spend_by_cluster = serializers.SerializerMethodField(
+        help_text='Usage amount per cluster slug ("" for a source of no named cluster).'
+    )
     budget_gpu_hours = serializers.DecimalField(max_digits=None, decimal_places=3, allow_null=True)
     budget_used = serializers.DecimalField(
         max_digits=None, decimal_places=4, allow_null=True, help_text="GPU-hours / budget."
@@ -366,12 +408,49 @@ class ChargebackRowSerializer(serializers.Serializer):
         return self.context["currency"]
 
     @extend_schema_field(serializers.DictField(child=serializers.CharField()))
+    def get_spend_by_cluster(self, row) -> dict[str, str]:
+        currency = self.context["currency"]
+        return {
+            name: f"{round_money(amount, currency):f}"
+            for name, amount in sorted(row.by_cluster.items())
+        }
+
+    @extend_schema_field(serializers.DictField(child=serializers.CharField()))
     def get_spend_by_gpu_class(self, row) -> dict[str, str]:
         currency = self.context["currency"]
         return {
             name: f"{round_money(amount, currency):f}"
             for name, amount in sorted(row.by_class.items())
         }
+
+
+class UnmarkedJobsSerializer(serializers.Serializer):
+    namespace = serializers.CharField()
+    cluster = serializers.CharField(allow_null=True)
+    jobs = serializers.IntegerField()
+    gpu_seconds = serializers.CharField()
+
+
+class PoolHourSerializer(serializers.Serializer):
+    """One worker pool's GPU class in one hour: allocation = jobs + idle - excess."""
+
+    namespace = serializers.CharField()
+    cluster = serializers.CharField(
+        source="cluster.slug", allow_null=True, help_text="Null: the namespace in every cluster."
+    )
+    gpu_class = serializers.CharField(
+        source="gpu_class.slug", allow_null=True, help_text="Null: an unknown GPU model."
+    )
+    hour_start = serializers.DateTimeField()
+    allocation_seconds = GpuSecondsField()
+    jobs_seconds = GpuSecondsField()
+    idle_seconds = GpuSecondsField()
+    excess_seconds = GpuSecondsField()
+    tolerance_seconds = GpuSecondsField(
+        help_text="One GPU-minute per GPU of each job attempt in the hour."
+    )
+    flagged = serializers.BooleanField(help_text="The excess is beyond the tolerance.")
+    cause = serializers.CharField(help_text="What to check, for a flagged hour.")
 
 
 class ChargebackReportSerializer(serializers.Serializer):
@@ -387,7 +466,27 @@ class ChargebackReportSerializer(serializers.Serializer):
     idle_absorbed = MoneyField(
         allow_null=True, help_text="Idle capacity no department pays (absorbed by IT)."
     )
+    pool_idle_amount = MoneyField(
+        allow_null=True,
+        help_text="The worker pools' allocation their portal jobs did not use, valued.",
+    )
+    flagged_pool_hours = serializers.IntegerField(
+        allow_null=True,
+        help_text="Pool-hours whose jobs used more than the pool's allocation beyond the "
+        "tolerance: GET /api/v1/reports/pools/?flagged=true lists them with the causes.",
+    )
+    unmarked_jobs = UnmarkedJobsSerializer(
+        many=True,
+        allow_null=True,
+        help_text="Portal jobs whose workers ran in a namespace that is not a marked worker "
+        "pool: billed as that namespace's usage, not to their departments.",
+    )
     gpu_classes = serializers.ListField(child=serializers.CharField(), source="class_names")
+    clusters = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        source="cluster_names",
+        help_text='The clusters the month\'s usage came from ("" for no named cluster).',
+    )
     rows = ChargebackRowSerializer(many=True)
 
 
@@ -414,3 +513,17 @@ class ChargebackQuerySerializer(serializers.Serializer):
                 f"{month:%B %Y} has not begun; there is nothing to report yet."
             )
         return month
+
+
+class PoolQuerySerializer(ChargebackQuerySerializer):
+    """What ``GET /api/v1/reports/pools/`` reads from its query string."""
+
+    flagged = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="true: flagged hours only."
+    )
+    pool = serializers.RegexField(
+        r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        required=False,
+        max_length=63,
+        help_text="A worker pool's namespace: its hours only.",
+    )

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import logging
 from decimal import Decimal
+from fractions import Fraction
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from billing import pricing as engine
 from billing.models import (
+    USED_KINDS,
     Adjustment,
     AdjustmentKind,
     BillingPeriod,
@@ -25,9 +27,20 @@ from billing.models import (
     RateCard,
     Statement,
     StatementLine,
+    StatementLineJob,
     StatementStatus,
+    WorkerPoolHour,
 )
-from departments.models import Department, GpuClass, Namespace, OffPeakWindow
+from departments.models import (
+    Cluster,
+    Department,
+    GpuClass,
+    Namespace,
+    OffPeakWindow,
+    WorkerPool,
+    namespace_label,
+)
+from jobs.models import JobGpuTime, JobKind
 from metering import quantities
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.quantities import gpu_hours_text
@@ -108,10 +121,47 @@ def pricing_current(*, period: BillingPeriod) -> engine.Pricing:
         ],
         off_peak=list(OffPeakWindow.objects.filter(active=True).order_by("name")),
         capacity_gpus=dict(GpuClass.objects.values_list("pk", "capacity_gpus")),
-        namespace_tiers=dict(Namespace.objects.values_list("name", "tier")),
+        namespace_tiers={
+            namespace_label(name, slug): tier
+            for name, slug, tier in Namespace.objects.values_list("name", "cluster__slug", "tier")
+        },
         idle_policy=period.idle_policy,
         idle_department_id=period.idle_department_id,
+        cluster_slugs=dict(Cluster.objects.values_list("pk", "slug")),
+        worker_pools=_worker_pools(period),
+        gpu_fractions={
+            pk: (physical, Fraction(numerator, denominator))
+            for pk, physical, numerator, denominator in GpuClass.objects.filter(
+                physical_class__isnull=False
+            ).values_list("pk", "physical_class_id", "fraction_numerator", "fraction_denominator")
+        },
     )
+
+
+def _worker_pools(period: BillingPeriod) -> list[engine.Pool]:
+    """The worker pools a month is priced with: those its first finalized statement kept
+    (marking a pool later does not move a closed month's figures), else those marked now."""
+    if period.pk is not None:
+        kept = (
+            Statement.objects.filter(period=period, status=StatementStatus.FINALIZED)
+            .order_by("finalized_at", "pk")
+            .values_list("pricing", flat=True)
+            .first()
+        )
+        if kept is not None:
+            return _pools_from_snapshot(kept)
+    return [
+        engine.Pool(namespace=namespace, cluster_id=cluster_id)
+        for namespace, cluster_id in WorkerPool.objects.values_list("namespace", "cluster_id")
+    ]
+
+
+def _pools_from_snapshot(snapshot: dict) -> list[engine.Pool]:
+    # A statement finalized before worker pools existed priced every namespace as usage.
+    return [
+        engine.Pool(namespace=pool["namespace"], cluster_id=pool["cluster"])
+        for pool in snapshot.get("worker_pools", [])
+    ]
 
 
 def pricing_snapshot(pricing: engine.Pricing) -> dict:
@@ -158,6 +208,15 @@ def pricing_snapshot(pricing: engine.Pricing) -> dict:
         "namespace_tiers": pricing.namespace_tiers,
         "idle_policy": pricing.idle_policy,
         "idle_department": pricing.idle_department_id,
+        "clusters": {str(k): v for k, v in pricing.cluster_slugs.items()},
+        "worker_pools": [
+            {"namespace": pool.namespace, "cluster": pool.cluster_id}
+            for pool in pricing.worker_pools
+        ],
+        "gpu_fractions": {
+            str(k): [physical, fraction.numerator, fraction.denominator]
+            for k, (physical, fraction) in pricing.gpu_fractions.items()
+        },
     }
 
 
@@ -206,6 +265,12 @@ def pricing_from_snapshot(snapshot: dict, *, period: BillingPeriod) -> engine.Pr
         namespace_tiers=snapshot.get("namespace_tiers", {}),
         idle_policy=snapshot.get("idle_policy", period.idle_policy),
         idle_department_id=snapshot.get("idle_department"),
+        cluster_slugs={int(k): v for k, v in snapshot.get("clusters", {}).items()},
+        worker_pools=_pools_from_snapshot(snapshot),
+        gpu_fractions={
+            int(k): (physical, Fraction(numerator, denominator))
+            for k, (physical, numerator, denominator) in snapshot.get("gpu_fractions", {}).items()
+        },
     )
 
 
@@ -225,7 +290,20 @@ def inputs_version(*, period: BillingPeriod) -> str:
     )
     for model in (RateCard, DepartmentMultiplier, OffPeakWindow, GpuClass, Department):
         parts.append(model.objects.aggregate(n=Count("pk"), last=Max("updated_at")))
-    parts.append(sorted(Namespace.objects.values_list("name", "department_id", "tier")))
+    parts.append(
+        sorted(
+            Namespace.objects.values_list("name", "cluster_id", "department_id", "tier"),
+            key=repr,
+        )
+    )
+    parts.append(sorted(Cluster.objects.values_list("pk", "slug")))
+    parts.append(sorted(WorkerPool.objects.values_list("namespace", "cluster_id"), key=repr))
+    parts.append(JobKind.objects.aggregate(n=Count("pk"), last=Max("updated_at")))
+    parts.append(
+        JobGpuTime.objects.filter(hour_start__gte=start, hour_start__lt=end).aggregate(
+            n=Count("pk"), last=Max("updated_at"), seconds=Sum("gpu_seconds")
+        )
+    )
     parts.append(
         Adjustment.objects.filter(applied_to__period=period).aggregate(
             n=Count("pk"), last=Max("pk")
@@ -326,19 +404,21 @@ def periods_refresh(*, months: list[dt.date] | None = None, force: bool = False)
     return recomputed
 
 
-def _billing_source_id() -> int | None:
-    return MetricSource.objects.filter(is_billing=True).values_list("pk", flat=True).first()
+def _billing_source_ids() -> list[int]:
+    return list(MetricSource.objects.filter(is_billing=True).values_list("pk", flat=True))
 
 
 def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None:
     now = now or timezone.now()
     pricing = pricing_current(period=period)
-    source_id = _billing_source_id()
+    source_ids = _billing_source_ids()
+    job_kind_names = dict(JobKind.objects.values_list("pk", "name"))
     result = engine.price_month(
         month=period.month,
         pricing=pricing,
-        source_id=source_id,
+        source_ids=source_ids,
         gpu_class_names=dict(GpuClass.objects.values_list("pk", "name")),
+        job_kind_names=job_kind_names,
         until=now,
     )
     statements = {s.department_id: s for s in Statement.objects.filter(period=period)}
@@ -367,21 +447,24 @@ def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None
         Q(statement__isnull=True) | Q(statement__status=StatementStatus.DRAFT)
     ).delete()
     new_lines = []
+    jobs_of: dict[int, dict] = {}  # index in new_lines -> the jobs behind that line
     positions: dict[int | None, int] = {}
 
-    def add(line_kwargs: dict, department_id: int | None) -> None:
+    def add(line_kwargs: dict, department_id: int | None) -> bool:
         statement = drafts.get(department_id) if department_id is not None else None
         if department_id is not None and statement is None:
-            return  # a finalized statement keeps its lines; see _late_usage
+            return False  # a finalized statement keeps its lines; see _late_usage
         positions[department_id] = positions.get(department_id, 0) + 1
         new_lines.append(
             StatementLine(
                 period=period, statement=statement, position=positions[department_id], **line_kwargs
             )
         )
+        return True
 
     for line in result.lines:
-        add(_line_fields(line), line.department_id)
+        if add(_line_fields(line), line.department_id) and line.jobs:
+            jobs_of[len(new_lines) - 1] = line.jobs
     for department_id, items in adjustments.items():
         for adjustment in items:
             add(
@@ -400,12 +483,40 @@ def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None
                 department_id,
             )
     StatementLine.objects.bulk_create(new_lines, batch_size=1000)
+    StatementLineJob.objects.bulk_create(
+        [
+            StatementLineJob(line=new_lines[index], job_id=job_id, gpu_seconds=seconds)
+            for index, jobs in jobs_of.items()
+            for job_id, seconds in sorted(jobs.items(), key=lambda item: str(item[0]))
+        ],
+        batch_size=2000,
+    )
+    WorkerPoolHour.objects.filter(period=period).delete()
+    WorkerPoolHour.objects.bulk_create(
+        [
+            WorkerPoolHour(
+                period=period,
+                namespace=hour.pool.namespace,
+                cluster_id=hour.pool.cluster_id,
+                gpu_class_id=hour.gpu_class_id,
+                hour_start=hour.hour_start,
+                allocation_seconds=hour.allocation_seconds,
+                jobs_seconds=hour.jobs_seconds,
+                idle_seconds=hour.idle_seconds,
+                excess_seconds=hour.excess_seconds,
+                tolerance_seconds=hour.tolerance_seconds,
+                flagged=hour.flagged,
+            )
+            for hour in result.pool_hours
+        ],
+        batch_size=2000,
+    )
 
     totals = {d: (ZERO, ZERO) for d in drafts}
     for line in new_lines:
         if line.statement is not None:
             seconds, amount = totals[line.statement.department_id]
-            usage = line.gpu_seconds if line.kind == LineKind.USAGE else ZERO
+            usage = line.gpu_seconds if line.kind in USED_KINDS else ZERO
             totals[line.statement.department_id] = (seconds + usage, amount + line.amount)
     for department_id, statement in drafts.items():
         statement.gpu_seconds, statement.total = totals[department_id]
@@ -415,11 +526,22 @@ def _recompute(period: BillingPeriod, *, now: dt.datetime | None = None) -> None
         list(drafts.values()), ["gpu_seconds", "total", "computed_at", "currency"], batch_size=500
     )
     for field in BillingPeriod.FIGURES:
-        setattr(period, field, getattr(result, field))
+        if field != "unmarked_jobs":
+            setattr(period, field, getattr(result, field))
+    slugs = pricing.cluster_slugs
+    period.unmarked_jobs = [
+        {
+            "namespace": unmarked.namespace,
+            "cluster": slugs.get(unmarked.cluster_id) if unmarked.cluster_id else None,
+            "jobs": unmarked.jobs,
+            "gpu_seconds": str(unmarked.gpu_seconds),
+        }
+        for unmarked in result.unmarked_jobs
+    ]
     period.computed_at = now
     class_names = dict(GpuClass.objects.values_list("pk", "name"))
     for department_id in sorted(finalized):
-        _late_usage(statements[department_id], source_id=source_id, gpu_class_names=class_names)
+        _late_usage(statements[department_id], source_ids=source_ids, gpu_class_names=class_names)
 
 
 def _line_fields(line: engine.Line) -> dict:
@@ -427,8 +549,11 @@ def _line_fields(line: engine.Line) -> dict:
         "kind": line.kind,
         "department_id": line.department_id,
         "namespace": line.namespace,
+        "cluster_id": line.cluster_id,
         "gpu_class_id": line.gpu_class_id,
         "tier": line.tier,
+        "job_kind_id": line.job_kind_id,
+        "jobs_count": len(line.jobs),
         "rate_card_id": line.card.id if line.card else None,
         "gpu_seconds": line.gpu_seconds,
         "unit_price": line.unit_price,
@@ -441,7 +566,7 @@ def _line_fields(line: engine.Line) -> dict:
     }
 
 
-def _late_usage(statement: Statement, *, source_id, gpu_class_names) -> Adjustment | None:
+def _late_usage(statement: Statement, *, source_ids, gpu_class_names) -> Adjustment | None:
     """Usage the ledger now holds for a finalized statement's month beyond what the
     statement charged (or less: a correction of the ledger), priced at the prices the
     statement was finalized with (its snapshot), less what earlier adjustments already
@@ -449,17 +574,15 @@ def _late_usage(statement: Statement, *, source_id, gpu_class_names) -> Adjustme
     priced = engine.price_month(
         month=statement.period.month,
         pricing=pricing_from_snapshot(statement.pricing, period=statement.period),
-        source_id=source_id,
+        source_ids=source_ids,
         gpu_class_names=gpu_class_names,
     )
     now_lines = [
-        line
-        for line in priced.department_lines(statement.department_id)
-        if line.kind == LineKind.USAGE
+        line for line in priced.department_lines(statement.department_id) if line.kind in USED_KINDS
     ]
     seconds_now = sum((line.gpu_seconds for line in now_lines), ZERO)
     amount_now = sum((line.amount for line in now_lines), ZERO)
-    frozen = statement.lines.filter(kind=LineKind.USAGE).aggregate(
+    frozen = statement.lines.filter(kind__in=USED_KINDS).aggregate(
         seconds=Sum("gpu_seconds"), amount=Sum("amount")
     )
     charged = statement.adjustments.filter(kind=AdjustmentKind.LATE_USAGE).aggregate(

@@ -11,4 +11,9 @@ urlpatterns = [
     path("statements/", views.statement_list, name="statements"),
     path("statements/<int:pk>/", views.statement_detail, name="statement"),
     path("statements/<int:pk>/finalize/", views.statement_finalize, name="finalize"),
+    path(
+        "statements/<int:pk>/lines/<int:line_pk>/jobs/",
+        views.statement_line_jobs,
+        name="line_jobs",
+    ),
 ]

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 
 from billing import charts, selectors, services
 from billing.forms import StatementFilterForm, month_field_clean
-from billing.models import Statement, minor_unit
+from billing.models import Statement, StatementLine, minor_unit
 from billing.pricing import price_text
 from departments.models import Department
 from metering.quantities import gpu_hours_shown
@@ -137,6 +137,12 @@ def dashboard(request):
             ),
             "fleet": fleet,
             "reconciliation": selectors.reconciliation(period=period) if fleet else None,
+            "pools": selectors.pool_summaries(period=period) if fleet else [],
+            "clusters": report.cluster_names if len(report.cluster_names) > 1 else [],
+            "cluster_rows": [
+                (row.name, [row.by_cluster.get(name) for name in report.cluster_names])
+                for row in report.rows
+            ],
             # Counted over the rows the user may read: a manager learns nothing of others.
             "drafts": sum(
                 1
@@ -215,6 +221,27 @@ def statement_list(request):
             "money": money_format(settings.BILLING_CURRENCY),
         },
         status=status,
+    )
+
+
+@login_required
+def statement_line_jobs(request, pk: int, line_pk: int):
+    """The portal jobs a line of a statement charges, each with its GPU time on that line,
+    linked to their pages. A line the user may not read answers 404."""
+    user = request.user
+    statement = get_object_or_404(selectors.statements_for_user(user=user), pk=pk)
+    # The line as it stands: a refresh would write a draft's lines anew, and the line the
+    # statement page linked to would be gone.
+    try:
+        jobs = selectors.line_jobs(user=user, statement_pk=pk, line_pk=line_pk)
+    except StatementLine.DoesNotExist as exc:
+        raise Http404 from exc
+    line = StatementLine.objects.select_related("gpu_class", "job_kind").get(pk=line_pk)
+    page = Paginator(jobs, STATEMENTS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/statement_line_jobs.html",
+        {"statement": statement, "line": line, "page": page, "jobs": page.object_list},
     )
 
 

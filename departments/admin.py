@@ -2,7 +2,7 @@ import copy
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -16,6 +16,7 @@ from departments.forms import (
     QuotaInlineFormSet,
 )
 from departments.models import (
+    Cluster,
     Department,
     GpuClass,
     Membership,
@@ -23,6 +24,7 @@ from departments.models import (
     OffPeakWindow,
     Quota,
     ServiceLevel,
+    WorkerPool,
 )
 
 
@@ -95,7 +97,7 @@ class AuditHistoryAdmin(SimpleHistoryAdmin):
 
 class NamespaceInline(admin.TabularInline):
     model = Namespace
-    fields = ["name", "tier"]
+    fields = ["name", "cluster", "tier"]
     extra = 1
     verbose_name = "Kubernetes namespace"
 
@@ -161,7 +163,7 @@ class DepartmentAdmin(AuditHistoryAdmin):
 
     @admin.display(description="namespaces")
     def namespace_list(self, department) -> str:
-        return ", ".join(ns.name for ns in department.namespaces.all()) or "—"
+        return ", ".join(ns.label for ns in department.namespaces.all()) or "—"
 
     @admin.display(description="members", ordering="member_count")
     def member_count(self, department) -> int:
@@ -192,11 +194,57 @@ class DepartmentAdmin(AuditHistoryAdmin):
 
 @admin.register(Namespace)
 class NamespaceAdmin(AuditHistoryAdmin):
-    list_display = ["name", "department", "tier"]
-    list_filter = ["tier", ("department", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["name", "department__name"]
+    list_display = ["name", "cluster_or_all", "department", "tier"]
+    list_filter = ["tier", "cluster", ("department", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "department__name", "cluster__slug"]
     autocomplete_fields = ["department"]
-    list_select_related = ["department"]
+    list_select_related = ["department", "cluster"]
+
+    @admin.display(description="cluster", ordering="cluster__name")
+    def cluster_or_all(self, namespace) -> str:
+        return str(namespace.cluster) if namespace.cluster_id else "every cluster"
+
+
+@admin.register(Cluster)
+class ClusterAdmin(AuditHistoryAdmin):
+    """The fleet's Kubernetes clusters: each has its own billing source (Metering), and
+    namespaces and worker pools are claimed in one of them or in all."""
+
+    list_display = ["name", "slug", "namespace_count", "description"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(namespace_count=Count("namespaces"))
+
+    @admin.display(description="namespaces claimed in it", ordering="namespace_count")
+    def namespace_count(self, cluster) -> int:
+        return cluster.namespace_count
+
+
+@admin.register(WorkerPool)
+class WorkerPoolAdmin(AuditHistoryAdmin):
+    """Namespaces where the portal's GPU workers run. Marking one makes the month's bill
+    charge its allocation to the departments whose jobs ran there, by the jobs' own GPU
+    time, and the rest as pool idle (see Billing)."""
+
+    list_display = ["namespace", "cluster_or_all", "claimed_by", "description"]
+    list_filter = ["cluster"]
+    search_fields = ["namespace", "cluster__slug", "description"]
+    list_select_related = ["cluster"]
+    readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="cluster", ordering="cluster__name")
+    def cluster_or_all(self, pool) -> str:
+        return str(pool.cluster) if pool.cluster_id else "every cluster"
+
+    @admin.display(description="also claimed by")
+    def claimed_by(self, pool) -> str:
+        claims = Namespace.objects.filter(name=pool.namespace).select_related("department")
+        if pool.cluster_id is not None:
+            claims = claims.filter(Q(cluster=pool.cluster_id) | Q(cluster__isnull=True))
+        return ", ".join(str(claim.department) for claim in claims) or "—"
 
 
 @admin.register(Membership)
@@ -220,8 +268,34 @@ class MembershipAdmin(AuditHistoryAdmin):
 
 @admin.register(GpuClass)
 class GpuClassAdmin(AuditHistoryAdmin):
-    list_display = ["name", "slug", "capacity_gpus", "model_regex", "queue_prefix"]
-    search_fields = ["name", "slug", "model_regex"]
+    list_display = [
+        "name",
+        "slug",
+        "capacity_gpus",
+        "fraction_display",
+        "mig_profile",
+        "model_regex",
+        "queue_prefix",
+    ]
+    list_select_related = ["physical_class"]
+    search_fields = ["name", "slug", "model_regex", "mig_profile"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "model_regex", "capacity_gpus", "queue_prefix"]}),
+        (
+            "A fraction of a GPU (MIG profile or time-sliced replica)",
+            {
+                "fields": [
+                    "physical_class",
+                    ("fraction_numerator", "fraction_denominator"),
+                    "mig_profile",
+                ],
+                "description": "Leave blank for whole GPUs. A MIG class names its profile "
+                "(1g.10gb is 1/7 of an A100); a time-sliced class matches the shared model "
+                "label (Tesla-T4-SHARED) and holds 1/replicas of a GPU.",
+            },
+        ),
+        (None, {"fields": ["description", "created_at", "updated_at"]}),
+    ]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
 

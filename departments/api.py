@@ -1,6 +1,7 @@
 """REST endpoints for departments and their rules: read for everyone in scope, write for
 it-admin (the model permissions of :class:`portal.api.ModelPermissions`)."""
 
+from django.db.models import Prefetch
 from rest_framework import mixins, viewsets
 
 from departments import selectors, services
@@ -10,12 +11,15 @@ from departments.filters import (
     QuotaFilter,
     ServiceLevelFilter,
 )
+from departments.models import Cluster, Namespace, WorkerPool
 from departments.serializers import (
+    ClusterSerializer,
     DepartmentSerializer,
     GpuClassSerializer,
     OffPeakWindowSerializer,
     QuotaSerializer,
     ServiceLevelSerializer,
+    WorkerPoolSerializer,
 )
 
 WRITE_VERBS = ["get", "post", "patch", "delete", "head", "options"]
@@ -38,7 +42,9 @@ class DepartmentViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
-        return selectors.departments_for_user(user=self.request.user).prefetch_related("namespaces")
+        return selectors.departments_for_user(user=self.request.user).prefetch_related(
+            Prefetch("namespaces", queryset=Namespace.objects.select_related("cluster"))
+        )
 
 
 class GpuClassViewSet(viewsets.ModelViewSet):
@@ -90,3 +96,32 @@ class OffPeakWindowViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return selectors.off_peak_windows_for_user(user=self.request.user)
+
+
+class ClusterViewSet(viewsets.ModelViewSet):
+    """The fleet's Kubernetes clusters, visible to every signed-in user; it-admin keeps them.
+    Namespaces are claimed as ``<cluster>/<name>`` in one of them (or by name in all)."""
+
+    serializer_class = ClusterSerializer
+    lookup_field = "slug"
+    ordering_fields = ["name", "slug"]
+    http_method_names = WRITE_VERBS
+
+    def get_queryset(self):
+        user = self.request.user
+        return Cluster.objects.all() if user.is_authenticated else Cluster.objects.none()
+
+
+class WorkerPoolViewSet(viewsets.ModelViewSet):
+    """Namespaces where the portal's GPU workers run, visible to every signed-in user;
+    it-admin marks them. The GPU time of the portal jobs run there is billed to the
+    submitting departments, the rest of the pool's allocation as pool idle."""
+
+    serializer_class = WorkerPoolSerializer
+    ordering_fields = ["namespace"]
+    http_method_names = WRITE_VERBS
+
+    def get_queryset(self):
+        if not self.request.user.is_authenticated:
+            return WorkerPool.objects.none()
+        return WorkerPool.objects.select_related("cluster")

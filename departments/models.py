@@ -9,6 +9,7 @@ refusal words a person can act on.
 import datetime as dt
 import re
 from decimal import Decimal
+from fractions import Fraction
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
@@ -170,12 +171,43 @@ class Department(TimestampedModel):
             )
 
 
+class Cluster(TimestampedModel):
+    """A Kubernetes cluster of the fleet. Each has its own metric sources (its Prometheus,
+    or a ``cluster`` label filter on a shared Thanos or Mimir), so its usage is kept, and
+    split, apart; a namespace is claimed in one cluster or in all of them."""
+
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(
+        max_length=63,
+        unique=True,
+        help_text="Short name used in the API and to qualify namespaces: prod-eu/dept-marketing.",
+    )
+    description = models.TextField(blank=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def namespace_label(name: str, cluster_slug: str | None) -> str:
+    """How a namespace is written: ``dept-marketing`` in every cluster,
+    ``prod-eu/dept-marketing`` in one."""
+    return f"{cluster_slug}/{name}" if cluster_slug else name
+
+
 class Namespace(models.Model):
-    """A Kubernetes namespace; its GPU usage is the department's."""
+    """A Kubernetes namespace; its GPU usage is the department's.
+
+    Claimed in one cluster, or (``cluster`` blank) in every cluster of the fleet. A name is
+    claimed either way, never both: ``ml`` in every cluster and ``prod-eu/ml`` would leave
+    prod-eu's ``ml`` to two departments."""
 
     name = models.CharField(
         max_length=63,
-        unique=True,
         validators=[
             RegexValidator(
                 NAMESPACE_NAME_RE,
@@ -183,7 +215,14 @@ class Namespace(models.Model):
                 "and ends with a letter or digit.",
             )
         ],
-        error_messages={"unique": "This namespace already belongs to another department."},
+    )
+    cluster = models.ForeignKey(
+        Cluster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="namespaces",
+        help_text="Blank: the namespace of this name in every cluster.",
     )
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="namespaces")
     tier = models.CharField(
@@ -197,15 +236,37 @@ class Namespace(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "cluster__slug"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(name__regex=NAMESPACE_NAME_RE), name="namespace_name_is_dns_label"
             ),
+            models.UniqueConstraint(
+                F("name"),
+                Coalesce(F("cluster"), 0),
+                name="one_claim_per_namespace_and_cluster",
+                violation_error_message="This namespace already belongs to another department.",
+            ),
         ]
 
     def __str__(self) -> str:
-        return self.name
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return namespace_label(self.name, self.cluster.slug if self.cluster_id else None)
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.name:
+            return
+        # A claim in every cluster and a claim in one cluster of the same name overlap.
+        overlapping = Namespace.objects.filter(name=self.name).exclude(pk=self.pk)
+        if self.cluster_id is not None:
+            overlapping = overlapping.filter(Q(cluster=self.cluster_id) | Q(cluster__isnull=True))
+        clash = overlapping.select_related("department", "cluster").first()
+        if clash is not None:
+            raise ValidationError({"name": f"{clash.label} already belongs to {clash.department}."})
 
 
 class Membership(TimestampedModel):
@@ -240,7 +301,13 @@ class Membership(TimestampedModel):
 
 
 class GpuClass(TimestampedModel):
-    """A pool of one GPU model, as Prometheus names it and as workers consume it."""
+    """A pool of one GPU model, as Prometheus names it and as workers consume it.
+
+    A class is whole GPUs, or a fraction of the GPUs of a whole-GPU class: a MIG profile
+    (``1g.10gb`` is 1/7 of an A100) or a time-sliced replica (1/4 of a T4 shared four
+    ways). A fraction has its own rate card; its GPU time counts as that fraction of its
+    physical GPU for capacity and idle, so each physical GPU is counted once, whatever it
+    is cut into."""
 
     name = models.CharField(max_length=60, unique=True)
     slug = models.SlugField(max_length=40, unique=True)
@@ -253,8 +320,33 @@ class GpuClass(TimestampedModel):
     )
     capacity_gpus = models.PositiveIntegerField(
         "capacity (GPUs)",
-        validators=[MinValueValidator(1, "A GPU class holds at least one GPU.")],
-        help_text="GPUs in the fleet; the hours not allocated are idle cost.",
+        help_text="GPUs in the fleet; the hours not allocated are idle cost. 0 for a fraction "
+        "of a GPU (counted in its physical class).",
+    )
+    physical_class = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="fractions",
+        help_text="For a MIG profile or a time-sliced replica: the whole-GPU class it is cut "
+        "from. Blank: whole GPUs.",
+    )
+    fraction_numerator = models.PositiveSmallIntegerField(
+        "fraction of a GPU (numerator)",
+        default=1,
+        help_text="With the denominator: the share of one physical GPU, 1/7 for a 1g.10gb "
+        "MIG instance of an A100, 3/7 for 3g.40gb, 1/4 for a T4 shared by four.",
+    )
+    fraction_denominator = models.PositiveSmallIntegerField(
+        "fraction of a GPU (denominator)", default=1
+    )
+    mig_profile = models.CharField(
+        "MIG profile",
+        max_length=40,
+        blank=True,
+        help_text="For a MIG class: its profile (1g.10gb), matched against the pods' "
+        "nvidia.com/mig-<profile> requests and the DCGM exporter's GPU_I_PROFILE.",
     )
     queue_prefix = models.CharField(
         max_length=60,
@@ -276,13 +368,30 @@ class GpuClass(TimestampedModel):
         verbose_name_plural = "GPU classes"
         constraints = [
             models.CheckConstraint(
-                condition=Q(capacity_gpus__gt=0),
+                condition=Q(capacity_gpus__gt=0) | Q(physical_class__isnull=False),
                 name="gpu_class_capacity_positive",
                 violation_error_message="A GPU class holds at least one GPU.",
             ),
             models.CheckConstraint(
                 condition=Q(queue_prefix__regex=QUEUE_PREFIX_RE),
                 name="gpu_class_queue_prefix_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(fraction_numerator__gt=0)
+                & Q(fraction_numerator__lte=F("fraction_denominator")),
+                name="gpu_class_fraction_of_one_gpu",
+                violation_error_message="A fraction of a GPU is more than 0 and at most 1.",
+            ),
+            models.CheckConstraint(
+                condition=Q(physical_class__isnull=False)
+                | (Q(fraction_numerator=1) & Q(fraction_denominator=1) & Q(mig_profile="")),
+                name="gpu_class_whole_unless_cut_from_one",
+                violation_error_message="A fraction or a MIG profile needs the physical GPU "
+                "class it is cut from.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(physical_class=F("pk")),
+                name="gpu_class_not_cut_from_itself",
             ),
         ]
 
@@ -298,10 +407,116 @@ class GpuClass(TimestampedModel):
         super().clean()
         if not self.queue_prefix and self.slug:
             self.queue_prefix = f"gpu.{self.slug}"
+        if self.physical_class_id is None:
+            if self.capacity_gpus is not None and self.capacity_gpus < 1:
+                raise ValidationError({"capacity_gpus": "A GPU class holds at least one GPU."})
+            if (self.fraction_numerator, self.fraction_denominator) != (1, 1) or self.mig_profile:
+                raise ValidationError(
+                    {
+                        "physical_class": "A fraction or a MIG profile needs the physical GPU "
+                        "class it is cut from."
+                    }
+                )
+            return
+        physical = self.physical_class
+        if physical.physical_class_id is not None or (self.pk and physical.pk == self.pk):
+            raise ValidationError(
+                {"physical_class": f"{physical} is itself a fraction; name a whole-GPU class."}
+            )
+        if self.capacity_gpus:
+            raise ValidationError(
+                {
+                    "capacity_gpus": f"A fraction of a GPU has no capacity of its own: its "
+                    f"GPUs are counted in {physical}. Set 0."
+                }
+            )
+        if not 0 < self.fraction_numerator <= self.fraction_denominator:
+            raise ValidationError(
+                {"fraction_numerator": "A fraction of a GPU is more than 0 and at most 1."}
+            )
+
+    @property
+    def fraction(self) -> Fraction:
+        """The share of one physical GPU an instance of this class holds."""
+        return Fraction(self.fraction_numerator, self.fraction_denominator)
+
+    @property
+    def fraction_display(self) -> str:
+        if self.physical_class_id is None:
+            return "whole GPUs"
+        return f"{self.fraction_numerator}/{self.fraction_denominator} of {self.physical_class}"
 
     def queue_for(self, tier: str) -> str:
         """The Celery queue that workers of this class consume for ``tier``."""
         return f"{self.queue_prefix}.{tier}"
+
+
+class WorkerPool(TimestampedModel):
+    """A namespace where the portal's own GPU workers run, in one cluster or in every one.
+
+    Its pods' GPU allocation is not a department's usage: the GPU time of the portal jobs
+    the workers ran is billed to the departments that submitted them, and the rest of the
+    pool's allocation is *pool idle*, shared out by the month's idle-cost policy."""
+
+    namespace = models.CharField(
+        max_length=63,
+        validators=[
+            RegexValidator(
+                NAMESPACE_NAME_RE,
+                "A namespace name has lower-case letters, digits and hyphens, and starts "
+                "and ends with a letter or digit.",
+            )
+        ],
+        help_text="The Kubernetes namespace of the workers' pods (the Deployments in deploy/).",
+    )
+    cluster = models.ForeignKey(
+        Cluster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="worker_pools",
+        help_text="Blank: the namespace of this name in every cluster.",
+    )
+    description = models.TextField(blank=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+
+    class Meta:
+        ordering = ["namespace", "cluster__slug"]
+        verbose_name = "worker pool"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(namespace__regex=NAMESPACE_NAME_RE),
+                name="worker_pool_namespace_is_dns_label",
+            ),
+            models.UniqueConstraint(
+                F("namespace"),
+                Coalesce(F("cluster"), 0),
+                name="one_worker_pool_per_namespace_and_cluster",
+                violation_error_message="This namespace is already a worker pool.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return namespace_label(self.namespace, self.cluster.slug if self.cluster_id else None)
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.namespace:
+            return
+        overlapping = WorkerPool.objects.filter(namespace=self.namespace).exclude(pk=self.pk)
+        if self.cluster_id is not None:
+            overlapping = overlapping.filter(Q(cluster=self.cluster_id) | Q(cluster__isnull=True))
+        clash = overlapping.select_related("cluster").first()
+        if clash is not None:
+            raise ValidationError({"namespace": f"{clash.label} is already a worker pool."})
+
+    def matches(self, namespace: str, cluster_id: int | None) -> bool:
+        return namespace == self.namespace and self.cluster_id in (None, cluster_id)
 
 
 class Quota(TimestampedModel):

@@ -76,7 +76,9 @@ def department_overviews_for_user(*, user) -> QuerySet[Department]:
     """Departments with everything their overview shows (namespaces, quotas, service
     levels with their GPU classes, the members), in a fixed number of queries."""
     return departments_for_user(user=user).prefetch_related(
-        Prefetch("namespaces", queryset=Namespace.objects.order_by("name")),
+        Prefetch(
+            "namespaces", queryset=Namespace.objects.select_related("cluster").order_by("name")
+        ),
         Prefetch("quotas", queryset=Quota.objects.select_related("gpu_class")),
         Prefetch(
             "service_levels",

@@ -5,11 +5,13 @@ from rest_framework import serializers
 from departments import services
 from departments.models import (
     NAMESPACE_NAME_RE,
+    Cluster,
     Department,
     GpuClass,
     OffPeakWindow,
     Quota,
     ServiceLevel,
+    WorkerPool,
 )
 from departments.selectors import department_ids_for_user, department_roles_for_user
 from portal.api import ModelValidationMixin
@@ -20,13 +22,25 @@ def _request_user(serializer):
     return request.user if request is not None else None
 
 
-class NamespaceNamesField(serializers.ListField):
-    """The department's Kubernetes namespaces as a list of names."""
+# A namespace in every cluster ("dept-marketing") or in one ("prod-eu/dept-marketing").
+QUALIFIED_NAMESPACE_RE = r"^(?:[-a-zA-Z0-9_]+/)?" + NAMESPACE_NAME_RE.removeprefix("^")
 
-    child = serializers.RegexField(NAMESPACE_NAME_RE, max_length=63)
+
+class NamespaceNamesField(serializers.ListField):
+    """The department's Kubernetes namespaces: ``name`` (in every cluster) or
+    ``<cluster slug>/<name>`` (in that cluster)."""
+
+    child = serializers.RegexField(
+        QUALIFIED_NAMESPACE_RE,
+        max_length=63 + 1 + 63,
+        error_messages={
+            "invalid": "Give a namespace name (lower-case letters, digits and hyphens), or "
+            "<cluster>/<name> for one cluster."
+        },
+    )
 
     def to_representation(self, namespaces):
-        return [namespace.name for namespace in namespaces.all()]
+        return [namespace.label for namespace in namespaces.all()]
 
 
 @extend_schema_field(
@@ -47,8 +61,8 @@ class DepartmentSerializer(serializers.ModelSerializer):
     )
     namespaces = NamespaceNamesField(
         required=False,
-        help_text="Kubernetes namespaces the department owns; a namespace belongs to at "
-        "most one department.",
+        help_text="Kubernetes namespaces the department owns: a name (in every cluster) or "
+        "<cluster>/<name> (in one); a namespace belongs to at most one department.",
     )
     my_role = serializers.SerializerMethodField(
         help_text="Your role in this department (manager or member), if any."
@@ -88,6 +102,16 @@ class DepartmentSerializer(serializers.ModelSerializer):
 
 
 class GpuClassSerializer(ModelValidationMixin, serializers.ModelSerializer):
+    physical_class = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=GpuClass.objects.filter(physical_class__isnull=True),
+        allow_null=True,
+        required=False,
+        help_text="For a MIG profile or a time-sliced replica: the slug of the whole-GPU "
+        "class it is cut from; null for whole GPUs.",
+        error_messages={"does_not_exist": "No whole-GPU class “{value}”."},
+    )
+
     class Meta:
         model = GpuClass
         fields = [
@@ -95,12 +119,40 @@ class GpuClassSerializer(ModelValidationMixin, serializers.ModelSerializer):
             "name",
             "model_regex",
             "capacity_gpus",
+            "physical_class",
+            "fraction_numerator",
+            "fraction_denominator",
+            "mig_profile",
             "queue_prefix",
             "description",
             "created_at",
             "updated_at",
         ]
         extra_kwargs = {"queue_prefix": {"required": False}}
+
+
+class ClusterSerializer(ModelValidationMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Cluster
+        fields = ["slug", "name", "description", "created_at", "updated_at"]
+
+
+class WorkerPoolSerializer(ModelValidationMixin, serializers.ModelSerializer):
+    """A namespace where the portal's GPU workers run (in one cluster, or in every one)."""
+
+    cluster = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Cluster.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="Cluster slug; null: the namespace in every cluster.",
+        error_messages={"does_not_exist": "No cluster “{value}”; GET /api/v1/clusters/."},
+    )
+    label = serializers.CharField(read_only=True, help_text="namespace or cluster/namespace.")
+
+    class Meta:
+        model = WorkerPool
+        fields = ["id", "namespace", "cluster", "label", "description", "created_at", "updated_at"]
 
 
 class QuotaSerializer(ModelValidationMixin, serializers.ModelSerializer):

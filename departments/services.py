@@ -4,9 +4,9 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, Q
 
-from departments.models import Department, GpuClass, Namespace
+from departments.models import Cluster, Department, GpuClass, Namespace
 
 DEPARTMENT_FIELDS = ("name", "slug", "cost_centre", "parent", "active")
 
@@ -71,33 +71,78 @@ def department_update(
     return department
 
 
+# Key of the PostgreSQL advisory lock that serialises namespace claims.
+NAMESPACE_CLAIM_LOCK_KEY = 0x6770_756E  # "gpun"
+
+
+def _namespace_claims_lock() -> None:
+    """Serialise namespace claims until the current transaction ends: a claim in every
+    cluster and a claim in one cluster of the same name overlap, which no unique
+    constraint can see, so two departments claiming them at once must take turns."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [NAMESPACE_CLAIM_LOCK_KEY])
+
+
+def namespace_parse(text: str) -> tuple[str | None, str]:
+    """``prod-eu/dept-marketing`` -> (``prod-eu``, ``dept-marketing``); a bare name is in
+    every cluster (``None``)."""
+    cluster, _, name = text.strip().rpartition("/")
+    return (cluster or None), name
+
+
 @transaction.atomic
 def department_set_namespaces(*, department: Department, namespaces: Iterable[str]) -> None:
     """Make ``namespaces`` exactly the Kubernetes namespaces ``department`` owns.
 
-    A namespace another department owns is refused, never moved silently: IT removes it
-    there first. The rows involved are locked, so two departments cannot both claim one.
+    Each is a name (claimed in every cluster) or ``<cluster slug>/<name>`` (in that
+    cluster). A namespace another department owns (there, or in every cluster) is refused,
+    never moved silently: IT removes it there first. Claims take turns
+    (:func:`_namespace_claims_lock`), so two departments cannot both claim one.
     """
-    wanted = list(dict.fromkeys(namespaces))
+    _namespace_claims_lock()
+    clusters = dict(Cluster.objects.values_list("slug", "pk"))
+    wanted: dict[tuple[int | None, str], str] = {}
     errors = []
-    for name in wanted:
+    for text in dict.fromkeys(namespaces):
+        slug, name = namespace_parse(text)
+        if slug is not None and slug not in clusters:
+            known = ", ".join(sorted(clusters)) or "none yet"
+            errors.append(f"{text}: no cluster “{slug}” (known: {known}).")
+            continue
         try:
-            Namespace(name=name, department=department).clean_fields(exclude=["department"])
+            Namespace(name=name, department=department).clean_fields(
+                exclude=["department", "cluster"]
+            )
         except ValidationError as exc:
-            errors.extend(f"{name}: {message}" for message in exc.message_dict.get("name", []))
-    taken = (
-        Namespace.objects.select_for_update()
-        .select_related("department")
-        .filter(name__in=wanted)
+            errors.extend(f"{text}: {message}" for message in exc.message_dict.get("name", []))
+            continue
+        wanted[(clusters.get(slug), name)] = text
+    names = {name for _, name in wanted}
+    for claim in (
+        Namespace.objects.select_related("department", "cluster")
+        .filter(name__in=names)
         .exclude(department=department)
-    )
-    errors.extend(f"{ns.name} already belongs to {ns.department}." for ns in taken)
+    ):
+        overlaps = any(
+            name == claim.name and (cluster is None or claim.cluster_id in (None, cluster))
+            for cluster, name in wanted
+        )
+        if overlaps:
+            errors.append(f"{claim.label} already belongs to {claim.department}.")
     if errors:
         raise ValidationError({"namespaces": errors})
 
-    department.namespaces.exclude(name__in=wanted).delete()
-    existing = set(department.namespaces.values_list("name", flat=True))
-    new = [Namespace(name=name, department=department) for name in wanted if name not in existing]
+    kept = Q()
+    for cluster, name in wanted:
+        kept |= Q(name=name, cluster=cluster) if cluster else Q(name=name, cluster__isnull=True)
+    department.namespaces.exclude(kept if wanted else Q(pk__in=[])).delete()
+    existing = set(department.namespaces.values_list("cluster_id", "name"))
+    new = [
+        Namespace(name=name, cluster_id=cluster, department=department)
+        for cluster, name in wanted
+        if (cluster, name) not in existing
+    ]
     try:
         with transaction.atomic():
             Namespace.objects.bulk_create(new)

@@ -31,7 +31,7 @@ def _gpu_seconds_counter():
 
         _counter = Counter(
             METRIC,
-            "GPU-seconds used by generation jobs, counted when each attempt ends.",
+            "GPU-seconds used by generation jobs, counted at each heartbeat while they run.",
             ["namespace", "gpu_class", "kind"],
         )
     return _counter

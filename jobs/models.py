@@ -12,11 +12,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from departments.models import Department, GpuClass, Quota, Tier, TimestampedModel
+from departments.models import Cluster, Department, GpuClass, Quota, Tier, TimestampedModel
 from jobs import argv as argv_rules
 
 
@@ -197,9 +197,33 @@ class GenerationJob(models.Model):
     )
 
     worker = models.CharField(max_length=200, blank=True)
+    pool_namespace = models.CharField(
+        "worker pool namespace",
+        max_length=63,
+        blank=True,
+        help_text="The namespace of the worker its latest attempt ran on (JOBS_WORKER_NAMESPACE).",
+    )
+    cluster = models.ForeignKey(
+        Cluster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The cluster of that worker (JOBS_WORKER_CLUSTER).",
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     gpu_seconds = models.DecimalField(
-        "GPU-seconds", max_digits=14, decimal_places=3, default=Decimal("0")
+        "GPU-seconds",
+        max_digits=14,
+        decimal_places=3,
+        default=Decimal("0"),
+        help_text="GPU time of all its attempts so far (the sum of its hourly GPU time).",
+    )
+    gpu_time_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="How far the running attempt's GPU time has been recorded (each heartbeat "
+        "records it, hour by hour).",
     )
     gpu_hours_reserved = models.DecimalField(
         "GPU-hours reserved",
@@ -261,6 +285,54 @@ class GenerationJob(models.Model):
     def output_dir_name(self) -> str:
         """The job's folder under MEDIA_ROOT."""
         return f"jobs/{self.id}"
+
+
+class JobGpuTime(models.Model):
+    """The GPU time one attempt of a job used in one UTC hour: what billing charges the
+    job's department for, in the hour the GPU was used.
+
+    Written by the worker that holds the attempt, at every heartbeat and when the attempt
+    ends, so a render from 21:30 to 23:30 counts in three hours, and an attempt cut short
+    by its worker's death keeps the time it held the GPU up to its last heartbeat (its
+    retry is another attempt, with rows of its own). The job's department, class, tier,
+    kind, worker pool and cluster are copied here so the month is priced in one grouped
+    query."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.PROTECT, related_name="gpu_time")
+    attempt = models.PositiveSmallIntegerField()
+    hour_start = models.DateTimeField(help_text="Start of the UTC hour.")
+    gpu_seconds = models.DecimalField("GPU-seconds", max_digits=14, decimal_places=3)
+    gpus = models.PositiveSmallIntegerField("GPUs")
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, related_name="+")
+    gpu_class = models.ForeignKey(GpuClass, on_delete=models.PROTECT, related_name="+")
+    tier = models.CharField(max_length=16, choices=Tier.choices)
+    kind = models.ForeignKey(JobKind, on_delete=models.PROTECT, related_name="+")
+    pool_namespace = models.CharField(max_length=63, blank=True)
+    cluster = models.ForeignKey(
+        Cluster, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["hour_start", "job_id", "attempt"]
+        verbose_name = "job GPU time"
+        verbose_name_plural = "job GPU time"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "attempt", "hour_start"], name="one_gpu_time_per_attempt_and_hour"
+            ),
+            models.CheckConstraint(
+                condition=Q(gpu_seconds__gte=0), name="job_gpu_time_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(gpu_seconds__lte=F("gpus") * 3600),
+                name="job_gpu_time_within_its_hour",
+            ),
+        ]
+        indexes = [models.Index(fields=["hour_start", "department"])]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} attempt {self.attempt} {self.hour_start:%Y-%m-%d %H:00}"
 
 
 class QuotaAlert(models.Model):

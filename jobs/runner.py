@@ -3,8 +3,10 @@
 The command runs in a subprocess (no shell), in the job's folder
 ``MEDIA_ROOT/jobs/<id>/``, with its output and errors appended to ``job.log`` there. While
 it runs, the worker sends a heartbeat every ``JOBS_HEARTBEAT_S`` seconds; the heartbeat
-tells it when a cancel was asked for, or when another worker has taken the job over (then
-this one stops at once and records nothing). The command is stopped when it passes the
+records the attempt's GPU time so far, hour by hour (:mod:`jobs.gpu_time`), adds it to the
+worker's ``portal_job_gpu_seconds_total`` counter, and tells the worker when a cancel was
+asked for, or when another worker has taken the job over (then this one stops at once and
+records nothing more). The command is stopped when it passes the
 job's max runtime. The command runs under :mod:`jobs.supervise` in a process group of its
 own; when the worker dies (``PR_SET_PDEATHSIG`` on Linux) the supervisor stops the whole
 group, so a killed worker leaves nothing running on the GPU, not even processes the
@@ -20,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -116,7 +117,6 @@ def job_run(*, job_id, worker: str) -> str:
             worker=worker,
             attempt=job.attempts,
             state=JobState.FAILED,
-            gpu_seconds=Decimal(0),
             reason=f"The worker {worker} failed while running it.",
             error=f"{type(exc).__name__}: {exc}",
         )
@@ -134,21 +134,19 @@ def _attempt(job: GenerationJob, *, worker: str) -> str:
     # increase() cannot count the first value it ever sees of a series.
     metrics.job_series_create(**labels)
 
-    def finish(state, *, seconds: float, **fields) -> str:
-        gpu_seconds = (Decimal(job.gpus) * Decimal(f"{seconds:.3f}")).quantize(Decimal("0.001"))
-        recorded = services.job_finish(
+    def finish(state, **fields) -> str:
+        finished = services.job_finish(
             job_id=job.pk,
             worker=worker,
             attempt=attempt,
             state=state,
-            gpu_seconds=gpu_seconds,
             log_tail=log_tail(log_path),
             result_files=result_files(folder),
             **fields,
         )
-        if not recorded:
+        if not finished:
             return Outcome.LOST
-        metrics.job_gpu_seconds_add(**labels, seconds=float(gpu_seconds))
+        metrics.job_gpu_seconds_add(**labels, seconds=float(finished.gpu_seconds_added))
         return Outcome.DONE
 
     try:
@@ -160,7 +158,6 @@ def _attempt(job: GenerationJob, *, worker: str) -> str:
     except ValidationError as exc:
         return finish(
             JobState.FAILED,
-            seconds=0,
             reason="Its parameters no longer fit the kind's command.",
             error="; ".join(exc.messages),
         )
@@ -184,7 +181,6 @@ def _attempt(job: GenerationJob, *, worker: str) -> str:
         if program is None:
             return finish(
                 JobState.FAILED,
-                seconds=0,
                 reason=f"Its command could not start on {worker}.",
                 error=f"{argv[0]}: No such file or directory (not installed on {worker}?)",
             )
@@ -201,26 +197,24 @@ def _attempt(job: GenerationJob, *, worker: str) -> str:
         except OSError as exc:
             return finish(
                 JobState.FAILED,
-                seconds=0,
                 reason=f"Its command could not start on {worker}.",
                 error=f"{argv[0]}: {exc.strerror or exc}",
             )
-        outcome = _watch(job, process, worker=worker, attempt=attempt, started=started)
-    elapsed = time.monotonic() - started
+        outcome = _watch(
+            job, process, worker=worker, attempt=attempt, started=started, labels=labels
+        )
     if outcome == "lost":
         logger.warning("Job %s was taken over by another worker; this attempt stopped", job.pk)
         return Outcome.LOST
     if outcome == "cancelled":
         return finish(
             JobState.CANCELLED,
-            seconds=elapsed,
             exit_code=process.returncode,
             reason="Cancelled while running; the command was stopped.",
         )
     if outcome == "timeout":
         return finish(
             JobState.FAILED,
-            seconds=elapsed,
             exit_code=process.returncode,
             reason=f"Stopped after its max runtime of {job.max_runtime_s} s.",
             error=f"Ran longer than its max runtime of {job.max_runtime_s} s and was stopped.",
@@ -230,16 +224,16 @@ def _attempt(job: GenerationJob, *, worker: str) -> str:
         what = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
         return finish(
             JobState.FAILED,
-            seconds=elapsed,
             exit_code=code,
             reason=f"The command {what}; see the log.",
             error=f"{argv[0]} {what}.",
         )
-    return finish(JobState.SUCCEEDED, seconds=elapsed, exit_code=0)
+    return finish(JobState.SUCCEEDED, exit_code=0)
 
 
-def _watch(job, process, *, worker: str, attempt: int, started: float) -> str:
-    """Wait for the command, sending heartbeats; stop it on cancel, takeover or timeout."""
+def _watch(job, process, *, worker: str, attempt: int, started: float, labels: dict) -> str:
+    """Wait for the command, sending heartbeats (each records the GPU time so far, and the
+    counter grows with it); stop it on cancel, takeover or timeout."""
     next_beat = started + settings.JOBS_HEARTBEAT_S
     while True:
         try:
@@ -263,6 +257,7 @@ def _watch(job, process, *, worker: str, attempt: int, started: float) -> str:
             if not beat.ours:
                 _stop(process)
                 return "lost"
+            metrics.job_gpu_seconds_add(**labels, seconds=float(beat.gpu_seconds_added))
             if beat.cancel_requested:
                 _stop(process)
                 return "cancelled"

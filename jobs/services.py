@@ -35,6 +35,7 @@ from departments.models import (
 )
 from departments.selectors import department_roles_for_user
 from jobs import argv as argv_rules
+from jobs import gpu_time
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, QuotaAlert
 from metering import selectors as metering_selectors
 from metering.windows import floor_hour
@@ -834,13 +835,15 @@ def _release_later(department_id: int) -> None:
 # --- The worker's compare-and-set steps --------------------------------------------------------
 
 
-def job_start(*, job_id, worker: str) -> GenerationJob | None:
+def job_start(*, job_id, worker: str, now: dt.datetime | None = None) -> GenerationJob | None:
     """Take the job for ``worker``: a compare-and-set from ``queued`` (or from ``running``
     when its worker has stopped sending heartbeats) to ``running``. Returns the job, or
     ``None`` when another worker has it or it has ended: a redelivered message never runs
-    a job twice at once."""
-    now = timezone.now()
+    a job twice at once. The attempt's GPU time starts counting at ``now``, in this
+    worker's pool (:func:`jobs.gpu_time.worker_pool`)."""
+    now = now or timezone.now()
     stale = now - dt.timedelta(seconds=settings.JOBS_HEARTBEAT_STALE_S)
+    pool_namespace, cluster_id = gpu_time.worker_pool()
     taken = GenerationJob.objects.filter(
         Q(state=JobState.QUEUED)
         | Q(
@@ -855,6 +858,9 @@ def job_start(*, job_id, worker: str) -> GenerationJob | None:
         worker=worker,
         started_at=now,
         heartbeat_at=now,
+        gpu_time_until=now,
+        pool_namespace=pool_namespace,
+        cluster_id=cluster_id,
         attempts=F("attempts") + 1,
         reason="",
     )
@@ -867,17 +873,47 @@ def job_start(*, job_id, worker: str) -> GenerationJob | None:
 class Heartbeat:
     ours: bool  # False: another worker took the job over, or it ended; stop at once
     cancel_requested: bool
+    gpu_seconds_added: Decimal = Decimal(0)  # GPU time recorded by this beat
 
 
-def job_heartbeat(*, job_id, worker: str, attempt: int) -> Heartbeat:
-    now = timezone.now()
-    ours = GenerationJob.objects.filter(
-        pk=job_id, state=JobState.RUNNING, worker=worker, attempts=attempt
-    ).update(heartbeat_at=now)
-    cancel = (
-        ours and GenerationJob.objects.filter(pk=job_id, cancel_requested_at__isnull=False).exists()
+def _held_attempt(*, job_id, worker: str, attempt: int) -> GenerationJob | None:
+    """The job, row-locked, if ``worker`` still holds its ``attempt``."""
+    return (
+        GenerationJob.objects.select_for_update()
+        .filter(pk=job_id, state=JobState.RUNNING, worker=worker, attempts=attempt)
+        .first()
     )
-    return Heartbeat(ours=bool(ours), cancel_requested=bool(cancel))
+
+
+def job_heartbeat(
+    *, job_id, worker: str, attempt: int, now: dt.datetime | None = None
+) -> Heartbeat:
+    """The worker still runs the attempt: note the beat and record its GPU time up to
+    ``now``. Says whether the attempt is still the worker's and whether a cancel was
+    asked for."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        job = _held_attempt(job_id=job_id, worker=worker, attempt=attempt)
+        if job is None:
+            return Heartbeat(ours=False, cancel_requested=False)
+        GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=now)
+        added = gpu_time.attempt_gpu_time_record(job, until=now)
+    return Heartbeat(
+        ours=True,
+        cancel_requested=job.cancel_requested_at is not None,
+        gpu_seconds_added=added,
+    )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What :func:`job_finish` did: truthy when the end was recorded."""
+
+    recorded: bool
+    gpu_seconds_added: Decimal = Decimal(0)  # GPU time recorded since the last heartbeat
+
+    def __bool__(self) -> bool:
+        return self.recorded
 
 
 def job_finish(
@@ -886,40 +922,36 @@ def job_finish(
     worker: str,
     attempt: int,
     state: str,
-    gpu_seconds: Decimal,
     exit_code: int | None = None,
     reason: str = "",
     error: str = "",
     log_tail: str = "",
     result_files: list[str] | None = None,
-) -> bool:
-    """Record the end of the worker's attempt: a compare-and-set that only the worker
-    holding the job can make, so its GPU-seconds are counted once. Returns whether it
-    was recorded; then the department's waiting jobs are released."""
+    now: dt.datetime | None = None,
+) -> Finished:
+    """Record the end of the worker's attempt at ``now``: its GPU time up to then, and its
+    state. A compare-and-set that only the worker holding the job can make, so its GPU
+    time is counted once; then the department's waiting jobs are released."""
     if state not in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED):
         raise ValueError(f"{state} is not a final state")
+    now = now or timezone.now()
     with transaction.atomic():
-        done = GenerationJob.objects.filter(
-            pk=job_id, state=JobState.RUNNING, worker=worker, attempts=attempt
-        ).update(
+        job = _held_attempt(job_id=job_id, worker=worker, attempt=attempt)
+        if job is None:
+            return Finished(recorded=False)
+        added = gpu_time.attempt_gpu_time_record(job, until=now)
+        GenerationJob.objects.filter(pk=job.pk).update(
             state=state,
-            finished_at=timezone.now(),
-            # Added: a requeued job keeps what its earlier attempts used.
-            gpu_seconds=F("gpu_seconds") + gpu_seconds,
+            finished_at=now,
             exit_code=exit_code,
             reason=reason,
             error=error,
             log_tail=log_tail,
             result_files=result_files or [],
         )
-        if done:
-            department_id = (
-                GenerationJob.objects.filter(pk=job_id)
-                .values_list("department_id", flat=True)
-                .get()
-            )
-            transaction.on_commit(lambda: _release_later(department_id))
-    return bool(done)
+        department_id = job.department_id
+        transaction.on_commit(lambda: _release_later(department_id))
+    return Finished(recorded=True, gpu_seconds_added=added)
 
 
 def jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:

@@ -16,7 +16,6 @@ from django.utils.safestring import SafeString, mark_safe
 
 from departments.models import Department
 from metering import selectors
-from metering.models import UsageRecord
 
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
 CHART_HEIGHT_PX = 360
@@ -70,26 +69,6 @@ def _by_class_name(rows: list[dict]) -> list[tuple[str, Decimal]]:
         name = row["gpu_class_name"]
         totals[name] = totals.get(name, selectors.ZERO) + row["quantity"]
     return sorted(totals.items(), key=lambda item: _class_order(item[0]))
-
-
-def month_gpu_hours_by_class(
-    *, department: Department, month: dt.datetime | dt.date
-) -> list[tuple[str, Decimal]]:
-    """The billing source's GPU-hours of ``department`` in the portal month that holds
-    ``month``, per GPU class name (*Unknown model* last)."""
-    source = selectors.billing_source()
-    if source is None:
-        return []
-    start, end = selectors.month_bounds(month)
-    rows = selectors.usage_summary(
-        records=UsageRecord.objects.all(),
-        source=source,
-        start=start,
-        end=end,
-        granularity="month",
-        department=department,
-    )
-    return _by_class_name(rows)
 
 
 def daily_gpu_hours_figure(*, rows: list[dict], days: list[dt.date]) -> go.Figure:
@@ -187,20 +166,32 @@ class DepartmentUsage:
         return (self.month_total * 100 / self.burn_down.budget).quantize(Decimal("1"))
 
 
-def department_usage(*, department: Department, now: dt.datetime | None = None) -> DepartmentUsage:
+def department_usage(
+    *,
+    department: Department,
+    now: dt.datetime | None = None,
+    rows: selectors.DailyRows | None = None,
+) -> DepartmentUsage:
     """The department page's usage: GPU-hours per day of the last 30 days by GPU class,
     the month's burn-down against the monthly budget, and the month's GPU-hours per class.
-    A fixed number of queries, whatever the amount of usage."""
+    ``rows`` gives the GPU-hours per day and class (see ``selectors.DailyRows``; the
+    ledger's by default). A fixed number of queries, whatever the amount of usage."""
     now = now or timezone.now()
-    source = selectors.billing_source()
+    sources = selectors.billing_sources()
+    if rows is None:
+
+        def rows(start, end):
+            return selectors.daily_gpu_hours_by_class(department=department, start=start, end=end)
+
     days = last_days(now=now)
     start, end = day_bounds(days[0], days[-1])
-    daily_rows = selectors.daily_gpu_hours_by_class(department=department, start=start, end=end)
-    burn = selectors.budget_burn_down(department=department, month=now)
-    month_by_class = month_gpu_hours_by_class(department=department, month=now)
+    daily_rows = rows(start, end)
+    burn = selectors.budget_burn_down(department=department, month=now, rows=rows)
+    month_start, month_end = selectors.month_bounds(now)
+    month_by_class = _by_class_name(rows(month_start, month_end))
     used_this_month = any(hours for _, hours in month_by_class)
     return DepartmentUsage(
-        billing_source=source.name if source else None,
+        billing_source=", ".join(source.name for source in sources) or None,
         days=days,
         daily_chart=(
             figure_html(

@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS
-from departments.models import Department, GpuClass
+from departments.models import Cluster, Department, GpuClass
 from departments.selectors import departments_for_user, gpu_classes_for_user
 from metering import selectors
 from metering.models import MetricSource
@@ -99,7 +99,16 @@ class UsageQuery(serializers.Serializer):
         required=False,
         error_messages={"does_not_exist": "No metric source “{value}”."},
         help_text="Metric source name (allocation, device, jobs, utilisation, latency…); "
-        "default: the billing source.",
+        "default: the billing sources (one per cluster).",
+    )
+    cluster = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Cluster.objects.all(),
+        required=False,
+        error_messages={
+            "does_not_exist": "No cluster “{value}”; GET /api/v1/clusters/ lists them."
+        },
+        help_text="Cluster slug; only that cluster's rows (every row names its cluster).",
     )
     start = MomentField(
         required=False,
@@ -123,18 +132,16 @@ class UsageQuery(serializers.Serializer):
 
     def validate(self, attrs):
         attrs = dict(attrs)
-        if attrs.get("source") is None:
-            attrs["source"] = selectors.billing_source()
-            if attrs["source"] is None:
-                names = ", ".join(
-                    MetricSource.objects.order_by("name").values_list("name", flat=True)
-                )
-                message = (
-                    f"No metric source bills yet; name one of: {names}."
-                    if names
-                    else "No metric source is set up yet; IT adds them in the admin."
-                )
-                raise serializers.ValidationError({"source": [message]})
+        source = attrs.pop("source", None)
+        attrs["sources"] = [source] if source is not None else selectors.billing_sources()
+        if not attrs["sources"]:
+            names = ", ".join(MetricSource.objects.order_by("name").values_list("name", flat=True))
+            message = (
+                f"No metric source bills yet; name one of: {names}."
+                if names
+                else "No metric source is set up yet; IT adds them in the admin."
+            )
+            raise serializers.ValidationError({"source": [message]})
         start, end = attrs.get("start"), attrs.get("end")
         if start is None:
             reference = end - dt.timedelta(microseconds=1) if end else timezone.now()

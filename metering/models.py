@@ -7,9 +7,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from simple_history.models import HistoricalRecords
 
-from departments.models import Department, GpuClass, TimestampedModel
+from departments.models import Cluster, Department, GpuClass, TimestampedModel
 from metering import promql, quantities
 
 label_name_validator = RegexValidator(
@@ -78,6 +79,15 @@ class MetricSource(TimestampedModel):
     prometheus_url = models.URLField(
         "Prometheus URL", blank=True, help_text="Blank uses the PROMETHEUS_URL setting."
     )
+    cluster = models.ForeignKey(
+        Cluster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="metric_sources",
+        help_text="The cluster this source measures (its own Prometheus URL, or a cluster "
+        "label filter on a shared Thanos or Mimir). Blank: a fleet of one cluster.",
+    )
     auth_header = models.CharField(
         "Authorization header",
         max_length=500,
@@ -88,7 +98,8 @@ class MetricSource(TimestampedModel):
     is_billing = models.BooleanField(
         "bills",
         default=False,
-        help_text="The one source whose GPU-hours are priced and counted against budgets.",
+        help_text="The source whose GPU time is priced and counted against budgets: one per "
+        "cluster.",
     )
     repull_hours = models.PositiveSmallIntegerField(
         default=3,
@@ -103,10 +114,11 @@ class MetricSource(TimestampedModel):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_billing"],
+                Coalesce(F("cluster"), 0),
                 condition=Q(is_billing=True),
-                name="one_billing_metric_source",
-                violation_error_message="Another source already bills; untick it there first.",
+                name="one_billing_metric_source_per_cluster",
+                violation_error_message="Another source already bills for this cluster; "
+                "untick it there first.",
             ),
             models.CheckConstraint(
                 condition=Q(is_billing=False) | Q(measure__in=GPU_TIME_MEASURES),
@@ -212,6 +224,14 @@ class UsageRecord(models.Model):
     hour_start = models.DateTimeField(help_text="Start of the UTC hour.")
     department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="usage"
+    )
+    cluster = models.ForeignKey(
+        Cluster,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage",
+        help_text="The cluster its source measured (kept with the row, as the owner is).",
     )
     gpu_class = models.ForeignKey(
         GpuClass, null=True, blank=True, on_delete=models.PROTECT, related_name="usage"

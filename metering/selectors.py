@@ -5,6 +5,7 @@ Day and month boundaries are the portal's (``TIME_ZONE``); hours are UTC.
 """
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from django.db.models import F, Max, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
-from departments.models import Department, GpuClass, MembershipRole, Quota
+from departments.models import Cluster, Department, GpuClass, MembershipRole, Quota
 from departments.selectors import department_roles_for_user
 from metering import quantities, windows
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
@@ -46,8 +47,9 @@ def month_bounds(moment: dt.datetime | dt.date) -> tuple[dt.datetime, dt.datetim
     return start.astimezone(dt.UTC), following.astimezone(dt.UTC)
 
 
-def billing_source() -> MetricSource | None:
-    return MetricSource.objects.filter(is_billing=True).first()
+def billing_sources() -> list[MetricSource]:
+    """The sources whose GPU time bills: one per cluster (one in all for a fleet of one)."""
+    return list(MetricSource.objects.filter(is_billing=True).select_related("cluster"))
 
 
 def usage_department_ids_for_user(*, user) -> frozenset[int] | None:
@@ -74,25 +76,33 @@ def usage_for_user(*, user) -> QuerySet[UsageRecord]:
 def usage_summary(
     *,
     records: QuerySet[UsageRecord],
-    source: MetricSource,
+    sources: list[MetricSource],
     start: dt.datetime,
     end: dt.datetime,
     granularity: str = "day",
     department: Department | None = None,
     gpu_class: GpuClass | None = None,
+    cluster: Cluster | None = None,
 ) -> list[dict]:
-    """``source``'s figures in ``[start, end)`` per period, department and GPU class:
-    GPU time summed (``gpu_seconds`` exact, ``quantity`` in GPU-hours), or for a latency
-    source the worst hourly p95 of the period (``quantity``, in ms).
+    """The figures of ``sources`` (all GPU time, or one latency source) in ``[start, end)``
+    per period, source, cluster, department and GPU class: GPU time summed
+    (``gpu_seconds`` exact, ``quantity`` in GPU-hours), or for a latency source the worst
+    hourly p95 of the period (``quantity``, in ms).
 
     Rows without a department are *Unallocated*, rows without a class *Unknown model*;
     both are returned, never dropped. Periods are the portal's days and months.
     """
-    records = records.filter(source=source, hour_start__gte=start, hour_start__lt=end)
+    if not sources:
+        return []
+    records = records.filter(
+        source__in=[source.pk for source in sources], hour_start__gte=start, hour_start__lt=end
+    )
     if department is not None:
         records = records.filter(department=department)
     if gpu_class is not None:
         records = records.filter(gpu_class=gpu_class)
+    if cluster is not None:
+        records = records.filter(cluster=cluster)
     # Hours stay UTC hours: truncating them in the portal's zone would merge the two
     # 02:00s of an autumn clock change (and mislabel half-hour zones).
     period = (
@@ -100,24 +110,31 @@ def usage_summary(
         if granularity == "hour"
         else _TRUNCATE_IN_PORTAL_ZONE[granularity]("hour_start", tzinfo=portal_zone())
     )
-    aggregate = Max if source.measure == Measure.LATENCY_P95_MS else Sum
+    gpu_time = all(source.measures_gpu_time for source in sources)
+    if not gpu_time and len(sources) > 1:
+        raise ValueError("Latency is read one source at a time.")
+    aggregate = Sum if gpu_time else Max
     rows = (
         records.annotate(period=period)
         .values(
             "period",
+            "source__name",
+            "cluster__slug",
+            "cluster__name",
             "department__slug",
             "department__name",
             "gpu_class__slug",
             "gpu_class__name",
         )
         .annotate(quantity=aggregate("quantity"))
-        .order_by("period", "department__name", "gpu_class__name")
+        .order_by("period", "source__name", "cluster__name", "department__name", "gpu_class__name")
     )
-    gpu_time = source.measures_gpu_time
     return [
         {
             "period_start": row["period"],
-            "source": source.name,
+            "source": row["source__name"],
+            "cluster": row["cluster__slug"],
+            "cluster_name": row["cluster__name"] or "",
             "department": row["department__slug"],
             "department_name": row["department__name"] or UNALLOCATED,
             "gpu_class": row["gpu_class__slug"],
@@ -125,7 +142,7 @@ def usage_summary(
             # GPU time in GPU-hours (unrounded; shown to 0.01) beside its exact GPU-seconds.
             "quantity": quantities.gpu_hours(row["quantity"]) if gpu_time else row["quantity"],
             "gpu_seconds": row["quantity"] if gpu_time else None,
-            "unit": Measure.GPU_HOURS if gpu_time else source.measure,
+            "unit": Measure.GPU_HOURS if gpu_time else sources[0].measure,
         }
         for row in rows
     ]
@@ -168,14 +185,11 @@ def quota_metered_gpu_hours(*, quota: Quota, at: dt.datetime | None = None) -> D
 def daily_gpu_hours_by_class(
     *, department: Department, start: dt.datetime, end: dt.datetime
 ) -> list[dict]:
-    """The billing source's GPU-hours per portal day and GPU class, for the department
+    """The billing sources' GPU-hours per portal day and GPU class, for the department
     page's chart."""
-    source = billing_source()
-    if source is None:
-        return []
     return usage_summary(
         records=UsageRecord.objects.all(),
-        source=source,
+        sources=billing_sources(),
         start=start,
         end=end,
         granularity="day",
@@ -191,9 +205,22 @@ class BurnDown:
     budget: Decimal | None  # the department-wide gpu_hours_month quota, if any
 
 
-def budget_burn_down(*, department: Department, month: dt.datetime | dt.date) -> BurnDown:
+# ``rows(start, end)``: a department's GPU-hours per portal day and GPU class, as
+# usage_summary rows. The department page passes billing's (which adds the portal jobs run
+# in worker pools to the ledger of its namespaces); by default the ledger's alone.
+DailyRows = Callable[[dt.datetime, dt.datetime], list[dict]]
+
+
+def budget_burn_down(
+    *, department: Department, month: dt.datetime | dt.date, rows: DailyRows | None = None
+) -> BurnDown:
     """Cumulative GPU-hours through the month against the department's monthly budget."""
     start, end = month_bounds(month)
+    if rows is None:
+
+        def rows(start, end):
+            return daily_gpu_hours_by_class(department=department, start=start, end=end)
+
     budget = (
         Quota.objects.filter(
             department=department,
@@ -205,7 +232,7 @@ def budget_burn_down(*, department: Department, month: dt.datetime | dt.date) ->
         .first()
     )
     daily: dict[dt.date, Decimal] = {}
-    for row in daily_gpu_hours_by_class(department=department, start=start, end=end):
+    for row in rows(start, end):
         day = row["period_start"].astimezone(portal_zone()).date()
         daily[day] = daily.get(day, ZERO) + row["quantity"]
     zone = portal_zone()

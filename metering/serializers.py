@@ -40,6 +40,10 @@ class UsageRowSerializer(serializers.Serializer):
         help_text="Start of the period, in the portal's time zone."
     )
     source = serializers.CharField(help_text="Name of the metric source.")
+    cluster = serializers.CharField(
+        allow_null=True, help_text="Cluster slug; null for a source of no named cluster."
+    )
+    cluster_name = serializers.CharField(help_text="Blank when cluster is null.")
     department = serializers.CharField(
         allow_null=True, help_text="Department slug; null for usage no department owns."
     )

@@ -18,32 +18,92 @@ logger = logging.getLogger(__name__)
 
 WRITE_BATCH = 5000
 UPSERT_KEY = ["source", "namespace", "gpu_model", "hour_start"]
-UPSERT_VALUES = ["department", "gpu_class", "quantity", "run"]
+UPSERT_VALUES = ["department", "cluster", "gpu_class", "quantity", "run"]
 # The order of the values in each row _write builds, after the source.
-ROW_FIELDS = ["namespace", "gpu_model", "hour_start", "department", "gpu_class", "quantity"]
+ROW_FIELDS = [
+    "namespace",
+    "gpu_model",
+    "hour_start",
+    "department",
+    "cluster",
+    "gpu_class",
+    "quantity",
+]
+
+
+def namespace_owners(cluster_id: int | None):
+    """``owner(namespace)``: the department that owns ``namespace`` in the cluster
+    ``cluster_id`` (its claim there, else its claim in every cluster), or ``None``."""
+    claims = {
+        (claim_cluster, name): department_id
+        for name, claim_cluster, department_id in Namespace.objects.values_list(
+            "name", "cluster_id", "department_id"
+        )
+    }
+
+    def owner(namespace: str) -> int | None:
+        if cluster_id is not None and (cluster_id, namespace) in claims:
+            return claims[(cluster_id, namespace)]
+        return claims.get((None, namespace))
+
+    return owner
+
+
+MIG_SEPARATOR = " MIG "  # "NVIDIA-A100-SXM4-80GB MIG 1g_10gb": the model and its MIG profile
+
+
+def profile_key(profile: str) -> str:
+    """A MIG profile compared whatever the punctuation: kube-state-metrics writes
+    ``1g_10gb`` (the resource name sanitised), the DCGM exporter and IT ``1g.10gb``."""
+    return re.sub(r"[^a-z0-9]", "", profile.lower())
 
 
 class GpuClassResolver:
-    """Maps a GPU model label to a GPU class: the first class (by name) whose regex matches
-    the whole value, else the class whose slug is the value (the worker counter labels
-    its samples with the class slug); ``None`` is *Unknown model*."""
+    """Maps a GPU model label to a GPU class; ``None`` is *Unknown model*.
+
+    - ``<model> MIG <profile>`` (a MIG instance): the first class, by name, with that MIG
+      profile whose regex matches the whole model;
+    - otherwise the first class without a MIG profile whose regex matches the whole value,
+      fractions (a time-sliced ``Tesla-T4-SHARED``) before whole GPUs, each by name;
+    - else the class whose slug is the value (the worker counter labels its samples with
+      the class slug)."""
 
     def __init__(self) -> None:
-        self._classes = [
-            (re.compile(regex), pk, slug)
-            for pk, regex, slug in GpuClass.objects.order_by("name").values_list(
-                "pk", "model_regex", "slug"
+        classes = list(
+            GpuClass.objects.order_by("name").values_list(
+                "pk", "model_regex", "slug", "mig_profile", "physical_class_id"
             )
+        )
+        self._mig = [
+            (re.compile(regex), pk, profile_key(profile))
+            for pk, regex, _, profile, _ in classes
+            if profile
         ]
+        self._plain = [
+            (re.compile(regex), pk)
+            for pk, regex, _, profile, physical in sorted(
+                classes,
+                key=lambda c: c[4] is None,  # fractions first, order kept
+            )
+            if not profile
+        ]
+        self._slugs = {slug: pk for pk, _, slug, _, _ in classes}
         self._cache: dict[str, int | None] = {}
 
     def __call__(self, gpu_model: str) -> int | None:
         if gpu_model not in self._cache:
-            match = next((pk for regex, pk, _ in self._classes if regex.fullmatch(gpu_model)), None)
-            if match is None:
-                match = next((pk for _, pk, slug in self._classes if slug == gpu_model), None)
-            self._cache[gpu_model] = match if gpu_model else None
+            self._cache[gpu_model] = self._resolve(gpu_model) if gpu_model else None
         return self._cache[gpu_model]
+
+    def _resolve(self, gpu_model: str) -> int | None:
+        model, separator, profile = gpu_model.partition(MIG_SEPARATOR)
+        if separator:
+            key = profile_key(profile)
+            return next(
+                (pk for regex, pk, p in self._mig if p == key and regex.fullmatch(model)), None
+            )
+        match = next((pk for regex, pk in self._plain if regex.fullmatch(gpu_model)), None)
+        return match if match is not None else self._slugs.get(gpu_model)
 
 
 def _window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -113,10 +173,19 @@ def _abandon_stale_runs(source: MetricSource) -> None:
 
 
 def _write(source, run, start, end, fetched: collector.Fetched) -> int:
-    owners = dict(Namespace.objects.values_list("name", "department_id"))
+    owner = namespace_owners(source.cluster_id)
     gpu_class_of = GpuClassResolver()
+    cluster_id = source.cluster_id
     rows = [
-        (namespace, gpu_model, hour_start, owners.get(namespace), gpu_class_of(gpu_model), value)
+        (
+            namespace,
+            gpu_model,
+            hour_start,
+            owner(namespace),
+            cluster_id,
+            gpu_class_of(gpu_model),
+            value,
+        )
         for (namespace, gpu_model, hour_start), value in fetched.values.items()
     ]
     if connection.vendor == "postgresql":
@@ -130,11 +199,20 @@ def _write(source, run, start, end, fetched: collector.Fetched) -> int:
                     gpu_model=gpu_model,
                     hour_start=hour_start,
                     department_id=department_id,
+                    cluster_id=row_cluster_id,
                     gpu_class_id=gpu_class_id,
                     quantity=quantity,
                     run=run,
                 )
-                for namespace, gpu_model, hour_start, department_id, gpu_class_id, quantity in rows
+                for (
+                    namespace,
+                    gpu_model,
+                    hour_start,
+                    department_id,
+                    row_cluster_id,
+                    gpu_class_id,
+                    quantity,
+                ) in rows
             ],
             batch_size=WRITE_BATCH,
             update_conflicts=True,

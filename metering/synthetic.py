@@ -57,6 +57,25 @@ class Pod:
     # sampled on the scrape grid ``phase + k * step_s`` (seconds since the epoch), as a
     # real scrape sees it: the start and the end show up to one scrape interval late.
     scrape_phase_s: float | None = None
+    # A MIG profile ("1g.10gb"): the pod requests ``gpus`` instances of it
+    # (nvidia.com/mig-1g.10gb) on a node whose product label is ``gpu_model``.
+    mig_profile: str = ""
+    # The cluster it ran in: a ``cluster`` label on each of its series (as a Thanos or
+    # Mimir gathering several clusters' Prometheus adds), none when blank.
+    cluster: str = ""
+
+    @property
+    def resource(self) -> str:
+        """The resource label kube-state-metrics gives the request."""
+        if not self.mig_profile:
+            return "nvidia_com_gpu"
+        return "nvidia_com_mig_" + re.sub(r"[^a-zA-Z0-9]", "_", self.mig_profile)
+
+    @property
+    def metered_model(self) -> str:
+        """The GPU model the built-in allocation source reports for the pod's GPUs."""
+        sanitized = self.resource.removeprefix("nvidia_com_mig_")
+        return f"{self.gpu_model} MIG {sanitized}" if self.mig_profile else self.gpu_model
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class CounterSample:
     kind: str
     at: datetime
     value: float
+    cluster: str = ""  # a ``cluster`` label, when set
 
 
 @dataclass(frozen=True)
@@ -174,7 +194,7 @@ def _gpu_microseconds_by_hour(pods: Iterable[Pod]) -> dict[tuple[str, str, datet
         while hour_start < end:
             hour_end = hour_start + _HOUR
             inside = min(end, hour_end) - max(start, hour_start)
-            gpu_us[(pod.namespace, pod.gpu_model, hour_start)] += pod.gpus * (
+            gpu_us[(pod.namespace, pod.metered_model, hour_start)] += pod.gpus * (
                 inside // timedelta(microseconds=1)
             )
             hour_start = hour_end
@@ -187,9 +207,9 @@ def _gpu_microseconds_by_hour(pods: Iterable[Pod]) -> dict[tuple[str, str, datet
 def _write_node_labels(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: int) -> int:
     # One series per node, covering its pods with an hour to spare each side, so joins on
     # the node label never miss a pod sample at the edges.
-    spans: dict[str, tuple[str, int, int]] = {}
+    spans: dict[tuple[str, str], tuple[str, int, int]] = {}
     for pod in pods:
-        node = _node(pod)
+        node = (pod.cluster, _node(pod))
         start = _ms(pod.start) - 3_600_000
         stop = _ms(pod.end) + linger_ms + 3_600_000
         if node in spans:
@@ -203,8 +223,13 @@ def _write_node_labels(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: in
             spans[node] = (pod.gpu_model, start, stop)
     out.write("# TYPE kube_node_labels gauge\n")
     samples = 0
-    for node, (model, first, last) in sorted(spans.items()):
-        prefix = "kube_node_labels" + _labels(node=node, label_nvidia_com_gpu_product=model) + " 1 "
+    for (cluster, node), (model, first, last) in sorted(spans.items()):
+        labels = _labels(
+            **({"cluster": cluster} if cluster else {}),
+            node=node,
+            label_nvidia_com_gpu_product=model,
+        )
+        prefix = "kube_node_labels" + labels + " 1 "
         samples += _write_constant(out, prefix, _grid(first, last + 1, step_ms))
     return samples
 
@@ -223,11 +248,12 @@ def _write_requests(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: int) 
     samples = 0
     for pod in pods:
         labels = _labels(
+            **_cluster_of(pod),
             namespace=pod.namespace,
             pod=pod.name,
             container="main",
             node=_node(pod),
-            resource="nvidia_com_gpu",
+            resource=pod.resource,
             unit="integer",
         )
         prefix = f"kube_pod_container_resource_requests{labels} {pod.gpus} "
@@ -242,7 +268,7 @@ def _write_phase(out: TextIO, pods: list[Pod], step_ms: int, linger_ms: int) -> 
     out.write("# TYPE kube_pod_status_phase gauge\n")
     samples = 0
     for pod in pods:
-        labels = _labels(namespace=pod.namespace, pod=pod.name, phase="Running")
+        labels = _labels(**_cluster_of(pod), namespace=pod.namespace, pod=pod.name, phase="Running")
         start, end = _seen_ms(pod, pod.start, step_ms), _seen_ms(pod, pod.end, step_ms)
         samples += _write_constant(
             out, f"kube_pod_status_phase{labels} 1 ", _grid(start, end, step_ms)
@@ -262,15 +288,22 @@ def _write_gpu_util(out: TextIO, pods: list[Pod], step_ms: int) -> int:
         node = _node(pod)
         value = _number(pod.utilisation_pct)
         for index in range(pod.gpus):
+            mig = (
+                {"GPU_I_PROFILE": pod.mig_profile, "GPU_I_ID": f"{index + 1}"}
+                if pod.mig_profile
+                else {}
+            )
             labels = _labels(
-                gpu=str(index),
+                **_cluster_of(pod),
+                gpu="0" if pod.mig_profile else str(index),
                 UUID=f"GPU-{uuid.uuid5(_GPU_UUID_NAMESPACE, f'{node}/{index}')}",
-                device=f"nvidia{index}",
+                device="nvidia0" if pod.mig_profile else f"nvidia{index}",
                 modelName=pod.gpu_model,
                 Hostname=node,
                 exported_namespace=pod.namespace,
                 exported_pod=pod.name,
                 exported_container="main",
+                **mig,
             )
             # No linger: the exporter drops the pod labels as soon as the pod is gone.
             samples += _write_constant(
@@ -282,16 +315,16 @@ def _write_gpu_util(out: TextIO, pods: list[Pod], step_ms: int) -> int:
 
 
 def _write_counters(out: TextIO, counters: Iterable[CounterSample]) -> int:
-    series: dict[tuple[str, str, str], list[tuple[int, float]]] = defaultdict(list)
+    series: dict[tuple[str, str, str, str], list[tuple[int, float]]] = defaultdict(list)
     for sample in counters:
-        series[(sample.namespace, sample.gpu_class, sample.kind)].append(
+        series[(sample.cluster, sample.namespace, sample.gpu_class, sample.kind)].append(
             (_ms(sample.at), sample.value)
         )
     if not series:
         return 0
     out.write("# TYPE portal_job_gpu_seconds counter\n")
     samples = 0
-    for (namespace, gpu_class, kind), points in sorted(series.items()):
+    for (cluster, namespace, gpu_class, kind), points in sorted(series.items()):
         points.sort(key=lambda point: point[0])
         for (earlier, _), (later, _) in pairwise(points):
             if earlier == later:
@@ -300,7 +333,10 @@ def _write_counters(out: TextIO, counters: Iterable[CounterSample]) -> int:
                     f"{(namespace, gpu_class, kind)!r}"
                 )
         prefix = "portal_job_gpu_seconds_total" + _labels(
-            namespace=namespace, gpu_class=gpu_class, kind=kind
+            **({"cluster": cluster} if cluster else {}),
+            namespace=namespace,
+            gpu_class=gpu_class,
+            kind=kind,
         )
         out.writelines(f"{prefix} {_number(value)} {_timestamp(at)}\n" for at, value in points)
         samples += len(points)
@@ -455,6 +491,10 @@ def _labels(**labels: str) -> str:
 def _escape(value: str) -> str:
     # OpenMetrics escapes exactly these three in label values.
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _cluster_of(pod: Pod) -> dict[str, str]:
+    return {"cluster": pod.cluster} if pod.cluster else {}
 
 
 def _node(pod: Pod) -> str:

@@ -37,12 +37,20 @@ from departments.models import (
     QuotaKind,
     ServiceLevel,
     Tier,
+    WorkerPool,
 )
 from departments.services import department_set_namespaces
 from jobs.kinds import job_kinds_load
 from portal import roles
 
 DEMO_PASSWORD = "gpu-demo-2026"  # noqa: S105 - printed to the person who runs the demo
+# The namespace of the portal's GPU workers: a worker pool. The demo's one local worker
+# runs there (JOBS_WORKER_NAMESPACE), and stands for one pod per GPU class.
+WORKER_POOL_NAMESPACE = "gpu-workers"
+WORKER_POOL_DESCRIPTION = (
+    "The portal's GPU workers: one Deployment per GPU class and tier (deploy/). In the "
+    "demo, the one local worker, holding as many GPUs of each class as it runs jobs at once."
+)
 
 
 @dataclass(frozen=True)
@@ -331,6 +339,7 @@ def demo_seed() -> list[DemoLogin]:
             sla.gpu_classes.set([gpu_classes[s] for s in gpu_slugs])
 
     _seed_prices(gpu_classes, departments)
+    _seed_worker_pool()
 
     User = get_user_model()
     for username, (first, last, group, dept_slug, role) in USERS.items():
@@ -389,6 +398,16 @@ def _seed_prices(gpu_classes: dict, departments: dict) -> None:
         )
 
 
+def _seed_worker_pool() -> None:
+    """The namespace where the demo's GPU worker stands: its jobs are billed to the
+    departments that submit them, the rest of its allocation is pool idle."""
+    _converge(
+        WorkerPool,
+        lookup={"namespace": WORKER_POOL_NAMESPACE, "cluster": None},
+        values={"description": WORKER_POOL_DESCRIPTION},
+    )
+
+
 def demo_logins() -> list[DemoLogin]:
     """The demo's logins, to print: who signs in as what (the password is ``DEMO_PASSWORD``)."""
     return [
@@ -411,6 +430,7 @@ def demo_logins() -> list[DemoLogin]:
 A100_MODEL = "NVIDIA-A100-SXM4-80GB"
 T4_MODEL = "Tesla-T4"
 UNKNOWN_MODEL = "NVIDIA-L4"  # no demo GPU class matches it: *Unknown model*
+WORKER_MODELS = {"a100": A100_MODEL, "t4": T4_MODEL}  # the demo worker's pods, by GPU class
 UNOWNED_NAMESPACE = "team-research"  # no demo department owns it: *Unallocated*
 HISTORY_DAYS = 90
 HISTORY_SEED = 2026
@@ -542,6 +562,49 @@ def demo_history(
 
         day += _DAY
     return DemoHistory(start=start, end=end, pods=pods, latencies=latencies)
+
+
+def demo_worker_pool_exporter_start(*, port: int, gpus_per_class: int) -> None:
+    """Serve, on 127.0.0.1:``port``, what kube-state-metrics would say of the demo's worker
+    pods: in the worker pool namespace, one running pod per GPU class on a node of that
+    model, requesting ``gpus_per_class`` GPUs (as many as the local worker runs jobs at
+    once). The demo's Prometheus scrapes it, so the pool's allocation is metered like any
+    namespace's and its idle shows beside the jobs' GPU time. A stand-in for the one thing
+    a laptop has no kube-state-metrics for; a daemon thread of the calling process."""
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    registry = CollectorRegistry()
+    requests = Gauge(
+        "kube_pod_container_resource_requests",
+        "Resources requested by a container.",
+        ["namespace", "pod", "container", "node", "resource", "unit"],
+        registry=registry,
+    )
+    phase = Gauge(
+        "kube_pod_status_phase",
+        "The pods current phase.",
+        ["namespace", "pod", "phase"],
+        registry=registry,
+    )
+    node_labels = Gauge(
+        "kube_node_labels",
+        "Kubernetes labels converted to Prometheus labels.",
+        ["node", "label_nvidia_com_gpu_product"],
+        registry=registry,
+    )
+    for slug, model in WORKER_MODELS.items():
+        pod, node = f"demo-worker-{slug}", f"demo-node-{slug}"
+        requests.labels(
+            namespace=WORKER_POOL_NAMESPACE,
+            pod=pod,
+            container="worker",
+            node=node,
+            resource="nvidia_com_gpu",
+            unit="integer",
+        ).set(gpus_per_class)
+        phase.labels(namespace=WORKER_POOL_NAMESPACE, pod=pod, phase="Running").set(1)
+        node_labels.labels(node=node, label_nvidia_com_gpu_product=model).set(1)
+    start_http_server(port, addr="127.0.0.1", registry=registry)
 
 
 @dataclass(frozen=True)

@@ -261,6 +261,11 @@ JOBS_LOG_TAIL_CHARS = env.int("JOBS_LOG_TAIL_CHARS", default=4000)
 # Each worker serves portal_job_gpu_seconds_total here for Prometheus; 0 switches it off.
 JOBS_METRICS_PORT = env.int("JOBS_METRICS_PORT", default=0)
 JOBS_METRICS_ADDR = env("JOBS_METRICS_ADDR", default="127.0.0.1")
+# Where this worker runs, recorded with each job it starts: the Kubernetes namespace of its
+# pod (the downward API's POD_NAMESPACE in deploy/) and the slug of its cluster. Billing
+# charges a job's GPU time to its department when that namespace is a marked worker pool.
+JOBS_WORKER_NAMESPACE = env("JOBS_WORKER_NAMESPACE", default=env("POD_NAMESPACE", default=""))
+JOBS_WORKER_CLUSTER = env("JOBS_WORKER_CLUSTER", default="")
 
 # --- Billing -------------------------------------------------------------------------------
 # Statements are kept in one currency (ISO 4217); every rate card is priced in it.

@@ -14,6 +14,8 @@ from portal import ratelimits, views
 router = DefaultRouter()
 router.register("departments", departments_api.DepartmentViewSet, basename="departments")
 router.register("gpu-classes", departments_api.GpuClassViewSet, basename="gpu-classes")
+router.register("clusters", departments_api.ClusterViewSet, basename="clusters")
+router.register("worker-pools", departments_api.WorkerPoolViewSet, basename="worker-pools")
 router.register("quotas", departments_api.QuotaViewSet, basename="quotas")
 router.register("service-levels", departments_api.ServiceLevelViewSet, basename="service-levels")
 router.register(
@@ -54,6 +56,11 @@ urlpatterns = [
         "api/v1/reports/chargeback/",
         billing_api.ChargebackReportView.as_view(),
         name="chargeback-report",
+    ),
+    path(
+        "api/v1/reports/pools/",
+        billing_api.PoolReportView.as_view(),
+        name="pool-report",
     ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

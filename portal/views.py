@@ -78,6 +78,9 @@ def department_detail(request, slug: str):
     # The department's jobs the user may see: all of them for its managers, finance and
     # IT, their own for a member.
     jobs = job_selectors.jobs_for_user(user=user).filter(department=department)
+    days = charts.last_days(now=now)
+    last_30_days = charts.day_bounds(days[0], days[-1])
+    this_month = metering_selectors.month_bounds(now)
     job_counts = dict(jobs.order_by().values_list("state").annotate(n=Count("pk")))
     return render(
         request,
@@ -98,7 +101,18 @@ def department_detail(request, slug: str):
             ),
             # Members see their own jobs, not the department's usage.
             "usage": (
-                charts.department_usage(department=department, now=now) if reads_usage else None
+                charts.department_usage(
+                    department=department,
+                    now=now,
+                    # What its bill counts: its namespaces, and its portal jobs in pools.
+                    rows=billing_selectors.billed_daily_rows_reader(
+                        department=department,
+                        start=min(last_30_days[0], this_month[0]),
+                        end=max(last_30_days[1], this_month[1]),
+                    ),
+                )
+                if reads_usage
+                else None
             ),
             # Its money: for the same people as its usage.
             "spend": (

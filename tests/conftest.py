@@ -53,6 +53,7 @@ BUILTIN_SOURCE_MIGRATIONS = [
     ("metering.migrations.0002_builtin_sources_and_roles", "install"),
     ("metering.migrations.0004_ledger_in_gpu_seconds", "to_seconds"),
     ("metering.migrations.0005_samples_at_the_end_of_each_minute", "at_the_end"),
+    ("metering.migrations.0007_fractional_gpus", "see_fractions"),
 ]
 
 

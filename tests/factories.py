@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from departments.models import (
+    Cluster,
     Department,
     Enforcement,
     GpuClass,
@@ -17,6 +18,7 @@ from departments.models import (
     QuotaKind,
     ServiceLevel,
     Tier,
+    WorkerPool,
 )
 from jobs.models import GenerationJob, JobKind
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
@@ -52,6 +54,25 @@ class DepartmentFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"Department {n}")
     slug = factory.Sequence(lambda n: f"department-{n}")
     cost_centre = factory.Sequence(lambda n: f"CC-{1000 + n}")
+
+
+class ClusterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Cluster
+        django_get_or_create = ("slug",)
+
+    name = factory.LazyAttribute(lambda c: c.slug.replace("-", " ").title())
+    slug = factory.Sequence(lambda n: f"cluster-{n}")
+
+
+class WorkerPoolFactory(factory.django.DjangoModelFactory):
+    """A namespace of the portal's GPU workers, in every cluster unless one is given."""
+
+    class Meta:
+        model = WorkerPool
+
+    namespace = "gpu-workers"
+    cluster = None
 
 
 class NamespaceFactory(factory.django.DjangoModelFactory):

@@ -45,3 +45,57 @@ def fleet(db):
     training = factories.DepartmentFactory(slug="training", name="Training")
     factories.RateCardFactory(gpu_class=a100, price_per_gpu_hour=Decimal("2.00"))
     return a100, marketing, training
+
+
+class Jobs:
+    """Runs portal jobs through the worker's real steps (start, heartbeats, finish) on a
+    given clock, in a worker pool namespace: what the worker records is what is billed."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def run(
+        self,
+        *,
+        department,
+        gpu_class,
+        start: dt.datetime,
+        end: dt.datetime,
+        tier: str = "interactive",
+        gpus: int = 1,
+        kind=None,
+        pool: str = "gpu-workers",
+        cluster: str = "",
+        beats: int = 3,
+    ):
+        from jobs import services as job_services
+
+        self.settings.JOBS_WORKER_NAMESPACE = pool
+        self.settings.JOBS_WORKER_CLUSTER = cluster
+        job = factories.GenerationJobFactory(
+            department=department,
+            kind=kind or factories.JobKindFactory(slug="lipsync-render", name="Lip-sync render"),
+            gpu_class=gpu_class,
+            tier=tier,
+            gpus=gpus,
+            state="queued",
+        )
+        started = job_services.job_start(job_id=job.pk, worker="w1", now=start)
+        assert started is not None
+        for beat in range(1, beats + 1):
+            job_services.job_heartbeat(
+                job_id=job.pk,
+                worker="w1",
+                attempt=1,
+                now=start + (end - start) * beat / (beats + 1),
+            )
+        assert job_services.job_finish(
+            job_id=job.pk, worker="w1", attempt=1, state="succeeded", now=end
+        )
+        job.refresh_from_db()
+        return job
+
+
+@pytest.fixture
+def jobs(db, settings) -> Jobs:
+    return Jobs(settings)

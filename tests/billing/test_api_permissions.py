@@ -74,6 +74,15 @@ S = "/api/v1/statements/"
 A = "/api/v1/adjustments/"
 R = "/api/v1/rate-cards/"
 REPORT = "/api/v1/reports/chargeback/?period=2026-03"
+POOLS = "/api/v1/reports/pools/?period=2026-03"
+
+
+def _line_jobs(statement_pk: int) -> str:
+    from billing.models import StatementLine
+
+    line = StatementLine.objects.filter(statement=statement_pk).order_by("pk").first()
+    return f"{S}{statement_pk}/lines/{line.pk}/jobs/"
+
 
 # (name, method, url(billed), body(billed) or None, expected statuses)
 API = [
@@ -169,6 +178,25 @@ API = [
         expect(401, 403, 403, 403, 403, 403),
     ),
     ("usage xlsx", "get", lambda b: "/api/v1/usage/?format=xlsx", None, READ_ALL),
+    ("own line's jobs", "get", lambda b: _line_jobs(b.marketing), None, READ_MARKETING),
+    (
+        "own line's jobs csv",
+        "get",
+        lambda b: f"{_line_jobs(b.marketing)}?format=csv",
+        None,
+        READ_MARKETING,
+    ),
+    ("other line's jobs", "get", lambda b: _line_jobs(b.training), None, READ_TRAINING),
+    # A manager reads an empty list: the pools are the fleet's, not a department's.
+    ("pool report", "get", lambda b: POOLS, None, READ_ALL),
+    ("pool report csv", "get", lambda b: f"{POOLS}&format=csv", None, READ_ALL),
+    (
+        "pool report is read-only",
+        "post",
+        lambda b: POOLS,
+        None,
+        expect(401, 403, 403, 403, 403, 403),
+    ),
 ]
 
 # The routes this table requests (for tests/portal/test_permission_table.py's check that
@@ -181,9 +209,11 @@ REQUESTED_VIEW_NAMES = frozenset(
         "statements-detail",
         "statements-pdf",
         "statements-finalize",
+        "statements-line-jobs",
         "adjustments-list",
         "adjustments-detail",
         "chargeback-report",
+        "pool-report",
     }
 )
 
@@ -211,7 +241,9 @@ def test_the_table_requests_every_billing_route(world, billed):
         name
         for name in get_resolver().reverse_dict
         if isinstance(name, str)
-        and name.startswith(("rate-cards-", "statements-", "adjustments-", "chargeback-"))
+        and name.startswith(
+            ("rate-cards-", "statements-", "adjustments-", "chargeback-", "pool-report")
+        )
     }
     assert billing_routes == REQUESTED_VIEW_NAMES
     assert requested >= billing_routes

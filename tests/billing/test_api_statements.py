@@ -82,7 +82,10 @@ def test_a_statement_shows_each_line_with_how_it_was_derived(world, api_client, 
         ("usage", "a100", march.a100_card.pk, "1.50", "2.00", "3.00", "3.00", "EUR"),
         ("usage", "t4", march.t4_card.pk, "2.00", "1.00", "2.00", "2.00", "EUR"),
     ]
-    assert body["lines"][0]["description"] == "1.50 GPU-hours of A100 × 2.00 EUR"
+    assert (
+        body["lines"][0]["description"]
+        == "1.50 GPU-hours of A100 × 2.00 EUR, namespace workloads: dept-marketing"
+    )
     assert body["lines"][0]["department_multiplier"] == "1.000"
     assert body["adjustments_applied"] == []
 

@@ -29,7 +29,9 @@ def test_each_department_pays_its_hours_and_idle_capacity_closes_the_month(fleet
     assert (mine.total, mine.gpu_hours) == (Decimal("3.00"), Decimal("1.5"))
     (line,) = mine.lines.all()
     assert (line.kind, line.unit_price, line.amount) == (LineKind.USAGE, Decimal("2.00"), 3)
-    assert line.description == "1.50 GPU-hours of A100 × 2.00 EUR"
+    assert (
+        line.description == "1.50 GPU-hours of A100 × 2.00 EUR, namespace workloads: dept-marketing"
+    )
     assert Statement.objects.get(period=period, department=training).total == Decimal("0.50")
     # March in UTC: 744 hours of 2 GPUs, all at 2.00 EUR.
     assert period.capacity_gpu_hours == 744 * 2

@@ -12,6 +12,7 @@ import pytest
 
 from billing import services
 from billing.models import Statement, StatementStatus
+from tests.billing.conftest import hour
 from tests.conftest import ROLES, client_as
 
 LOGIN = "/accounts/login/"
@@ -29,9 +30,27 @@ def statement_url(world, department, suffix="") -> str:
     return f"/billing/statements/{statement.pk}/{suffix}"
 
 
+def line_jobs_url(world, department) -> str:
+    statement = Statement.objects.get(period__month=MARCH, department=department)
+    line = statement.lines.order_by("pk").first()
+    return statement_url(world, department, f"lines/{line.pk}/jobs/")
+
+
 # (name, method, url(world), expected status, or the path a 302 leads to)
 PAGES = [
     ("dashboard", "get", lambda w: "/billing/", expect(LOGIN, 403, 200, 200, 200, 200)),
+    (
+        "own line's jobs",
+        "get",
+        lambda w: line_jobs_url(w, w.marketing),
+        expect(LOGIN, 404, 200, 404, 200, 200),
+    ),
+    (
+        "other line's jobs",
+        "get",
+        lambda w: line_jobs_url(w, w.training),
+        expect(LOGIN, 404, 404, 200, 200, 200),
+    ),
     (
         "dashboard of a month",
         "get",
@@ -96,7 +115,10 @@ def _cases(table):
 
 
 @pytest.fixture
-def march(world):
+def march(world, ledger):
+    # A line on each department's statement (its jobs are listed from it).
+    for department in (world.marketing, world.training):
+        ledger.add(at=hour(2, 10), gpu_hours="1", department=department, gpu_class=world.a100)
     services.period_refresh(month=MARCH)
 
 
@@ -117,7 +139,13 @@ def test_billing_pages_answer_each_role_as_the_table_says(
 
 
 REQUESTED_VIEW_NAMES = frozenset(
-    {"billing:dashboard", "billing:statements", "billing:statement", "billing:finalize"}
+    {
+        "billing:dashboard",
+        "billing:statements",
+        "billing:statement",
+        "billing:finalize",
+        "billing:line_jobs",
+    }
 )
 
 

@@ -239,3 +239,143 @@ def test_any_month_reconciles_to_the_cent_under_every_idle_policy(month):
             raise _Rollback
     except _Rollback:
         pass
+
+
+# --- A month with worker pools, portal jobs and fractions of GPUs reconciles -------------------
+
+
+@st.composite
+def months_with_pools(draw):
+    capacity = draw(st.integers(1, 6))
+    hour = st.integers(0, MARCH_HOURS - 1)
+    return {
+        "capacity": capacity,
+        "price": draw(_decimals("0.01", "50", 2).filter(lambda p: p > 0)),
+        "mig_price": draw(_decimals("0.01", "9", 2).filter(lambda p: p > 0)),
+        "policy": draw(st.sampled_from(IdlePolicy.values)),
+        # namespace workloads: (department 0-2 or None, hour, GPU-hours)
+        "rows": draw(
+            st.lists(
+                st.tuples(st.sampled_from([None, 0, 1, 2]), hour, _decimals(0, capacity, 4)),
+                max_size=8,
+                unique_by=lambda row: (row[0], row[1]),
+            )
+        ),
+        # the pool's allocation: (hour, GPU-hours); jobs: (department, hour, GPU-seconds)
+        "pool": draw(
+            st.lists(st.tuples(hour, _decimals(0, 2, 4)), max_size=6, unique_by=lambda r: r[0])
+        ),
+        "jobs": draw(
+            st.lists(
+                st.tuples(st.sampled_from([0, 1, 2]), hour, _decimals("0.001", 3600, 3)),
+                max_size=8,
+            )
+        ),
+        # MIG instances of the class (1/7 of a GPU each): (department, hour, instance-hours)
+        "mig": draw(
+            st.lists(st.tuples(st.sampled_from([0, 1]), hour, _decimals(0, 14, 3)), max_size=4)
+        ),
+    }
+
+
+def _price_with_pools_and_check(month: dict) -> None:
+    from jobs.models import JobGpuTime
+
+    gpu_class = factories.GpuClassFactory(capacity_gpus=month["capacity"])
+    mig = factories.GpuClassFactory(
+        capacity_gpus=0, physical_class=gpu_class, fraction_numerator=1, fraction_denominator=7
+    )
+    factories.RateCardFactory(gpu_class=gpu_class, price_per_gpu_hour=month["price"])
+    factories.RateCardFactory(gpu_class=mig, price_per_gpu_hour=month["mig_price"])
+    factories.WorkerPoolFactory(namespace="gpu-workers")
+    departments = [factories.DepartmentFactory() for _ in range(3)]
+    kind = factories.JobKindFactory()
+    BillingPeriod.objects.create(
+        month=MARCH,
+        idle_policy=month["policy"],
+        idle_department=departments[1] if month["policy"] == IdlePolicy.CHARGED else None,
+    )
+    ledger = Ledger()
+    at = [MARCH_START + dt.timedelta(hours=h) for h in range(MARCH_HOURS)]
+    for department, h, quantity in month["rows"]:
+        ledger.add(
+            at=at[h],
+            gpu_hours=quantity,
+            department=departments[department] if department is not None else None,
+            gpu_class=gpu_class,
+            namespace=None if department is not None else "orphan",
+        )
+    for h, quantity in month["pool"]:
+        ledger.add(at=at[h], gpu_hours=quantity, gpu_class=gpu_class, namespace="gpu-workers")
+    for index, (department, h, quantity) in enumerate(month["mig"]):
+        ledger.add(
+            at=at[h],
+            gpu_hours=quantity,
+            department=departments[department],
+            gpu_class=mig,
+            namespace=f"mig-{index}",
+        )
+    for department, h, seconds in month["jobs"]:
+        job = factories.GenerationJobFactory(
+            department=departments[department], kind=kind, gpu_class=gpu_class, state="succeeded"
+        )
+        JobGpuTime.objects.create(
+            job=job,
+            attempt=1,
+            hour_start=at[h],
+            gpu_seconds=seconds,
+            gpus=1,
+            department=job.department,
+            gpu_class=gpu_class,
+            tier=job.tier,
+            kind=kind,
+            pool_namespace="gpu-workers",
+        )
+
+    period = services.period_refresh(month=MARCH, force=True)
+
+    lines = list(StatementLine.objects.filter(period=period))
+    for statement in Statement.objects.filter(period=period):
+        mine = [line.amount for line in lines if line.statement_id == statement.pk]
+        assert statement.total == sum(mine, Decimal(0)), statement
+    used = sum(
+        (line.list_amount for line in lines if line.kind in (LineKind.USAGE, LineKind.JOBS)),
+        Decimal(0),
+    )
+    assert (
+        used + period.unallocated_amount + period.pool_idle_amount + period.idle_amount
+        == period.capacity_amount
+    )
+    for kind, figure in (
+        (LineKind.POOL_IDLE, period.pool_idle_amount),
+        (LineKind.IDLE, period.idle_amount),
+    ):
+        assert sum((line.amount for line in lines if line.kind == kind), Decimal(0)) == figure
+    # Every job-second is on a line, once.
+    job_seconds = sum((Fraction(s) for _, _, s in month["jobs"]), Fraction(0))
+    billed = sum(
+        (Fraction(line.gpu_seconds) for line in lines if line.kind == LineKind.JOBS), Fraction(0)
+    )
+    assert billed == job_seconds
+    for pool_hour in period.pool_hours.all():
+        assert (
+            pool_hour.allocation_seconds
+            == pool_hour.jobs_seconds + pool_hour.idle_seconds - pool_hour.excess_seconds
+        )
+
+
+@pytest.mark.django_db
+@settings(
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(month=months_with_pools())
+def test_a_month_with_pools_jobs_and_mig_reconciles_to_the_cent_under_every_policy(month):
+    try:
+        with transaction.atomic():
+            _price_with_pools_and_check(month)
+            raise _Rollback
+    except _Rollback:
+        pass

@@ -139,8 +139,13 @@ def _known_objects(world, billing_data) -> dict[str, dict]:
         "quotas": {"id": world.marketing_quota.pk},
         "service-levels": {"id": world.marketing_sla.pk},
         "rate-cards": {"id": billing_data["rate_card"].pk},
-        "statements": {"id": billing_data["statement"].pk},
+        "statements": {
+            "id": billing_data["statement"].pk,
+            "line_pk": billing_data["statement"].lines.order_by("pk").first().pk,
+        },
         "adjustments": {"id": billing_data["adjustment"].pk},
+        "clusters": {"slug": factories.ClusterFactory(slug="prod-eu").slug},
+        "worker-pools": {"id": factories.WorkerPoolFactory(namespace="gpu-workers").pk},
     }
 
 

@@ -197,7 +197,13 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             assert "-Q celery,gpu.a100.realtime,gpu.a100.interactive," in commands
             assert "gpu.t4.batch" in commands
             config = (var_dir / "prometheus.yml").read_text()
-            assert f'targets: ["127.0.0.1:{metrics_port}"]' in config
+            pool_port = metrics_port + 1
+            assert f'targets: ["127.0.0.1:{metrics_port}", "127.0.0.1:{pool_port}"]' in config
+            # On the next port, what kube-state-metrics would say of the worker's pods in
+            # the worker pool: the allocation the pool's idle is measured from.
+            with urllib.request.urlopen(f"http://127.0.0.1:{pool_port}/metrics") as answer:
+                pods = answer.read().decode()
+            assert 'namespace="gpu-workers"' in pods and 'resource="nvidia_com_gpu"' in pods
 
             # The history was backfilled and pulled before the web server answered.
             output = log.read_text()

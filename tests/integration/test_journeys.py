@@ -120,9 +120,9 @@ def _ledger_last_month(month: dt.date) -> None:
 
     from departments.models import Department, GpuClass
     from metering.models import MeteringRun, RunStatus, UsageRecord
-    from metering.selectors import billing_source
+    from metering.selectors import billing_sources
 
-    source = billing_source()
+    (source,) = billing_sources()
     assert source is not None and source.name == "allocation"
     start = dt.datetime(month.year, month.month, 10, 9, tzinfo=dt.UTC)
     end = start + dt.timedelta(hours=LEDGER_HOURS)
@@ -266,6 +266,21 @@ def _journey_manager_runs_jobs(browser, base: str) -> None:
     result = json.loads(Path(download.path()).read_text())
     assert result["hashes"] > 0 and result["elapsed_s"] >= 2
 
+    job_id = page.url.rstrip("/").rsplit("/", 1)[1]
+
+    # The job ran on a worker of the pool: its GPU time is on the department's draft.
+    page.get_by_role("navigation").get_by_role("link", name="Billing", exact=True).click()
+    page.locator("table.chargeback tbody tr", has_text=DEPARTMENT).locator(
+        "a.tag", has_text="Draft"
+    ).click()
+    page.wait_for_url("**/billing/statements/*/")
+    jobs_line = page.locator("tr.line-jobs")
+    assert "portal jobs: CPU load × 1" in jobs_line.inner_text(), jobs_line.inner_text()
+    _shot(page, "4b-manager-job-on-the-draft-statement")
+    jobs_line.get_by_role("link", name="the 1 job").click()
+    page.wait_for_url("**/lines/*/jobs/")
+    assert page.locator(f'a[href="/jobs/{job_id}/"]').count() == 1
+
     # The second job of the day waits for the quota, and its page says which.
     _submit_cpu_load(page, seconds=2)
     assert _job_page_until(page, ("Waiting",), timeout_s=15) == "Waiting"
@@ -382,6 +397,8 @@ def test_it_sets_up_a_department_its_manager_runs_jobs_and_finance_bills_it(
         "MEDIA_ROOT": str(media),
         "DEBUG": "true",
         "JOBS_HEARTBEAT_S": "0.5",
+        # The worker runs in the demo's worker pool: its jobs are billed to their departments.
+        "JOBS_WORKER_NAMESPACE": "gpu-workers",
     }
     broker_queues_delete(redis_url, QUEUE_PREFIX)
     try:

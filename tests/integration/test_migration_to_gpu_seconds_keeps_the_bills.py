@@ -14,7 +14,14 @@ from django.db.migrations.executor import MigrationExecutor
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-BEFORE = [("metering", "0003_audit_history"), ("billing", "0005_billing_period_history")]
+# The last migrations before GPU-seconds; the apps' later migrations (clusters, worker pools,
+# jobs' GPU time) are unapplied with them and applied again after.
+BEFORE = [
+    ("departments", "0005_audit_history"),
+    ("metering", "0003_audit_history"),
+    ("jobs", "0004_submitted_at_set_by_the_submission"),
+    ("billing", "0005_billing_period_history"),
+]
 HOURS = [Decimal("1.5"), Decimal("0.016667"), Decimal("2.333333")]  # as the old ledger kept them
 PRICE = Decimal("3.20")
 
@@ -133,10 +140,11 @@ def test_the_migration_converts_exactly_and_changes_no_amount(postgres):
     march = dt.date(2025, 3, 1)
     executor = _executor()
     executor.migrate(BEFORE)
-    old = _seed_old(executor.loader.project_state(BEFORE).apps, march)
-
-    executor = _executor()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    try:
+        old = _seed_old(executor.loader.project_state(BEFORE).apps, march)
+    finally:  # the database goes back to today's schema, whatever happened
+        executor = _executor()
+        executor.migrate(executor.loader.graph.leaf_nodes())
 
     # The ledger: each row × 3600, exactly; the built-in source now answers in seconds.
     allocation = MetricSource.objects.get(name="allocation")

@@ -1,8 +1,6 @@
 """concurrent_jobs and gpus count what is queued or running; room appears when a job ends
 or is cancelled, and the waiting job is released then."""
 
-from decimal import Decimal
-
 from jobs import services
 from jobs.models import GenerationJob
 from tests.jobs.conftest import NOON, quota
@@ -29,7 +27,6 @@ def test_waiting_job_is_released_when_a_running_job_ends(
             worker="w1",
             attempt=started.attempts,
             state="succeeded",
-            gpu_seconds=Decimal("5"),
         )
     waiting.refresh_from_db()
     assert waiting.state == "queued"

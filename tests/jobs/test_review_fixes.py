@@ -101,14 +101,24 @@ def test_higher_sla_priority_is_served_first_on_every_broker(
 
 
 def test_a_requeued_job_adds_its_new_attempts_gpu_seconds(world):
-    job = services.job_start(job_id=world.member_job.pk, worker="w1")
+    t0 = timezone.now() - dt.timedelta(minutes=10)
+    job = services.job_start(job_id=world.member_job.pk, worker="w1", now=t0)
     services.job_finish(
-        job_id=job.pk, worker="w1", attempt=1, state="failed", gpu_seconds=Decimal(30)
+        job_id=job.pk,
+        worker="w1",
+        attempt=1,
+        state="failed",
+        now=t0 + dt.timedelta(seconds=30),
     )
     services.job_requeue(job=job, user=world.user("it_admin"))
-    job = services.job_start(job_id=job.pk, worker="w2")
+    t1 = t0 + dt.timedelta(minutes=5)
+    job = services.job_start(job_id=job.pk, worker="w2", now=t1)
     services.job_finish(
-        job_id=job.pk, worker="w2", attempt=2, state="succeeded", gpu_seconds=Decimal(12)
+        job_id=job.pk,
+        worker="w2",
+        attempt=2,
+        state="succeeded",
+        now=t1 + dt.timedelta(seconds=12),
     )
     job.refresh_from_db()
     assert job.gpu_seconds == Decimal(42)

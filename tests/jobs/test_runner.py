@@ -53,7 +53,8 @@ def test_a_command_that_is_not_installed_fails_with_a_clear_reason(world):
     assert job.state == "failed"
     assert job.reason == "Its command could not start on w1."
     assert job.error.startswith("no-such-program-here: No such file or directory")
-    assert job.gpu_seconds == 0
+    # Only the moment the worker held it, from its start to the failure.
+    assert 0 <= job.gpu_seconds < 1
 
 
 def test_a_job_another_worker_runs_is_left_alone(world):

@@ -19,29 +19,41 @@ def test_a_job_is_started_once_even_when_delivered_twice(world):
 
 def test_a_job_whose_worker_stopped_beating_is_taken_over(world, settings):
     settings.JOBS_HEARTBEAT_STALE_S = 60
-    services.job_start(job_id=world.member_job.pk, worker="w1")
-    GenerationJob.objects.filter(pk=world.member_job.pk).update(
-        heartbeat_at=timezone.now() - dt.timedelta(seconds=61)
+    t0 = timezone.now() - dt.timedelta(minutes=5)
+    services.job_start(job_id=world.member_job.pk, worker="w1", now=t0)
+    # w1 beat once, 20 s in, then went silent: its attempt holds 20 GPU-seconds.
+    services.job_heartbeat(
+        job_id=world.member_job.pk, worker="w1", attempt=1, now=t0 + dt.timedelta(seconds=20)
     )
-    second = services.job_start(job_id=world.member_job.pk, worker="w2")
+    taken_over = t0 + dt.timedelta(seconds=120)
+    second = services.job_start(job_id=world.member_job.pk, worker="w2", now=taken_over)
     assert (second.worker, second.attempts) == ("w2", 2)
     # The first worker, if it still lives, learns it lost the job and records nothing.
     assert services.job_heartbeat(job_id=second.pk, worker="w1", attempt=1).ours is False
-    assert not services.job_finish(
-        job_id=second.pk, worker="w1", attempt=1, state="succeeded", gpu_seconds=Decimal("99")
-    )
+    assert not services.job_finish(job_id=second.pk, worker="w1", attempt=1, state="succeeded")
     assert services.job_finish(
-        job_id=second.pk, worker="w2", attempt=2, state="succeeded", gpu_seconds=Decimal("10")
+        job_id=second.pk,
+        worker="w2",
+        attempt=2,
+        state="succeeded",
+        now=taken_over + dt.timedelta(seconds=10),
     )
     second.refresh_from_db()
-    assert (second.state, second.gpu_seconds) == ("succeeded", Decimal("10"))
+    # Both attempts held a GPU: 20 s up to w1's last heartbeat, and w2's own 10 s.
+    assert (second.state, second.gpu_seconds) == ("succeeded", Decimal("30"))
+    assert sorted(second.gpu_time.values_list("attempt", "gpu_seconds")) == [
+        (1, Decimal("20")),
+        (2, Decimal("10")),
+    ]
 
 
 def test_finish_is_recorded_once(world):
-    job = services.job_start(job_id=world.member_job.pk, worker="w1")
-    finish = dict(job_id=job.pk, worker="w1", attempt=1, state="succeeded", gpu_seconds=Decimal(5))
-    assert services.job_finish(**finish) is True
-    assert services.job_finish(**{**finish, "gpu_seconds": Decimal(7)}) is False
+    t0 = timezone.now() - dt.timedelta(minutes=1)
+    job = services.job_start(job_id=world.member_job.pk, worker="w1", now=t0)
+    finish = dict(job_id=job.pk, worker="w1", attempt=1, state="succeeded")
+    first = services.job_finish(**finish, now=t0 + dt.timedelta(seconds=5))
+    assert (first.recorded, first.gpu_seconds_added) == (True, Decimal(5))
+    assert not services.job_finish(**finish, now=t0 + dt.timedelta(seconds=7))
     job.refresh_from_db()
     assert job.gpu_seconds == Decimal(5)
 

@@ -378,6 +378,8 @@ def test_without_a_billing_source_the_caller_is_asked_to_name_one(world, api_cli
 HEADER = [
     "period_start",
     "source",
+    "cluster",
+    "cluster_name",
     "department",
     "department_name",
     "gpu_class",
@@ -399,6 +401,8 @@ def test_csv_gives_the_whole_table_with_a_header(world, api_client, october):
     assert [
         "2026-10-05T00:00:00Z",
         "allocation",
+        "",
+        "",
         "",
         "Unallocated",
         "t4",

@@ -96,6 +96,7 @@ def secret(world, settings) -> Secret:
         slug="zeta-secret", name="Zeta Secret Lab", cost_centre="CC-SECRET-991"
     )
     factories.NamespaceFactory(name="ns-secret-zeta", department=zeta)
+    _shared_cluster(), _shared_pool()  # shared objects the sweep reads and filters by
     boss = factories.UserFactory(username="zed-secret-boss", email="zed@secret-zeta.example")
     factories.MembershipFactory(user=boss, department=zeta, role=Membership.Role.MANAGER)
     quota = factories.QuotaFactory(
@@ -209,6 +210,8 @@ def _route_fillers(s: Secret, world) -> dict:
         "jobs-files": lambda: {"pk": s.job.pk, "name": "result.txt"},
         "statements-detail": statement,
         "statements-pdf": statement,
+        "statements-line-jobs": lambda: {"pk": s.statement.pk, "line_pk": _first_line(s)},
+        "billing:line_jobs": lambda: {"pk": s.statement.pk, "line_pk": _first_line(s)},
         "statements-finalize": statement,
         "adjustments-detail": lambda: {"pk": s.adjustment.pk},
         # Shared objects: readable by everyone signed in; their answers must still hold no
@@ -217,7 +220,28 @@ def _route_fillers(s: Secret, world) -> dict:
         "job-kinds-detail": lambda: {"slug": world.lipsync.slug},
         "off-peak-windows-detail": lambda: {"pk": world.off_peak.pk},
         "rate-cards-detail": lambda: {"pk": s.rate_card.pk},
+        "clusters-detail": lambda: {"slug": _shared_cluster().slug},
+        "worker-pools-detail": lambda: {"pk": _shared_pool().pk},
     }
+
+
+def _first_line(s) -> int:
+    """The first line of Zeta's statement (999999, a line of nothing, for the stand-in)."""
+    if not hasattr(s.statement, "lines"):
+        return 999999
+    return s.statement.lines.order_by("pk").values_list("pk", flat=True).first()
+
+
+def _shared_cluster():
+    from departments.models import Cluster
+
+    return Cluster.objects.get_or_create(slug="prod-eu", defaults={"name": "Prod EU"})[0]
+
+
+def _shared_pool():
+    from departments.models import WorkerPool
+
+    return WorkerPool.objects.get_or_create(namespace="gpu-workers")[0]
 
 
 # Route names whose answers are about a Zeta object (so must refuse), not a list/shared one.
@@ -236,6 +260,8 @@ SECRET_ROUTES = {
     "statements-detail",
     "statements-pdf",
     "statements-finalize",
+    "statements-line-jobs",
+    "billing:line_jobs",
     "adjustments-detail",
 }
 
@@ -270,12 +296,14 @@ def _api_path_fillers(s: Secret, world) -> dict:
         "quotas": {"id": s.quota.pk},
         "service-levels": {"id": s.sla.pk},
         "jobs": {"id": s.job.pk, "name": "result.txt"},
-        "statements": {"id": s.statement.pk},
+        "statements": {"id": s.statement.pk, "line_pk": _first_line(s)},
         "adjustments": {"id": s.adjustment.pk},
         "gpu-classes": {"slug": world.a100.slug},
         "job-kinds": {"slug": world.lipsync.slug},
         "off-peak-windows": {"id": world.off_peak.pk},
         "rate-cards": {"id": s.rate_card.pk},
+        "clusters": {"slug": _shared_cluster().slug},
+        "worker-pools": {"id": _shared_pool().pk},
     }
 
 
@@ -323,6 +351,9 @@ NEUTRAL_PARAMS = {
     "submitted_after": "2020-01-01T00:00:00Z",
     "submitted_before": "2100-01-01T00:00:00Z",
     "source": "allocation",
+    "cluster": "prod-eu",
+    "flagged": "true",
+    "pool": "gpu-workers",
 }
 IGNORED_PARAMS = {"page", "ordering", "format", "page_size"}
 BASE_QUERY = {"page_size": "1000"}

@@ -20,6 +20,7 @@ from rest_framework.authtoken.models import Token, TokenProxy
 from billing import services as billing
 from billing.models import Adjustment, BillingPeriod, DepartmentMultiplier, RateCard, Statement
 from departments.models import (
+    Cluster,
     Department,
     GpuClass,
     Membership,
@@ -27,6 +28,7 @@ from departments.models import (
     OffPeakWindow,
     Quota,
     ServiceLevel,
+    WorkerPool,
 )
 from jobs.models import GenerationJob, JobKind, QuotaAlert
 from metering.models import MeteringRun, MetricSource, UsageRecord
@@ -46,6 +48,8 @@ PAGES = {
     Quota: ((200, 200, 403), (200, 200, 200)),
     ServiceLevel: ((200, 200, 403), (200, 200, 200)),
     OffPeakWindow: ((200, 200, 403), (200, 200, 200)),
+    Cluster: ((200, 200, 403), (200, 200, 200)),
+    WorkerPool: ((200, 200, 403), (200, 200, 200)),
     get_user_model(): ((403, 403, 403), (200, 200, 403)),
     Group: ((403, 403, 403), (200, 200, 403)),
     TokenProxy: ((403, 403, 403), (403, 403, 403)),
@@ -74,6 +78,8 @@ PAGES = {
 
 
 def _one_of_each_metering_and_schedule_row(world) -> None:
+    Cluster.objects.create(name="Prod EU", slug="prod-eu")
+    WorkerPool.objects.create(namespace="gpu-workers")
     UsageRecordFactory(department=world.marketing, gpu_class=world.t4)
     QuotaAlert.objects.create(
         quota=world.marketing_quota, period="2026-11-25", threshold_pct=80, use=40, limit=50
@@ -168,7 +174,7 @@ def test_admin_refuses_a_namespace_another_department_owns(world, client):
         _department_form(world, **{"namespaces-0-name": "dept-marketing"}),
     )
     assert response.status_code == 200
-    assert "This namespace already belongs to another department." in response.content.decode()
+    assert "dept-marketing already belongs to Marketing." in response.content.decode()
     assert not Department.objects.filter(slug="research").exists()
 
 

@@ -19,6 +19,20 @@ def expect(anonymous, member, manager, other_manager, finance, it_admin):
 
 
 READ_ALL = expect(401, 200, 200, 200, 200, 200)
+
+
+def _cluster():
+    from departments.models import Cluster
+
+    return Cluster.objects.get_or_create(slug="prod-eu", defaults={"name": "Prod EU"})[0]
+
+
+def _pool():
+    from departments.models import WorkerPool
+
+    return WorkerPool.objects.get_or_create(namespace="gpu-workers")[0]
+
+
 READ_MARKETING = expect(401, 200, 200, 404, 200, 200)
 READ_TRAINING = expect(401, 404, 404, 200, 200, 200)
 
@@ -194,6 +208,52 @@ API = [
         "off-peak delete",
         "delete",
         lambda w: f"/api/v1/off-peak-windows/{w.off_peak.pk}/",
+        None,
+        writes(204),
+    ),
+    ("cluster list", "get", lambda w: "/api/v1/clusters/", None, READ_ALL),
+    ("cluster", "get", lambda w: f"/api/v1/clusters/{_cluster().slug}/", None, READ_ALL),
+    (
+        "cluster create",
+        "post",
+        lambda w: "/api/v1/clusters/",
+        lambda w: {"name": "Prod US", "slug": "prod-us"},
+        writes(201),
+    ),
+    (
+        "cluster update",
+        "patch",
+        lambda w: f"/api/v1/clusters/{_cluster().slug}/",
+        lambda w: {"description": "Frankfurt"},
+        writes(200),
+    ),
+    (
+        "cluster delete",
+        "delete",
+        lambda w: f"/api/v1/clusters/{_cluster().slug}/",
+        None,
+        writes(204),
+    ),
+    ("worker pool list", "get", lambda w: "/api/v1/worker-pools/", None, READ_ALL),
+    ("worker pool", "get", lambda w: f"/api/v1/worker-pools/{_pool().pk}/", None, READ_ALL),
+    (
+        "worker pool create",
+        "post",
+        lambda w: "/api/v1/worker-pools/",
+        lambda w: {"namespace": "render-workers"},
+        writes(201),
+    ),
+    (
+        "worker pool update",
+        "patch",
+        lambda w: f"/api/v1/worker-pools/{_pool().pk}/",
+        lambda w: {"description": "A100 and T4 workers"},
+        writes(200),
+    ),
+    (
+        "worker pool delete",
+        "delete",
+        lambda w: f"/api/v1/worker-pools/{_pool().pk}/",
         None,
         writes(204),
     ),

@@ -13,6 +13,8 @@ MODELS = [
     "quota",
     "servicelevel",
     "offpeakwindow",
+    "cluster",
+    "workerpool",
 ]
 
 

@@ -199,6 +199,13 @@ class Command(BaseCommand):
             "the worker's job metrics",
             "give it another: make demo DEMO_ARGS=--metrics-port=9818",
         )
+        pool_port = metrics_port + 1
+        if prometheus_port is not None:
+            self._check_free(
+                pool_port,
+                "the demo worker pool's pod metrics (metrics port + 1)",
+                "give the metrics another port: make demo DEMO_ARGS=--metrics-port=9818",
+            )
         self._media_tools()
         queues = self._queues()
 
@@ -209,13 +216,17 @@ class Command(BaseCommand):
         }
         try:
             if prometheus_port is not None:
+                # What kube-state-metrics would say of the worker's pods (its allocation).
+                demo.demo_worker_pool_exporter_start(
+                    port=pool_port, gpus_per_class=worker_concurrency
+                )
                 prometheus = self._start_prometheus(
                     var_dir / "prometheus",
                     prometheus_port,
                     log_dir,
                     days,
                     rebuild_history,
-                    scrape_targets=[f"127.0.0.1:{metrics_port}"],
+                    scrape_targets=[f"127.0.0.1:{metrics_port}", f"127.0.0.1:{pool_port}"],
                     scrape_interval=scrape_interval,
                 )
             self._pull(days)
@@ -224,6 +235,9 @@ class Command(BaseCommand):
             worker_env = {
                 "JOBS_METRICS_PORT": str(metrics_port),
                 "JOBS_METRICS_ADDR": "127.0.0.1",
+                # The worker runs in the demo's worker pool: its jobs are billed to the
+                # departments that submit them.
+                "JOBS_WORKER_NAMESPACE": demo.WORKER_POOL_NAMESPACE,
                 # Jobs run `python -m jobs.demo...` in their own folders: find the portal
                 # even where it is not installed into the interpreter.
                 "PYTHONPATH": os.pathsep.join(
