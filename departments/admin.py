@@ -2,7 +2,7 @@ import copy
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import DeletedObject
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -25,6 +25,7 @@ from departments.models import (
     Quota,
     ServiceLevel,
     WorkerPool,
+    overlapping_claim,
 )
 
 
@@ -241,10 +242,12 @@ class WorkerPoolAdmin(AuditHistoryAdmin):
 
     @admin.display(description="also claimed by")
     def claimed_by(self, pool) -> str:
-        claims = Namespace.objects.filter(name=pool.namespace).select_related("department")
-        if pool.cluster_id is not None:
-            claims = claims.filter(Q(cluster=pool.cluster_id) | Q(cluster__isnull=True))
-        return ", ".join(str(claim.department) for claim in claims) or "—"
+        claim = overlapping_claim(
+            Namespace.objects.filter(name=pool.namespace).select_related("department"),
+            cluster_id=pool.cluster_id,
+            pk=None,
+        )
+        return str(claim.department) if claim else "—"
 
 
 @admin.register(Membership)

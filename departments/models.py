@@ -193,6 +193,22 @@ class Cluster(TimestampedModel):
         return self.name
 
 
+namespace_name_validator = RegexValidator(
+    NAMESPACE_NAME_RE,
+    "A namespace name has lower-case letters, digits and hyphens, and starts and ends with "
+    "a letter or digit.",
+)
+
+
+def overlapping_claim(claims: models.QuerySet, *, cluster_id: int | None, pk: int | None):
+    """The first of ``claims`` (rows of one namespace name, in one cluster or in all) that
+    overlaps a claim in ``cluster_id`` (``None``: every cluster), other than row ``pk``."""
+    claims = claims.exclude(pk=pk)
+    if cluster_id is not None:
+        claims = claims.filter(Q(cluster=cluster_id) | Q(cluster__isnull=True))
+    return claims.select_related("cluster").first()
+
+
 def namespace_label(name: str, cluster_slug: str | None) -> str:
     """How a namespace is written: ``dept-marketing`` in every cluster,
     ``prod-eu/dept-marketing`` in one."""
@@ -208,13 +224,7 @@ class Namespace(models.Model):
 
     name = models.CharField(
         max_length=63,
-        validators=[
-            RegexValidator(
-                NAMESPACE_NAME_RE,
-                "A namespace name has lower-case letters, digits and hyphens, and starts "
-                "and ends with a letter or digit.",
-            )
-        ],
+        validators=[namespace_name_validator],
     )
     cluster = models.ForeignKey(
         Cluster,
@@ -261,10 +271,11 @@ class Namespace(models.Model):
         if not self.name:
             return
         # A claim in every cluster and a claim in one cluster of the same name overlap.
-        overlapping = Namespace.objects.filter(name=self.name).exclude(pk=self.pk)
-        if self.cluster_id is not None:
-            overlapping = overlapping.filter(Q(cluster=self.cluster_id) | Q(cluster__isnull=True))
-        clash = overlapping.select_related("department", "cluster").first()
+        clash = overlapping_claim(
+            Namespace.objects.filter(name=self.name).select_related("department"),
+            cluster_id=self.cluster_id,
+            pk=self.pk,
+        )
         if clash is not None:
             raise ValidationError({"name": f"{clash.label} already belongs to {clash.department}."})
 
@@ -460,13 +471,7 @@ class WorkerPool(TimestampedModel):
 
     namespace = models.CharField(
         max_length=63,
-        validators=[
-            RegexValidator(
-                NAMESPACE_NAME_RE,
-                "A namespace name has lower-case letters, digits and hyphens, and starts "
-                "and ends with a letter or digit.",
-            )
-        ],
+        validators=[namespace_name_validator],
         help_text="The Kubernetes namespace of the workers' pods (the Deployments in deploy/).",
     )
     cluster = models.ForeignKey(
@@ -508,10 +513,11 @@ class WorkerPool(TimestampedModel):
         super().clean()
         if not self.namespace:
             return
-        overlapping = WorkerPool.objects.filter(namespace=self.namespace).exclude(pk=self.pk)
-        if self.cluster_id is not None:
-            overlapping = overlapping.filter(Q(cluster=self.cluster_id) | Q(cluster__isnull=True))
-        clash = overlapping.select_related("cluster").first()
+        clash = overlapping_claim(
+            WorkerPool.objects.filter(namespace=self.namespace),
+            cluster_id=self.cluster_id,
+            pk=self.pk,
+        )
         if clash is not None:
             raise ValidationError({"namespace": f"{clash.label} is already a worker pool."})
 

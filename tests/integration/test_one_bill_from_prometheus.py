@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
+from django.test import override_settings
 
 from billing import selectors, services
 from billing.models import LineKind, Statement, StatementLine, WorkerPoolHour
@@ -175,11 +177,10 @@ def _setup_portal(url: str):
     return sources, departments
 
 
-def _run_jobs(attempts: list[Attempt], departments: dict, settings) -> None:
+@override_settings(JOBS_WORKER_NAMESPACE=POOL, JOBS_WORKER_CLUSTER=EU, JOBS_HEARTBEAT_STALE_S=60)
+def _run_jobs(attempts: list[Attempt], departments: dict) -> None:
     """Each attempt through the worker's real steps on the test's clock, in the pool of
     prod-eu; a worker that dies stops beating, the sweep queues its job again."""
-    settings.JOBS_WORKER_NAMESPACE, settings.JOBS_WORKER_CLUSTER = POOL, EU
-    settings.JOBS_HEARTBEAT_STALE_S = 60
     kinds = {}
     jobs: dict[int, GenerationJob] = {}
     for index, attempt in enumerate(attempts):
@@ -350,19 +351,36 @@ def two_clusters_in_prometheus(tmp_path_factory, day):
         yield server.url, pods, attempts
 
 
-@pytest.fixture
-def billed(db, settings, day, two_clusters_in_prometheus):
+@pytest.fixture(scope="module")
+def _billed_once(django_db_setup, django_db_blocker, day, two_clusters_in_prometheus):
+    """The pull, the jobs and the pricing, once for the module, in a transaction rolled
+    back at its end (each test's own changes are rolled back after it, as usual)."""
     url, pods, attempts = two_clusters_in_prometheus
-    settings.PROMETHEUS_URL = url
-    sources, departments = _setup_portal(url)
-    for source in sources.values():
-        run = metering_services.usage_pull(source=source, start=day, end=day + dt.timedelta(days=1))
-        assert run.status == MeteringRun.Status.SUCCEEDED, run.error
-        assert run.warnings == []
-    _run_jobs(attempts, departments, settings)
-    months = sorted({services.month_of(day), services.month_of(day + dt.timedelta(hours=23))})
-    periods = [services.period_refresh(month=month, force=True) for month in months]
-    return pods, attempts, departments, periods
+    with django_db_blocker.unblock(), override_settings(PROMETHEUS_URL=url):
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            sources, departments = _setup_portal(url)
+            for source in sources.values():
+                run = metering_services.usage_pull(
+                    source=source, start=day, end=day + dt.timedelta(days=1)
+                )
+                assert run.status == MeteringRun.Status.SUCCEEDED, run.error
+                assert run.warnings == []
+            _run_jobs(attempts, departments)
+            months = sorted(
+                {services.month_of(day), services.month_of(day + dt.timedelta(hours=23))}
+            )
+            periods = [services.period_refresh(month=month, force=True) for month in months]
+            yield pods, attempts, departments, periods
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+
+
+@pytest.fixture
+def billed(_billed_once, db):
+    return _billed_once
 
 
 def test_every_department_hour_is_within_a_gpu_minute_per_gpu_of_each_edge(billed, day):
@@ -462,7 +480,7 @@ def test_a_cut_short_attempt_is_billed_once_to_its_last_heartbeat(billed, day):
     )
 
 
-def test_the_workers_counter_and_the_dcgm_exporter_agree_with_the_bill(billed, day, settings):
+def test_the_workers_counter_and_the_dcgm_exporter_agree_with_the_bill(billed, day):
     """Cross-checks: the ``jobs`` source (the workers' counter, which grows at every
     heartbeat and survives the restart) agrees with the jobs' recorded time per department
     namespace and hour, and the ``device`` source (DCGM, MIG instances by GPU_I_PROFILE)
