@@ -8,6 +8,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# A pytest worker per core (pytest-xdist); the integration tests stay on one of them, one
+# after another (tests/conftest.py). PYTEST_WORKERS= runs everything in one process.
+PYTEST_WORKERS ?= -n auto --dist loadgroup
 
 .PHONY: demo test lint install clean
 
@@ -45,7 +48,7 @@ test: install lint
 	@if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import psycopg2; psycopg2.connect(host='127.0.0.1', user='postgres', dbname='postgres', connect_timeout=2)" 2>/dev/null; then \
 	  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal; fi; \
 	echo "Testing on $${DATABASE_URL:-SQLite (no PostgreSQL found at 127.0.0.1)}"; \
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -104,6 +104,7 @@ DISCOUNT_EVERY, DISCOUNT = 7, Decimal("0.800")  # throughout
 SURCHARGE_EVERY, SURCHARGE = 11, Decimal("1.150")  # from the 10th of the measured month
 UNOWNED_PER = 40  # one namespace no department owns per 40 departments (at least one)
 QUANTITIES = 4001  # quantities are 0.000 to 4.000 GPU-hours per series and hour
+# (kept in GPU-seconds, as the ledger keeps them: 0.0 to 14400.0, multiples of 3.6 s)
 
 
 def log(message: str) -> None:
@@ -393,7 +394,7 @@ def month_lines(world: World, series: list[Series], month: dt.date, run_id: int)
     hours = month_hours(month)
     first = int(hours[0].timestamp()) // 3600
     stamps = [f"{hour:%Y-%m-%d %H:%M:%S}+00" for hour in hours]
-    quantities = [f"{q / 1000:.3f}" for q in range(QUANTITIES)]
+    quantities = [f"{q * 36 // 10}.{q * 36 % 10}" for q in range(QUANTITIES)]  # GPU-seconds
     for s in series:
         head = f"{world.source_id}\t{s.namespace}\t{s.gpu_model}\t"
         department = str(s.department_id) if s.department_id else "\\N"  # NULL in COPY
@@ -560,7 +561,7 @@ WITH lines AS (
                 THEN %(off_peak)s ELSE 1 END AS off_peak,
            CASE WHEN r.department_id IS NULL THEN 1
                 ELSE COALESCE(m.multiplier, 1) END AS multiplier,
-           SUM(r.quantity) AS gpu_hours
+           SUM(r.quantity) AS gpu_seconds
       FROM metering_usagerecord r
       LEFT JOIN departments_namespace n ON n.name = r.namespace
       LEFT JOIN billing_ratecard tier_card
@@ -577,8 +578,8 @@ WITH lines AS (
      WHERE r.source_id = %(source)s AND r.hour_start >= %(start)s AND r.hour_start < %(end)s
      GROUP BY 1, 2, 3, 4, 5, 6
 )
-SELECT department_id, gpu_class_id, SUM(gpu_hours),
-       SUM(ROUND(gpu_hours * price * off_peak * multiplier, 2))
+SELECT department_id, gpu_class_id, SUM(gpu_seconds),
+       SUM(ROUND(gpu_seconds * price * off_peak * multiplier / 3600, 2))
   FROM lines
  GROUP BY department_id, gpu_class_id
  ORDER BY department_id, gpu_class_id
@@ -587,7 +588,7 @@ SELECT department_id, gpu_class_id, SUM(gpu_hours),
 
 def baseline(world: World) -> list[tuple]:
     """The month's figures per department (None: Unallocated) and GPU class, straight from
-    the ledger: GPU-hours, and the amount rounded per pricing line as statements round."""
+    the ledger: GPU-seconds, and the amount rounded per pricing line as statements round."""
     from django.db import connection
 
     from metering.selectors import month_bounds
@@ -801,13 +802,13 @@ def check_figures(world: World) -> dict:
     baseline's figures (rounded per line, added up per department), to the cent."""
     cent = Decimal("0.01")
     expected: dict[int | None, dict] = defaultdict(
-        lambda: {"spend": Decimal(0), "gpu_hours": Decimal(0), "by_class": {}}
+        lambda: {"spend": Decimal(0), "gpu_seconds": Decimal(0), "by_class": {}}
     )
-    for department_id, class_id, hours, amount in baseline(world):
+    for department_id, class_id, seconds, amount in baseline(world):
         figures = expected[department_id]
         amount = (amount or Decimal(0)).quantize(cent, rounding=ROUND_HALF_UP)
         figures["spend"] += amount
-        figures["gpu_hours"] += hours
+        figures["gpu_seconds"] += seconds
         figures["by_class"][world.classes[class_id]] = amount
     report = report_in_process(world)
     differences = []
@@ -827,9 +828,9 @@ def check_figures(world: World) -> dict:
             got_classes = want_classes  # Unallocated's split is by namespace line, not checked
         if row.spend.quantize(cent) != want["spend"]:
             differences.append(f"{who}: spend {row.spend} in the report, {want['spend']} in SQL")
-        if row.gpu_hours != want["gpu_hours"]:
+        if row.gpu_seconds != want["gpu_seconds"]:
             differences.append(
-                f"{who}: {row.gpu_hours} GPU-hours in the report, {want['gpu_hours']} in SQL"
+                f"{who}: {row.gpu_seconds} GPU-seconds in the report, {want['gpu_seconds']} in SQL"
             )
         if got_classes != want_classes:
             differences.append(

@@ -23,6 +23,15 @@ REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"
 ROLES = ["anonymous", "member", "manager", "other_manager", "finance", "it_admin"]
 
 
+def pytest_collection_modifyitems(config, items):
+    """With pytest-xdist (``make test`` runs a worker per core), the tests of
+    ``tests/integration/``, which share Redis queues, ports and long-lived processes, run
+    one after another on one worker (``--dist loadgroup``); the rest spread over all."""
+    for item in items:
+        if item.nodeid.startswith("tests/integration/"):
+            item.add_marker(pytest.mark.xdist_group("services"))
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness is for attackers, not for the thousands of users the
