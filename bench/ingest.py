@@ -818,23 +818,31 @@ def report(results: dict) -> str:
         f"{built}), Prometheus start {results['setup_s']['prometheus']:.1f} s"
     )
     ratios = [full[kind]["ratio"] for kind in ("empty", "full")]
-    verdict = "met" if max(ratios) <= TARGET_RATIO else "NOT met"
     shown = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+    jobs = next((case for case in results["cases"] if case["source"] == "jobs"), None)
+    both = []
+    if jobs is not None:
+        # What the portal pulls for the month: every enabled source, allocation and jobs.
+        both = [
+            (full[kind]["seconds"] + jobs[kind]["seconds"]) / (full["raw_s"] + jobs["raw_s"])
+            for kind in ("empty", "full")
+        ]
+        shown += "; both sources together " + ", ".join(f"{ratio:.2f}" for ratio in both)
+    verdict = "met" if max(ratios + both) <= TARGET_RATIO else "NOT met"
     lines.append(
         f"target ratio ours / raw <= {TARGET_RATIO}, the allocation pull (what bills, with "
-        f"the worker pool's series): {verdict} ({shown})"
+        f"the worker pool's series) and the month of both sources: {verdict} ({shown})"
     )
-    for case in results["cases"]:
-        if case["source"] == "jobs":
-            lines.append(
-                f"the jobs source (a cross-check; billing reads the jobs' own rows): ratio "
-                f"{case['empty']['ratio']:.2f}, {case['full']['ratio']:.2f}: its query costs "
-                f"Prometheus {case['raw_us_per_hour_series']:.1f} µs per hour x series against "
-                f"allocation's {full['raw_us_per_hour_series']:.0f}, so the ratio is our own "
-                f"cost ({case['empty']['overhead_us_per_hour_series']:.0f} µs per row, as for "
-                f"allocation's {full['empty']['overhead_us_per_hour_series']:.0f}) over almost "
-                "nothing; the 1.3 target is for the pull that bills"
-            )
+    if jobs is not None:
+        lines.append(
+            f"the jobs source alone (a cross-check; billing reads the jobs' own rows): ratio "
+            f"{jobs['empty']['ratio']:.2f}, {jobs['full']['ratio']:.2f}: its query costs "
+            f"Prometheus {jobs['raw_us_per_hour_series']:.1f} µs per hour x series against "
+            f"allocation's {full['raw_us_per_hour_series']:.0f}, so that ratio is our own "
+            f"cost ({jobs['empty']['overhead_us_per_hour_series']:.0f} µs per row, as for "
+            f"allocation's {full['empty']['overhead_us_per_hour_series']:.0f}) over almost "
+            "nothing"
+        )
     if results.get("profile"):
         profile = results["profile"]
         lines.append("")

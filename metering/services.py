@@ -1,6 +1,8 @@
 """Operations that write the metering ledger. Each owns its transactions."""
 
+import csv
 import datetime as dt
+import io
 import logging
 import re
 from collections.abc import Callable
@@ -8,7 +10,6 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from psycopg2.extras import execute_values
 
 from departments.models import GpuClass, Namespace
 from metering import collector, selectors, windows
@@ -227,8 +228,10 @@ def _write(source, run, start, end, fetched: collector.Fetched) -> int:
 
 
 def _upsert_postgresql(source, run, rows: list[tuple]) -> None:
-    """The same upsert as ``bulk_create(update_conflicts=True)``, from plain tuples: at a
-    month of 600 series (432,000 rows) it writes about twice as fast (bench/ingest.py)."""
+    """The same upsert as ``bulk_create(update_conflicts=True)``, from plain tuples sent
+    with ``COPY`` into a temporary table and upserted from it in one statement. At a month
+    of 600 series (432,000 rows) the write takes about 11 s, against 16 s with
+    ``execute_values`` and twice that with ``bulk_create`` (bench/ingest.py)."""
     meta = UsageRecord._meta
     columns = [meta.get_field(name).column for name in UPSERT_KEY[:1] + ROW_FIELDS + ["run"]]
     key = ", ".join(meta.get_field(name).column for name in UPSERT_KEY)
@@ -236,16 +239,34 @@ def _upsert_postgresql(source, run, rows: list[tuple]) -> None:
         f"{column} = EXCLUDED.{column}"
         for column in (meta.get_field(name).column for name in UPSERT_VALUES)
     )
-    # Table and column names come from the model, never from input; values go as parameters.
-    insert = f"INSERT INTO {meta.db_table} ({', '.join(columns)}) VALUES %s "  # noqa: S608
-    sql = f"{insert}ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    # csv quotes every string (a label value may hold commas, quotes, tabs or newlines) and
+    # writes None as a quoted "", which FORCE_NULL reads back as NULL in the id columns
+    # that may be empty; an empty namespace or model stays an empty string.
+    nullable = ", ".join(
+        meta.get_field(name).column for name in ("department", "cluster", "gpu_class")
+    )
+    data = io.StringIO()
+    writer = csv.writer(data, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n")
+    writer.writerows((source.pk, *row, run.pk) for row in rows)
+    data.seek(0)
+    staged = "metering_usage_in"
+    listed = ", ".join(columns)
+    # Table and column names come from the model, never from input; values go through COPY.
     with connection.cursor() as cursor:
-        execute_values(
-            cursor.cursor,
-            sql,
-            [(source.pk, *row, run.pk) for row in rows],
-            page_size=WRITE_BATCH,
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS "  # noqa: S608
+            f"SELECT {listed} FROM {meta.db_table} WITH NO DATA"
         )
+        cursor.cursor.copy_expert(
+            f"COPY {staged} ({listed}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({nullable}))",
+            data,
+        )
+        cursor.execute(
+            f"INSERT INTO {meta.db_table} ({listed}) SELECT {listed} FROM {staged} "  # noqa: S608
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        # Dropped now, not only at commit: a caller's outer transaction may pull again.
+        cursor.execute(f"DROP TABLE {staged}")
 
 
 def _finish(run: MeteringRun, *, status: str, **fields) -> MeteringRun:
