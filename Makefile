@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # after another (tests/conftest.py). PYTEST_WORKERS= runs everything in one process.
 PYTEST_WORKERS ?= -n auto --dist loadgroup
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-fast _pytest lint install system-packages clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -26,13 +26,20 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The embedded mode: SQLite and the filesystem broker under var/ (PORTAL_VAR_DIR), unless
-# DATABASE_URL or CELERY_BROKER_URL say otherwise. run_demo installs Prometheus, espeak-ng
-# and ffmpeg where it can (apt-get as root or with password-less sudo; otherwise it says
+# The Debian packages the tests run (Prometheus, espeak-ng, ffmpeg, Chromium): installed with
+# apt-get as root or with password-less sudo; otherwise it says what is missing and how to
+# install it, and the tests that need them skip, each saying why.
+system-packages: install
+	$(BIN)/python -m portal.system_packages test
+
+# The embedded mode: SQLite and the SQLite broker (portal/broker.py) under var/
+# (PORTAL_VAR_DIR), unless DATABASE_URL or CELERY_BROKER_URL say otherwise. run_demo
+# installs Prometheus, espeak-ng and ffmpeg where it can (apt-get as root or with password-less sudo; otherwise it says
 # how), backfills demo GPU history the first time, pulls it into the ledger, then runs
-# Prometheus (scraping the worker's job counter), a Celery worker with beat that also runs
-# the demo jobs (queues gpu.<class>.<tier>, metrics on port 9808) and the web server until
-# Ctrl-C (logs in var/log/, job output in var/media/jobs/).
+# Prometheus (scraping the worker's job counter), a Celery worker that also runs the demo
+# jobs (queues gpu.<class>.<tier>, metrics on port 9808), Celery beat and the web server
+# until Ctrl-C, starting again whichever of them stops (logs in var/log/, job output in
+# var/media/jobs/).
 # DEMO_ARGS passes options on, e.g. DEMO_ARGS=--rebuild-history or DEMO_ARGS=--metrics-port=9818.
 DEMO_ARGS ?=
 demo: install
@@ -44,7 +51,15 @@ demo: install
 # Runs on DATABASE_URL when set; otherwise on a local PostgreSQL (postgres@127.0.0.1) when
 # one answers, else on SQLite, where the PostgreSQL-only tests are skipped and say so.
 # CI sets PORTAL_REQUIRE_SERVICES=1, which turns every such skip into a failure.
-test: install lint
+test: install lint system-packages
+	@$(MAKE) --no-print-directory _pytest
+
+# The tests without tests/integration/ (no Prometheus, broker, browser or demo processes):
+# about a minute on 2 cores.
+test-fast: install lint
+	@$(MAKE) --no-print-directory _pytest PYTEST_ARGS="--ignore=tests/integration $(PYTEST_ARGS)"
+
+_pytest:
 	@if [ -z "$$DATABASE_URL" ] && $(BIN)/python -c "import psycopg2; psycopg2.connect(host='127.0.0.1', user='postgres', dbname='postgres', connect_timeout=2)" 2>/dev/null; then \
 	  export DATABASE_URL=postgres://postgres@127.0.0.1:5432/portal; fi; \
 	echo "Testing on $${DATABASE_URL:-SQLite (no PostgreSQL found at 127.0.0.1)}"; \

@@ -1,8 +1,8 @@
 """The Celery application: every worker, beat and producer uses this one.
 
 Configuration comes from Django settings under the ``CELERY_`` prefix, so the broker is
-chosen by the ``CELERY_BROKER_URL`` environment variable (the filesystem transport under
-``var/`` by default, Redis or RabbitMQ in production).
+chosen by the ``CELERY_BROKER_URL`` environment variable (one SQLite file under ``var/`` by
+default, portal/broker.py; Redis or RabbitMQ in production).
 """
 
 import os

@@ -1,10 +1,11 @@
 """Settings for the GPU chargeback portal.
 
 Everything that differs between machines comes from the environment (12-factor). The
-defaults are the embedded mode that ``make demo`` runs: SQLite and the Kombu filesystem
-broker under ``var/``, DEBUG on. Production sets at least ``DEBUG=0``, ``SECRET_KEY``,
-``ALLOWED_HOSTS``, ``DATABASE_URL`` and ``CELERY_BROKER_URL``; ``manage.py check --deploy``
-is then clean (see README, "Production").
+defaults are the embedded mode: SQLite and a SQLite Celery broker (portal/broker.py) under
+``var/``, DEBUG on (``make demo`` runs its worker and web server with DEBUG off). Production
+sets at least ``DEBUG=0``, ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` and
+``CELERY_BROKER_URL``; ``manage.py check --deploy`` is then clean (see README,
+"Production").
 """
 
 import re
@@ -14,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import environ
 import plotly
 from django.core.exceptions import ImproperlyConfigured
+
+from portal import broker
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -198,17 +201,11 @@ vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="gpu-portal@localhost")
 
 # --- Celery --------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # One folder serves as both ends of the queue: producers and the local worker share it.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(VAR_DIR / "celery" / "queue"),
-        "data_folder_out": str(VAR_DIR / "celery" / "queue"),
-        "processed_folder": str(VAR_DIR / "celery" / "processed"),
-        # Broadcasts (worker control, pings) would go to ./control otherwise.
-        "control_folder": str(VAR_DIR / "celery" / "control"),
-        "store_processed": False,
-    }
+# The embedded default is one SQLite file under var/ (portal/broker.py says why and what it
+# does not do); production names Redis or RabbitMQ.
+CELERY_BROKER_URL = env(
+    "CELERY_BROKER_URL", default=broker.sqlite_url(VAR_DIR / "celery" / "broker.sqlite3")
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE

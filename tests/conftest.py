@@ -26,10 +26,25 @@ ROLES = ["anonymous", "member", "manager", "other_manager", "finance", "it_admin
 def pytest_collection_modifyitems(config, items):
     """With pytest-xdist (``make test`` runs a worker per core), the tests of
     ``tests/integration/``, which share Redis queues, ports and long-lived processes, run
-    one after another on one worker (``--dist loadgroup``); the rest spread over all."""
+    one after another on one worker (``--dist loadgroup``); the rest spread over all. An
+    integration test that needs none of them names a group of its own."""
     for item in items:
-        if item.nodeid.startswith("tests/integration/"):
+        if item.nodeid.startswith("tests/integration/") and not item.get_closest_marker(
+            "xdist_group"
+        ):
             item.add_marker(pytest.mark.xdist_group("services"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _broker_in_memory():
+    """What the tests' own process publishes (a job's dispatch) goes to kombu's in-memory
+    transport, never into the demo's broker under var/. A test that needs a real broker
+    points the app at it (tests/integration/conftest.py, portal_producer)."""
+    from portal.celery import app
+
+    app.conf.broker_url = "memory://"
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ the web server, all stopped together."""
 
 import http.cookiejar
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -191,7 +192,8 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             started = _process_tree(supervisor.pid)
             commands = " | ".join(started.values())
             assert f"--web.listen-address={prometheus_url.removeprefix('http://')}" in commands
-            assert "celery -A portal worker -B" in commands and "runserver" in commands
+            assert "celery -A portal worker" in commands and "gunicorn portal.wsgi" in commands
+            assert "celery -A portal beat" in commands
             # The worker takes the jobs of every GPU class and tier besides the periodic
             # tasks, and the demo's Prometheus scrapes its job counter.
             assert "-Q celery,gpu.a100.realtime,gpu.a100.interactive," in commands
@@ -221,6 +223,22 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             page = browser.open("/departments/customer-service/").read().decode()
             assert "GPU-hours per day by GPU class" in page and '<div class="chart">' in page
             assert "No GPU-hours were metered" not in page
+
+            # Served as in production: plotly.js by its hashed name, gzipped, cached a year.
+            script = re.search(r'src="(/static/plotly/plotly\.min\.[0-9a-f]{12}\.js)"', page)
+            assert script, "plotly.js is not served by a hashed name"
+            request = urllib.request.Request(
+                f"{base}{script.group(1)}", headers={"Accept-Encoding": "gzip"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                assert answer.headers["Content-Encoding"] == "gzip"
+                assert "max-age=315360000" in answer.headers["Cache-Control"]
+                assert len(answer.read()) < 2_000_000  # 4.8 MB as it is
+            # ... and no debug page: an unknown address is the portal's 404.
+            with pytest.raises(urllib.error.HTTPError) as missing:
+                browser.open("/no-such-page/")
+            assert missing.value.code == 404
+            assert "DEBUG = True" not in missing.value.read().decode()
         # running() has sent SIGTERM and waited for the supervisor.
         assert supervisor.returncode == 0, log.read_text()[-3000:]
         assert "The demo has stopped." in log.read_text()

@@ -1,7 +1,8 @@
 """The demo's jobs end to end, as `make demo` runs them: a manager submits a cpu-load job
-over the API, the demo's worker runs it from the filesystem broker, its output can be
+over the API, the demo's worker runs it from the embedded broker, its output can be
 downloaded, the worker's counter shows its GPU-seconds, the demo's Prometheus scrapes
-them, and a pull of the `jobs` source puts them into the ledger."""
+them, and a pull of the `jobs` source puts them into the ledger. Then the whole worker is
+killed: the demo starts it again, the site stays up and the next job runs."""
 
 import datetime as dt
 import json
@@ -212,6 +213,23 @@ def test_a_demo_job_runs_on_the_worker_and_its_gpu_seconds_reach_the_ledger(tmp_
             # after a start is an increase Prometheus can count.
             first_hours = float(first["gpu_seconds"]) / 3600
             assert first_hours * 0.9 <= gpu_hours <= first_hours * 1.5
+
+            # The worker dies (all of it, as the OOM killer would do it): the demo says so,
+            # starts it again, and the site stays up; the next job runs on the new worker.
+            readies = worker_log.read_text().count(" ready.")
+            pid = next(p for p, c in _process_tree(demo.pid).items() if "portal worker" in c)
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+            _wait_for("restart", lambda: "The worker stopped (exit -9)" in log.read_text() or None)
+            assert browser.healthy()
+            _wait_for(
+                "worker ready again",
+                lambda: worker_log.read_text().count(" ready.") > readies or None,
+                timeout_s=60,
+            )
+            seen.update(_process_tree(demo.pid))
+            second = api.wait_until_ended(api.submit(seconds=1)["id"])
+            assert second["state"] == "succeeded", second
+            assert demo.poll() is None
         assert demo.returncode == 0, log.read_text()[-3000:]
         left = {pid: command for pid, command in seen.items() if _alive(pid)}
         assert not left, f"still running after the demo stopped: {left}"

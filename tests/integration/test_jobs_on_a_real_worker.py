@@ -253,13 +253,18 @@ def test_a_job_whose_worker_is_killed_is_finished_by_another_and_billed_once(set
     )
     with setup.worker("second", JOBS_METRICS_PORT=str(metrics_port)) as second:
         wait_for(lambda: ended(job), timeout_s=30, what="the job's end", worker=second)
-        # The worker counts the attempt just after recording it in the database.
-        # (The series exists at 0 from the worker's start.)
-        samples = wait_for(
-            lambda: (found := gpu_seconds_samples(metrics_port)) and any(found.values()) and found,
-            timeout_s=15,
-            what="the counter",
+        # The worker counts the attempt's last piece just after recording it in the
+        # database, and its heartbeats' pieces before that: wait for the whole of it.
+        recorded = float(
+            sum(s for a, s in job.gpu_time.values_list("attempt", "gpu_seconds") if a == 2)
         )
+
+        def counted_all():
+            found = gpu_seconds_samples(metrics_port)
+            total = sum(found.values()) if found else 0.0
+            return found if abs(total - recorded) <= 0.001 else None
+
+        samples = wait_for(counted_all, timeout_s=15, what="the counter")
 
     assert (job.state, job.attempts, job.worker) == (JobState.SUCCEEDED, 2, second.node)
     assert (setup.folder(job) / "result.txt").read_text() == "second time lucky"

@@ -98,9 +98,11 @@ def test_dispatch_failure_leaves_the_job_queued(world, settings):
 
     previous = app.conf.broker_url
     app.conf.broker_url = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    app._pool = app.amqp._producer_pool = None  # connections to the broker before
     try:
         assert dispatch.job_dispatch(job_id=world.member_job.pk) is False
     finally:
         app.conf.broker_url = previous
+        app._pool = app.amqp._producer_pool = None
     job = GenerationJob.objects.get(pk=world.member_job.pk)
     assert (job.state, job.dispatched_at) == ("queued", None)

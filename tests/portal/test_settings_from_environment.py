@@ -82,13 +82,12 @@ def test_an_unknown_time_zone_refuses_to_start():
     assert "TIME_ZONE='Europe/Atlantis' is not an IANA time zone." in result.stderr
 
 
-def test_embedded_defaults_are_sqlite_and_the_filesystem_broker_under_var(tmp_path):
+def test_embedded_defaults_are_sqlite_and_the_sqlite_broker_under_var(tmp_path):
     shown = _settings(PORTAL_VAR_DIR=str(tmp_path))
     assert shown["db"]["ENGINE"] == "django.db.backends.sqlite3"
     assert shown["db"]["NAME"] == str(tmp_path / "portal.sqlite3")
     assert shown["db"]["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
-    assert shown["broker"] == "filesystem://"
-    assert shown["transport"]["data_folder_in"] == str(tmp_path / "celery" / "queue")
+    assert shown["broker"] == f"sqlite:///{tmp_path.resolve() / 'celery' / 'broker.sqlite3'}"
     assert shown["debug"] is True and shown["tz"] == "UTC"
     assert shown["prometheus"] == "http://127.0.0.1:9090"
     # The rate-limit counters: local memory, for the embedded mode's one web process.

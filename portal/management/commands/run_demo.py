@@ -5,11 +5,18 @@ It starts, in this order, and stops in the reverse order on Ctrl-C or SIGTERM:
 1. a local Prometheus on 127.0.0.1 at ``PROMETHEUS_URL``'s port, over ``var/prometheus``,
    where 90 days of demo GPU history are backfilled the first time (``--rebuild-history``
    writes them again), and which scrapes the worker's ``portal_job_gpu_seconds_total``;
-2. after one pull of those days into the ledger, a Celery worker with embedded beat (the
-   periodic pulls) on the configured broker, consuming the default queue and the jobs'
-   queues (``gpu.<class>.<tier>`` for every GPU class and tier), and serving its job
-   counter on ``--metrics-port``;
-3. the web server (``runserver``).
+2. after one pull of those days into the ledger, a Celery worker on the configured broker,
+   consuming the default queue and the jobs' queues (``gpu.<class>.<tier>`` for every GPU
+   class and tier) and serving its job counter on ``--metrics-port``, and Celery beat (the
+   periodic pulls, pricing and releases);
+3. the web server (gunicorn), with DEBUG off as in production, over plain HTTP: the
+   static files are collected under ``var/static`` first, compressed and cached.
+
+A worker, beat or web server that stops is started again (after a pause that grows while
+it keeps stopping within a minute of its start, up to ``RESTART_PAUSES_S[-1]``), and the
+demo says why, with the end of its log; only Ctrl-C or SIGTERM stops the demo. Every
+``PURGE_EVERY_S`` the rows of messages the worker has taken are deleted from the embedded
+broker (portal/broker.py), which keeps them otherwise.
 
 The demo job kinds run ``espeak-ng`` and ``ffmpeg``; they are installed with apt-get where
 that is possible (as Prometheus is), else the demo says how and runs without them.
@@ -22,9 +29,9 @@ does both).
 import datetime as dt
 import os
 import re
-import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -38,19 +45,23 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.core.management.utils import get_random_secret_key
 from django.db import connections
 
 from billing import services as billing
 from departments.models import GpuClass, Tier
 from metering import local_prometheus
-from portal import demo
+from portal import broker, demo, system_packages
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 STOP_TIMEOUT_S = 20
 READY_TIMEOUT_S = 60
+# Pauses before starting a stopped child again: the n-th quick stop in a row waits the n-th.
+RESTART_PAUSES_S = (1, 2, 5, 10, 30, 60)
+# A child that ran this long before it stopped starts again at once.
+STEADY_AFTER_S = 60
+PURGE_EVERY_S = 600
 DEFAULT_METRICS_PORT = 9808
-# What the demo job kinds run, by Debian package.
-MEDIA_TOOLS = {"espeak-ng": "espeak-ng", "ffmpeg": "ffmpeg"}
 
 
 class Stopped(Exception):
@@ -69,6 +80,13 @@ class Child:
     process: subprocess.Popen
     log_path: Path
     _log: BinaryIO = field(repr=False)
+    # How it was started, to start it again.
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    started: float = field(default_factory=time.monotonic)
+    restarts: int = 0
+    # Quick stops in a row (stopped within STEADY_AFTER_S of its start).
+    quick_stops: int = 0
 
     def stop(self) -> None:
         """Ask the child to stop (SIGTERM: the worker finishes its tasks, runserver stops its
@@ -82,7 +100,8 @@ class Child:
         with suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
     def log_tail(self, chars: int = 3000) -> str:
         with suppress(OSError):
@@ -109,24 +128,6 @@ def _listener(port: int) -> str | None:
         if found:
             who = f"{found.group(1)} (pid {found.group(2)})"
     return who
-
-
-def _install_command() -> list[str] | None:
-    """The prefix that runs apt-get as root here (``[]`` when we are root), or ``None``
-    where we cannot install the Debian package: no apt-get, no root, no password-less sudo."""
-    if not shutil.which("apt-get"):
-        return None
-    if os.geteuid() == 0:
-        return []
-    sudo = shutil.which("sudo")
-    if sudo:
-        with suppress(OSError, subprocess.SubprocessError):
-            checked = subprocess.run(  # noqa: S603 - fixed argv, no shell
-                [sudo, "-n", "true"], capture_output=True, timeout=10, check=False
-            )
-            if checked.returncode == 0:
-                return [sudo, "-n"]
-    return None
 
 
 class Command(BaseCommand):
@@ -188,9 +189,6 @@ class Command(BaseCommand):
         var_dir = Path(settings.VAR_DIR)
         log_dir = var_dir / "log"
         log_dir.mkdir(parents=True, exist_ok=True)
-        for folder in getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}).values():
-            if isinstance(folder, str):
-                Path(folder).mkdir(parents=True, exist_ok=True)
         url = f"http://{host}:{port}"
         prometheus_port = self._local_prometheus_port()
         self._check_free(port, f"the web server ({url})", "give it another: make demo PORT=8001")
@@ -230,7 +228,7 @@ class Command(BaseCommand):
                     scrape_interval=scrape_interval,
                 )
             self._pull(days)
-            worker = ["-m", "celery", "-A", "portal", "worker", "-B", "--loglevel=INFO"]
+            worker = ["-m", "celery", "-A", "portal", "worker", "--loglevel=INFO"]
             worker += [f"--concurrency={worker_concurrency}", "-Q", ",".join(queues)]
             worker_env = {
                 "JOBS_METRICS_PORT": str(metrics_port),
@@ -244,28 +242,34 @@ class Command(BaseCommand):
                     p for p in (str(settings.BASE_DIR), os.environ.get("PYTHONPATH")) if p
                 ),
             }
-            children.append(
-                self._spawn("worker", [sys.executable, *worker], log_dir, env=worker_env)
-            )
+            served = self._served_env(host, var_dir)
+            self._collect_static(served)
             children.append(
                 self._spawn(
-                    "web", [sys.executable, "manage.py", "runserver", f"{host}:{port}"], log_dir
+                    "worker", [sys.executable, *worker], log_dir, env={**served, **worker_env}
                 )
             )
+            beat = ["-m", "celery", "-A", "portal", "beat", "--loglevel=INFO"]
+            children.append(self._spawn("beat", [sys.executable, *beat], log_dir, env=served))
+            bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            web = ["-m", "gunicorn", "portal.wsgi:application", "--bind", bind]
+            # One process (the rate-limit counters live in its memory), threads for the
+            # pages and downloads that overlap; a long PDF or XLSX may take a while.
+            web += ["--workers", "1", "--threads", "8", "--timeout", "120"]
+            web += ["--access-logfile", "-"]
+            children.append(self._spawn("web", [sys.executable, *web], log_dir, env=served))
             self._wait_for_web(url, children)
             self._banner(url, prometheus, log_dir, metrics_port=metrics_port, queues=queues)
+            purged = time.monotonic()
             while True:
-                for child in children:
+                for i, child in enumerate(children):
                     if child.process.poll() is not None:
-                        raise CommandError(
-                            f"The {child.name} stopped (exit {child.process.returncode}); "
-                            f"its log {child.log_path} ends with:\n{child.log_tail()}"
-                        )
+                        children[i] = self._restart(child)
                 if prometheus is not None and prometheus.process.poll() is not None:
-                    raise CommandError(
-                        f"Prometheus stopped (exit {prometheus.process.returncode}); its log "
-                        f"{prometheus.log_path} ends with:\n{prometheus.log_tail()}"
-                    )
+                    prometheus = self._restart_prometheus(prometheus)
+                if time.monotonic() - purged > PURGE_EVERY_S:
+                    purged = time.monotonic()
+                    self._purge_broker()
                 time.sleep(0.5)
         except Stopped as stop:
             self.stdout.write(f"\n{stop}: stopping the demo.")
@@ -280,6 +284,102 @@ class Command(BaseCommand):
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.stdout.write("The demo has stopped.")
+
+    # --- serving as production does -------------------------------------------------------
+
+    def _served_env(self, host: str, var_dir: Path) -> dict[str, str]:
+        """The environment of the demo's worker, beat and web server: DEBUG off, as in
+        production (styled error pages rather than Django's debug pages, static files
+        compressed and cached by WhiteNoise, no query log growing in long-lived processes),
+        over plain HTTP on this machine. The secret key is made once and kept in var/."""
+        key_file = var_dir / "secret_key"
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(get_random_secret_key(), encoding="utf-8")
+        hosts = "*" if host in ("0.0.0.0", "::") else f"{host},localhost,127.0.0.1,[::1]"  # noqa: S104
+        return {
+            "DEBUG": "0",
+            "SECRET_KEY": key_file.read_text(encoding="utf-8").strip(),
+            "ALLOWED_HOSTS": hosts,
+            # Plain HTTP on this machine: no redirect to HTTPS, cookies over HTTP, no HSTS.
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+            "SECURE_HSTS_SECONDS": "0",
+            "STATIC_ROOT": str(var_dir / "static"),
+        }
+
+    def _collect_static(self, env: dict[str, str]) -> None:
+        """collectstatic with DEBUG off: hashed names (cached for a year) and gzip copies
+        (plotly.min.js goes over the wire at about 1.4 MB instead of 4.8)."""
+        self.stdout.write("Collecting static files (compressed, cached) …")
+        started = time.monotonic()
+        collected = subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if collected.returncode != 0:
+            raise CommandError(f"collectstatic failed:\n{collected.stderr[-3000:]}")
+        self.stdout.write(f"  in {time.monotonic() - started:.1f} s.")
+
+    # --- keeping the children up ----------------------------------------------------------
+
+    def _restart(self, child: Child) -> Child:
+        """Start a child that stopped again, after a pause when it keeps stopping soon after
+        its start; say why it stopped and when it comes back."""
+        code = child.process.returncode
+        ran_s = time.monotonic() - child.started
+        quick = child.quick_stops + 1 if ran_s < STEADY_AFTER_S else 0
+        pause = RESTART_PAUSES_S[min(quick, len(RESTART_PAUSES_S)) - 1] if quick else 0
+        child.stop()
+        self.stderr.write(
+            self.style.WARNING(
+                f"{time.strftime('%H:%M:%S')} The {child.name} stopped (exit {code}) after "
+                f"{ran_s:.0f} s; starting it again"
+                + (f" in {pause} s" if pause else "")
+                + f" (restart {child.restarts + 1}). Its log {child.log_path} ends with:\n"
+                + child.log_tail(1500)
+            )
+        )
+        time.sleep(pause)
+        again = self._spawn(child.name, child.args, child.log_path.parent, env=child.env)
+        again.restarts, again.quick_stops = child.restarts + 1, quick
+        return again
+
+    def _restart_prometheus(self, prometheus):
+        """Start the demo's Prometheus again on its port, data and config; a failed start
+        is said and tried again on the next round, a few seconds later."""
+        code = prometheus.process.returncode
+        self.stderr.write(
+            self.style.WARNING(
+                f"{time.strftime('%H:%M:%S')} Prometheus stopped (exit {code}); starting it "
+                f"again. Its log {prometheus.log_path} ends with:\n{prometheus.log_tail(1500)}"
+            )
+        )
+        prometheus.stop()
+        time.sleep(RESTART_PAUSES_S[1])
+        try:
+            return local_prometheus.start(
+                prometheus.data_dir,
+                port=urlsplit(prometheus.url).port,
+                config_path=prometheus.data_dir.with_name("prometheus.yml"),
+                lookback_delta=demo.HISTORY_LOOKBACK_DELTA,
+                log_path=prometheus.log_path,
+            )
+        except RuntimeError as failed:
+            self.stderr.write(f"Prometheus did not start again: {failed}")
+            return prometheus
+
+    def _purge_broker(self) -> None:
+        """Delete the rows of messages already taken from the embedded broker."""
+        try:
+            broker.purge_taken(settings.CELERY_BROKER_URL)
+        except sqlite3.Error as failed:
+            self.stderr.write(f"Could not purge taken messages from the broker: {failed}")
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -312,7 +412,7 @@ class Command(BaseCommand):
             return
         except local_prometheus.PrometheusNotInstalled as missing:
             chosen = os.environ.get("PROMETHEUS_BIN") or os.environ.get("PROMTOOL_BIN")
-            prefix = None if chosen else _install_command()
+            prefix = None if chosen else system_packages.install_prefix()
             if prefix is None:
                 raise CommandError(
                     f"{missing}\nThe demo runs its own Prometheus over demo history and "
@@ -323,7 +423,9 @@ class Command(BaseCommand):
                     "tarball from https://prometheus.io/download/ and set "
                     "PROMETHEUS_BIN=/path/to/prometheus PROMTOOL_BIN=/path/to/promtool."
                 ) from None
-        failed = self._apt_install(prefix, ["prometheus"], "Prometheus is missing")
+        failed = system_packages.apt_install(
+            prefix, ["prometheus"], "Prometheus is missing", self.stdout.write
+        )
         if failed:
             raise CommandError(
                 f"{failed} failed; install the prometheus package by hand, or "
@@ -334,39 +436,17 @@ class Command(BaseCommand):
         except local_prometheus.PrometheusNotInstalled as missing:
             raise CommandError(str(missing)) from None
 
-    def _apt_install(self, prefix: list[str], packages: list[str], why: str) -> str | None:
-        """apt-get update and install ``packages`` (``prefix`` makes it root); returns the
-        command that failed, or ``None``."""
-        env = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive"]
-        for command in (
-            [*env, "apt-get", "update"],
-            [*env, "apt-get", "install", "-y", "--no-install-recommends", *packages],
-        ):
-            self.stdout.write(f"{why}; running: {' '.join(command)}")
-            if subprocess.run(command, check=False).returncode != 0:  # noqa: S603
-                return " ".join(command)
-        return None
-
     def _media_tools(self) -> None:
         """espeak-ng and ffmpeg, which the speech, video and lip-sync demo kinds run:
         installed with apt-get where we can; otherwise the demo says how and goes on (the
         cpu-load kind needs neither)."""
-        missing = [package for tool, package in MEDIA_TOOLS.items() if not shutil.which(tool)]
-        if not missing:
-            return
-        prefix = _install_command()
-        failed = None
-        if prefix is not None:
-            failed = self._apt_install(prefix, missing, f"{', '.join(missing)} missing")
-        still = [package for tool, package in MEDIA_TOOLS.items() if not shutil.which(tool)]
+        still = system_packages.ensure(system_packages.NEEDS["demo"], self.stdout.write)
         if still:
             self.stderr.write(
                 self.style.WARNING(
-                    f"{' and '.join(still)} not installed"
-                    + (f" ({failed} failed)" if failed else "")
-                    + ": the speech-synthesis, video-render and lipsync-render demo jobs will "
-                    f"fail until you install them (sudo apt-get install {' '.join(still)}); "
-                    "cpu-load jobs run without them."
+                    "The speech-synthesis, video-render and lipsync-render demo jobs will "
+                    f"fail until {' and '.join(still)} are installed; cpu-load jobs run "
+                    "without them."
                 )
             )
 
@@ -471,7 +551,7 @@ class Command(BaseCommand):
         except BaseException:
             log.close()
             raise
-        return Child(name=name, process=process, log_path=log_path, _log=log)
+        return Child(name=name, process=process, log_path=log_path, _log=log, args=args, env=env)
 
     def _wait_for_web(self, url: str, children: list[Child]) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -517,5 +597,5 @@ class Command(BaseCommand):
         width = max(len(login.username) for login in logins)
         for login in logins:
             out.write(f"    {login.username:<{width}}  {login.role:<8}  {login.department}")
-        out.write(f"\n  Logs: {log_dir}/{{prometheus,worker,web}}.log")
+        out.write(f"\n  Logs: {log_dir}/{{prometheus,worker,beat,web}}.log")
         out.write("  Press Ctrl-C to stop everything.\n")
