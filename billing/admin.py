@@ -22,10 +22,11 @@ from billing.models import (
     WorkerPoolHour,
 )
 from departments.admin import AuditHistoryAdmin
+from portal.admin_site import DateHierarchyInRange
 
 
 @admin.register(RateCard)
-class RateCardAdmin(AuditHistoryAdmin):
+class RateCardAdmin(DateHierarchyInRange, AuditHistoryAdmin):
     list_display = [
         "gpu_class",
         "tier_or_every",
@@ -143,7 +144,7 @@ class FlaggedPoolHourInline(ReadOnlyInline):
 
 
 @admin.register(BillingPeriod)
-class BillingPeriodAdmin(AuditHistoryAdmin):
+class BillingPeriodAdmin(DateHierarchyInRange, AuditHistoryAdmin):
     """A month: its idle-cost policy is finance's to choose until a statement of the month
     is finalized; its figures are computed by :func:`billing.services.period_refresh`."""
 

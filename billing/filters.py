@@ -13,7 +13,7 @@ from billing import services
 from billing.models import Adjustment, AdjustmentKind, RateCard, Statement, StatementStatus
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
-from portal.filters import UtcIsoDateTimeFilter
+from portal.filters import LATEST, UtcIsoDateTimeFilter
 
 
 class MonthFormField(forms.CharField):
@@ -25,11 +25,18 @@ class MonthFormField(forms.CharField):
         if not value:
             return None
         try:
-            return services.month_parse(value.strip())
+            month = services.month_parse(value.strip())
         except ValueError as exc:
             # Passed as a parameter: django-filter %-formats the message, and the reason
             # quotes the input, which may hold a "%".
             raise forms.ValidationError("%(reason)s", params={"reason": str(exc)}) from exc
+        if month >= LATEST.date():
+            # The month after it, which reading it computes, may be past what a date holds.
+            raise forms.ValidationError(
+                "%(month)s is too far ahead: give a month up to %(last)s.",
+                params={"month": f"{month:%Y-%m}", "last": f"{LATEST.year - 1}-12"},
+            )
+        return month
 
 
 class MonthFilter(django_filters.Filter):

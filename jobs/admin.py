@@ -6,6 +6,8 @@ from django.forms import widgets
 from departments.admin import AuditHistoryAdmin
 from jobs import services
 from jobs.models import GenerationJob, JobKind, QuotaAlert
+from portal import parsers
+from portal.admin_site import DateHierarchyInRange
 
 
 class PrettyJSONWidget(widgets.Textarea):
@@ -14,7 +16,7 @@ class PrettyJSONWidget(widgets.Textarea):
 
         try:
             return json.dumps(json.loads(value), indent=2, ensure_ascii=False)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RecursionError):
             return value
 
 
@@ -25,7 +27,12 @@ class JobKindAdmin(AuditHistoryAdmin):
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
-    formfield_overrides = {JSONField: {"widget": PrettyJSONWidget(attrs={"rows": 12, "cols": 90})}}
+    formfield_overrides = {
+        JSONField: {
+            "form_class": parsers.JSONFormField,
+            "widget": PrettyJSONWidget(attrs={"rows": 12, "cols": 90}),
+        }
+    }
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "active"]}),
         ("Command", {"fields": ["argv_template", "params_schema"]}),
@@ -46,7 +53,7 @@ class JobKindAdmin(AuditHistoryAdmin):
 
 
 @admin.register(GenerationJob)
-class GenerationJobAdmin(admin.ModelAdmin):
+class GenerationJobAdmin(DateHierarchyInRange, admin.ModelAdmin):
     """Jobs are written by admission and workers; the admin shows them and cancels or
     requeues through the services."""
 

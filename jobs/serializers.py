@@ -8,6 +8,7 @@ from departments.models import Department, GpuClass, Tier
 from jobs import runner, services
 from jobs.models import GenerationJob, JobKind
 from jobs.selectors import submit_departments_for_user
+from portal import parsers
 from portal.api import ModelValidationMixin
 
 
@@ -143,7 +144,7 @@ class JobSubmitSerializer(serializers.Serializer):
             "does_not_exist": "No job kind “{value}”; GET /api/v1/job-kinds/ lists them."
         },
     )
-    params = serializers.JSONField(
+    params = parsers.JSONField(
         required=False, default=dict, help_text="Parameters, as the kind's JSON schema describes."
     )
     tier = serializers.ChoiceField(choices=Tier.choices)

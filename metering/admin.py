@@ -8,6 +8,7 @@ from departments.admin import AuditHistoryAdmin
 from metering import tasks, windows
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import UNALLOCATED, UNKNOWN_MODEL
+from portal.admin_site import DateHierarchyInRange
 
 
 def _queue_pull(source_id: int, start: dt.datetime, end: dt.datetime) -> None:
@@ -16,7 +17,7 @@ def _queue_pull(source_id: int, start: dt.datetime, end: dt.datetime) -> None:
     )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(DateHierarchyInRange, admin.ModelAdmin):
     """The ledger is written by metering runs only; the admin shows it."""
 
     def has_add_permission(self, request) -> bool:
@@ -141,8 +142,11 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         ("department", admin.RelatedOnlyFieldListFilter),
         ("gpu_class", admin.RelatedOnlyFieldListFilter),
     ]
-    search_fields = ["namespace", "gpu_model"]
+    search_fields = ["namespace", "gpu_model", "department__name", "department__slug"]
+    search_help_text = "Namespace, GPU model or department."
     date_hierarchy = "hour_start"
+    # Newest hours first; within an hour, by namespace and model.
+    ordering = ["-hour_start", "namespace", "gpu_model"]
     list_select_related = ["source", "department", "gpu_class", "run__source"]
     show_full_result_count = False  # the ledger is large; counting it all is slow
 

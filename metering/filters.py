@@ -19,6 +19,7 @@ from departments.models import Cluster, Department, GpuClass
 from departments.selectors import departments_for_user, gpu_classes_for_user
 from metering import selectors
 from metering.models import MetricSource
+from portal.filters import moment_in_range
 
 # An hourly table is one row per hour, department and GPU class: bound it.
 MAX_HOURLY_WINDOW = dt.timedelta(days=400)
@@ -48,7 +49,9 @@ class _VisibleSlugField(serializers.SlugRelatedField):
 @extend_schema_field(OpenApiTypes.STR)
 class MomentField(serializers.Field):
     """An ISO 8601 date (midnight in the portal's time zone) or date-time (an offset or Z;
-    without one, the portal's time zone)."""
+    without one, the portal's time zone), as the same instant in UTC. Instants near the
+    calendar's edges and offsets PostgreSQL does not take are refused
+    (:func:`portal.filters.moment_in_range`)."""
 
     default_error_messages = {"invalid": ISO_8601_HINT}
 
@@ -64,11 +67,12 @@ class MomentField(serializers.Field):
                     self.fail("invalid")
                 if timezone.is_naive(moment):
                     moment = moment.replace(tzinfo=selectors.portal_zone())
-            # Refuse what cannot be held as a UTC instant (year 1 in a zone east of UTC).
-            moment.astimezone(dt.UTC)
         except (ValueError, OverflowError):
             self.fail("invalid")
-        return moment
+        try:
+            return moment_in_range(moment)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid") from exc
 
     def to_representation(self, value):
         return value.isoformat()

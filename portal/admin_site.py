@@ -1,8 +1,12 @@
+import datetime as dt
+
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.http import HttpResponseRedirect
 
 from portal import roles
+from portal.filters import EARLIEST, LATEST
 
 
 class PortalAdminAuthenticationForm(AdminAuthenticationForm):
@@ -38,3 +42,38 @@ class PortalAdminSite(admin.AdminSite):
 
     def has_permission(self, request) -> bool:
         return roles.can_use_admin(request.user)
+
+
+def date_hierarchy_problem(params, field: str) -> str | None:
+    """Why the date drill-down of ``params`` (``<field>__year``, ``__month``, ``__day``)
+    cannot be shown, or ``None`` when it can: a date that is no date, or a year outside
+    the instants a query may name (:data:`portal.filters.EARLIEST` to ``LATEST``), where
+    the admin's own arithmetic (the year or month after it) leaves what a date holds."""
+    year = params.get(f"{field}__year")
+    if year is None:
+        return None
+    month, day = params.get(f"{field}__month"), params.get(f"{field}__day")
+    asked = "-".join(part for part in (year, month, day) if part is not None)
+    try:
+        first = dt.date(int(year), int(month or 1), int(day or 1))
+    except (ValueError, OverflowError):
+        return f"“{asked}” cannot be shown: it is not a date."
+    if not EARLIEST.year <= first.year < LATEST.year:
+        return f"{asked} cannot be shown: pick a year from {EARLIEST.year} to {LATEST.year - 1}."
+    return None
+
+
+class DateHierarchyInRange:
+    """A model admin mixin: a date drill-down that :func:`date_hierarchy_problem` refuses
+    sends the list back without it, with the reason as a message, instead of failing."""
+
+    def changelist_view(self, request, extra_context=None):
+        field = self.date_hierarchy
+        problem = date_hierarchy_problem(request.GET, field) if field else None
+        if problem is None:
+            return super().changelist_view(request, extra_context)
+        messages.error(request, problem)
+        kept = request.GET.copy()
+        for part in ("year", "month", "day"):
+            kept.pop(f"{field}__{part}", None)
+        return HttpResponseRedirect(f"{request.path}?{kept.urlencode()}" if kept else request.path)

@@ -17,7 +17,10 @@ from django.contrib import messages
 from django_ratelimit.core import get_usage
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.throttling import BaseThrottle
+
+from portal import parsers
 
 LOGIN_REFUSED = "Too many sign-in attempts for this username or from this address."
 _UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
@@ -139,6 +142,8 @@ class JobSubmitThrottle(BaseThrottle):
 
 class RateLimitedObtainAuthToken(ObtainAuthToken):
     throttle_classes = [LoginThrottle]
+    # DRF's view names its own parsers, its JSON one without the nesting limit.
+    parser_classes = [FormParser, MultiPartParser, parsers.JSONParser]
 
 
 obtain_auth_token = RateLimitedObtainAuthToken.as_view()

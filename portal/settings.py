@@ -298,6 +298,13 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
         "portal.api.CSVRenderer",
     ],
+    # DRF's three, with JSON nesting bounded (a body nested 1,000 deep is a 400, not a 500).
+    # Forms and multipart stay: the browsable API and form-encoded clients send them.
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",

@@ -1,7 +1,7 @@
 """IT steers jobs in the admin: filters, and cancel and requeue actions that go through
 the services (finance only looks)."""
 
-from jobs.models import GenerationJob
+from jobs.models import GenerationJob, JobKind
 
 
 def _action(client, action, jobs):
@@ -42,3 +42,25 @@ def test_job_list_filters_by_state(world, client):
     page = client.get("/admin/jobs/generationjob/", {"state__exact": "succeeded"})
     assert page.status_code == 200
     assert page.context["cl"].result_count == 1
+
+
+def test_a_job_kind_with_json_nested_too_deep_is_a_field_error(world, client):
+    """IT pastes an argv template nested 1,000 deep: the form says so, nothing is saved,
+    and the page shows what was typed (Django's JSON field would recurse into a 500)."""
+    client.force_login(world.user("it_admin"))
+    deep = "[" * 1000 + "]" * 1000
+    form = {
+        "name": "Deep",
+        "slug": "deep",
+        "description": "",
+        "active": "on",
+        "argv_template": deep,
+        "params_schema": '{"type": "object"}',
+        "default_gpus": "1",
+        "max_runtime_s": "60",
+        "allowed_tiers": "interactive",
+    }
+    response = client.post("/admin/jobs/jobkind/add/", form)
+    assert response.status_code == 200
+    assert "nested deeper than 32 levels" in response.content.decode()
+    assert not JobKind.objects.filter(slug="deep").exists()

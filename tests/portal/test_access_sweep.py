@@ -9,8 +9,10 @@ marketing's member, marketing's manager and training's manager:
 - every named route of the URL configuration is requested (GET), its path parameters
   filled with Zeta's objects;
 - every operation of the OpenAPI schema is requested: reads plain, in each format the
-  schema offers (CSV, XLSX, PDF) and with each filter the schema declares pointed at Zeta;
-  writes (POST, PATCH, PUT, DELETE) on Zeta's objects, and creations naming them;
+  schema offers (CSV, XLSX, PDF) and with each filter the schema declares pointed at Zeta,
+  and each date parameter given hostile values (the calendar's edges, offsets PostgreSQL
+  does not take, NaN); writes (POST, PATCH, PUT, DELETE) on Zeta's objects, and creations
+  naming them, each also with a JSON body nested a thousand deep;
 - a route or an operation with a parameter the tables below cannot fill fails the test, so
   a new endpoint cannot slip past the sweep.
 
@@ -270,17 +272,24 @@ FORMATS = ["json", "csv", "xlsx", "pdf", "api"]
 # Extra query strings for HTML pages that read their own (not declared in any schema).
 PAGE_QUERIES = {
     "home": lambda s: [{"department": s.department.slug}],
-    "billing:dashboard": lambda s: [{"period": "2026-03"}, {"period": "2026-04"}],
+    "billing:dashboard": lambda s: [
+        {"period": "2026-03"},
+        {"period": "2026-04"},
+        *({"period": value} for value in HOSTILE_DATES),
+    ],
     "billing:statements": lambda s: [
         {"department": s.department.slug},
         {"department": s.department.pk},
         {"period": "2026-03"},
         {"period": "2026-03", "status": "finalized"},
+        *({"period": value} for value in HOSTILE_DATES),
     ],
     "jobs:list": lambda s: [
         {"department": s.department.slug},
         {"department": s.department.pk},
         {"state": "succeeded"},
+        *({"submitted_after": value} for value in HOSTILE_DATES),
+        *({"submitted_before": value} for value in HOSTILE_DATES),
     ],
     "jobs:submit": lambda s: [
         {"department": s.department.slug, "change": "1"},
@@ -329,6 +338,8 @@ def _secret_filters(s: Secret) -> dict:
         "name": [(s.department.name, "Nope Lab")],
         "original": [(str(s.statement.pk), "999999")],
         "submitter": [(s.boss.username, "nobody-at-all")],
+        # Search words: a secret department's name or a person in it finds nothing.
+        "q": [(s.department.name, "Nope Lab"), (s.boss.username, "nobody-at-all")],
     }
 
 
@@ -357,6 +368,23 @@ NEUTRAL_PARAMS = {
 }
 IGNORED_PARAMS = {"page", "ordering", "format", "page_size"}
 BASE_QUERY = {"page_size": "1000"}
+# Hostile values for every date, date-time or month parameter (each answers without a
+# server error, and tells nothing of Zeta), and a JSON body nested a thousand deep for
+# every write.
+DATE_NAMES = {"period", "month", "start", "end", "since", "until", "from", "to"}
+HOSTILE_DATES = [
+    "0001-01-01",
+    "9999-12-31",
+    "0001-01-01T00:00:00-15:59",
+    "9999-12-31T23:59:59+15:59",
+    "2026-03-01T00:00:00+16:00",
+    "2026-03-01T00:00:00-23:59",
+    "0001-01",
+    "9999-12",
+    "nan",
+    "99999999999999999999",
+]
+DEEP_BODY = b"[" * 1000 + b"]" * 1000
 
 
 # --- Reading answers ------------------------------------------------------------------------
@@ -502,7 +530,7 @@ class Probe:
     method: str
     url: str
     secret_object: bool
-    body: dict | None = None
+    body: dict | bytes | None = None  # bytes: sent as they are, as JSON
     twin: str | None = None  # the same request naming nothing that exists
     label: str = ""
 
@@ -585,6 +613,8 @@ def _schema_probes(s: Secret, world) -> tuple[list, list, int]:
                 if not path_params:
                     body = _create_body(collection, s)
                 probes.append(Probe(method, path, is_secret, body, label=op_id))
+                if method != "delete":
+                    probes.append(Probe(method, path, is_secret, DEEP_BODY, label=op_id))
                 continue
             probes.append(Probe("get", path, is_secret, label=op_id))
             for fmt in formats:
@@ -610,6 +640,13 @@ def _schema_probes(s: Secret, world) -> tuple[list, list, int]:
                 name = param["name"]
                 if param["in"] != "query" or name in IGNORED_PARAMS:
                     continue
+                if name in DATE_NAMES or param.get("schema", {}).get("format") in (
+                    "date",
+                    "date-time",
+                ):
+                    for value in HOSTILE_DATES:
+                        query = {**base, name: value}
+                        probes.append(Probe("get", _with_query(path, query), False, label=op_id))
                 if name in secret_filters:
                     for value, nothing in secret_filters[name]:
                         for extra in ({}, {"format": "csv"} if "csv" in formats else None):
@@ -676,6 +713,8 @@ def _snapshot(s: Secret) -> dict:
 
 
 def _request(client, probe_method, url, body=None):
+    if isinstance(body, bytes):
+        return client.generic(probe_method.upper(), url, body, content_type="application/json")
     return (
         getattr(client, probe_method)(url, body, format="json")
         if body is not None
@@ -737,7 +776,7 @@ def test_nothing_of_another_department_leaks(world, secret, api_client, role):
             probe.url,
             response,
             secret_object=probe.secret_object,
-            body=probe.body,
+            body=None if isinstance(probe.body, bytes) else probe.body,
             label=f"[{probe.label}]",
         )
         if probe.twin:
