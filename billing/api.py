@@ -10,7 +10,12 @@ answers 405 to anyone signed in, and only finalizing changes a statement.
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import MethodNotAllowed, NotFound
@@ -22,6 +27,7 @@ from billing import exports, selectors, services
 from billing.filters import AdjustmentFilter, RateCardFilter, StatementFilter
 from billing.models import Adjustment, FrozenError, RateCard, Statement, StatementLine
 from billing.serializers import (
+    MONTH_SCHEMA,
     AdjustmentCreateSerializer,
     AdjustmentSerializer,
     ChargebackQuerySerializer,
@@ -56,6 +62,12 @@ MONTH_CHANGED_ON_READ = (
     "Reading a month's statements first brings its drafts up to date with the ledger and "
     "the prices (a no-op when nothing changed)."
 )
+
+
+def month_parameter(description: str) -> OpenApiParameter:
+    """The ``period`` query parameter of a list whose filter reads it (``YYYY-MM``, as
+    :class:`billing.serializers.MonthField` documents it for the reports)."""
+    return OpenApiParameter("period", MONTH_SCHEMA, description=description)
 
 
 class OfferedMethodsOnly(ModelPermissions):
@@ -159,7 +171,10 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         self.check_object_permissions(self.request, self._statement)
         return self._statement
 
-    @extend_schema(description=MONTH_CHANGED_ON_READ)
+    @extend_schema(
+        description=MONTH_CHANGED_ON_READ,
+        parameters=[month_parameter("The month, YYYY-MM.")],
+    )
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
@@ -222,6 +237,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         methods=["get"],
         url_path=r"lines/(?P<line_pk>\d+)/jobs",
         serializer_class=LineJobSerializer,
+        filter_backends=[],  # the statements' filters and ordering do not apply to its jobs
     )
     def line_jobs(self, request, pk=None, line_pk=None, format=None):  # the router passes format
         # The line as it stands (not refreshed first: a refresh of a draft writes its
@@ -273,6 +289,13 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(self.get_serializer(self._statement).data)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            month_parameter("The month (YYYY-MM) of the statement that carries the adjustment.")
+        ]
+    )
+)
 class AdjustmentViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,

@@ -7,19 +7,31 @@ the page carries them as readable JSON; amounts are rounded to the minor unit al
 """
 
 import datetime as dt
+from collections.abc import Mapping
 from decimal import Decimal
 
 import plotly.graph_objects as go
 from django.utils.safestring import SafeString
 
 from billing.selectors import ChargebackReport, TrendPoint
-from metering.charts import LAYOUT, figure_html
+from metering.charts import (
+    LAYOUT,
+    OTHERS_COLOUR,
+    department_colours,
+    drawn,
+    figure_html,
+    gpu_class_colours,
+    name_colour,
+)
 from metering.selectors import UNALLOCATED
 
 BY_CLASS_DIV = "chart-cost-by-class"
 TREND_DIV = "chart-cost-trend"
 TREND_MONTHS = 12
 TREND_SERIES = 12  # departments drawn one by one; the rest are summed
+# The running month's label and bars: its costs so far, not the month's.
+PARTIAL = " (partial, to date)"
+PARTIAL_PATTERN = "/"
 
 
 def trend_months(last: dt.date, count: int = TREND_MONTHS) -> list[dt.date]:
@@ -32,6 +44,19 @@ def trend_months(last: dt.date, count: int = TREND_MONTHS) -> list[dt.date]:
     return months[::-1]
 
 
+def trend_months_charged(*, points: list[TrendPoint], months: list[dt.date]) -> list[dt.date]:
+    """``months`` from the first one with an amount to draw (none when no month has one):
+    the trend does not open on a row of empty months before the portal charged anything.
+    Empty months after the first charge stay, so the axis keeps its time."""
+    charged = {point.month for point in points if point.amount}
+    first = next((index for index, month in enumerate(months) if month in charged), None)
+    return [] if first is None else months[first:]
+
+
+def _month_label(month: dt.date, *, running: dt.date | None) -> str:
+    return f"{month:%Y-%m}" + (PARTIAL if month == running else "")
+
+
 def _layout(currency: str) -> dict:
     # "relative" stacks like "stack" but draws negative amounts (credits) below zero.
     layout = {**LAYOUT, "barmode": "relative"}
@@ -40,21 +65,31 @@ def _layout(currency: str) -> dict:
     return layout
 
 
-def cost_by_class_figure(*, report: ChargebackReport) -> go.Figure:
+def cost_by_class_figure(
+    *, report: ChargebackReport, colours: Mapping[str, str] | None = None
+) -> go.Figure:
     """Stacked bars: each department's spend (and *Unallocated*, where the report has it),
-    one colour per GPU class, in the report's order (largest spend first)."""
+    each GPU class in its colour (``colours``, see :func:`metering.charts.gpu_class_colours`),
+    in the report's order (largest spend first). A class that cost nothing is not drawn."""
+    colours = colours or {}
     departments = [row.name for row in report.rows]
+    series = [
+        (name, [float(row.by_class.get(name, Decimal(0))) for row in report.rows])
+        for name in report.class_names
+    ]
     figure = go.Figure(
         [
             go.Bar(
                 name=class_name,
                 x=departments,
-                y=[float(row.by_class.get(class_name, Decimal(0))) for row in report.rows],
+                y=y,
+                marker={"color": name_colour(class_name, colours)},
                 hovertemplate=(
                     f"%{{x}}: %{{y:,.2f}} {report.currency}<extra>%{{fullData.name}}</extra>"
                 ),
             )
-            for class_name in report.class_names
+            for class_name, y in series
+            if drawn(y)
         ]
     )
     figure.update_layout(**_layout(report.currency))
@@ -62,10 +97,21 @@ def cost_by_class_figure(*, report: ChargebackReport) -> go.Figure:
 
 
 def cost_trend_figure(
-    *, points: list[TrendPoint], months: list[dt.date], currency: str
+    *,
+    points: list[TrendPoint],
+    months: list[dt.date],
+    currency: str,
+    running: dt.date | None = None,
+    colours: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Stacked bars: each month's statement totals per department (and *Unallocated*),
-    every month of ``months`` on the axis (zero where a month has no figures)."""
+    each department in its colour (``colours``, see
+    :func:`metering.charts.department_colours`), the months of ``months`` from the first
+    one charged on the axis (zero where a later month has no figures); a department with
+    nothing in those months is not drawn. The ``running`` month, not over yet, is
+    labelled and hatched as partial, to date."""
+    colours = colours or {}
+    months = trend_months_charged(points=points, months=months) or months
     amounts: dict[str, dict[dt.date, Decimal]] = {}
     summed: dict[str, int] = {}  # series of departments summed already: how many each
     for point in points:
@@ -96,19 +142,47 @@ def cost_trend_figure(
     names = sorted(departments) + sorted(summed)
     if UNALLOCATED in amounts:
         names.append(UNALLOCATED)
-    x = [f"{month:%Y-%m}" for month in months]
+    x = [_month_label(month, running=running) for month in months]
+    partial = running in months
+    marker = (
+        {"pattern": {"shape": [PARTIAL_PATTERN if m == running else "" for m in months]}}
+        if partial
+        else {}
+    )
+    series = [(name, [float(amounts[name].get(m, Decimal(0))) for m in months]) for name in names]
     figure = go.Figure(
         [
             go.Bar(
                 name=name,
                 x=x,
-                y=[float(amounts[name].get(month, Decimal(0))) for month in months],
+                y=y,
                 hovertemplate=f"%{{x}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>",
+                marker={
+                    **marker,
+                    "color": OTHERS_COLOUR if name in summed else name_colour(name, colours),
+                },
             )
-            for name in names
+            for name, y in series
+            if drawn(y)
         ]
     )
-    figure.update_layout(**_layout(currency))
+    layout = _layout(currency)
+    if partial:
+        # Above the plot, over the running month: its bars will still grow.
+        layout["margin"] = {**layout["margin"], "t": 36}
+        layout["annotations"] = [
+            {
+                "x": _month_label(running, running=running),
+                "xref": "x",
+                "y": 1,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "text": f"{running:%b %Y}: costs to date",
+                "font": {"size": 12},
+            }
+        ]
+    figure.update_layout(**layout)
     return figure
 
 
@@ -116,14 +190,28 @@ def cost_by_class_chart(*, report: ChargebackReport) -> SafeString | None:
     """The chart as HTML, or None when no row has any amount to draw."""
     if not any(amount for row in report.rows for amount in row.by_class.values()):
         return None
-    return figure_html(cost_by_class_figure(report=report), div_id=BY_CLASS_DIV)
+    return figure_html(
+        cost_by_class_figure(report=report, colours=gpu_class_colours()), div_id=BY_CLASS_DIV
+    )
 
 
 def cost_trend_chart(
-    *, points: list[TrendPoint], months: list[dt.date], currency: str
+    *,
+    points: list[TrendPoint],
+    months: list[dt.date],
+    currency: str,
+    running: dt.date | None = None,
 ) -> SafeString | None:
+    """The trend as HTML, or None when no month has any amount to draw."""
     if not any(point.amount for point in points):
         return None
     return figure_html(
-        cost_trend_figure(points=points, months=months, currency=currency), div_id=TREND_DIV
+        cost_trend_figure(
+            points=points,
+            months=months,
+            currency=currency,
+            running=running,
+            colours=department_colours(),
+        ),
+        div_id=TREND_DIV,
     )

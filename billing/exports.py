@@ -122,7 +122,7 @@ def statement_pdf(statement: Statement, *, now: dt.datetime | None = None) -> by
             [
                 str(position),
                 Paragraph(_line_derivation(line), small),
-                Paragraph(f"{line.gpu_hours:f}", number),
+                Paragraph(f"{line.gpu_hours:,.2f}", number),
                 Paragraph(money_text(line.amount, currency), number),
             ]
         )

@@ -29,6 +29,9 @@ class StatementFilterForm(forms.Form):
     period = forms.CharField(required=False, help_text="YYYY-MM")
     department = forms.ModelChoiceField(queryset=None, required=False, to_field_name="slug")
     status = forms.ChoiceField(choices=[("", "any"), *StatementStatus.choices], required=False)
+    q = forms.CharField(
+        required=False, max_length=200, help_text="Words in the department's name or slug."
+    )
 
     def __init__(self, *args, departments, latest: dt.date, **kwargs):
         super().__init__(*args, **kwargs)

@@ -184,48 +184,76 @@ class RateCard(Validity, TimestampedModel):
     PRICING_FIELDS = ("gpu_class", "tier", "currency", "price_per_gpu_hour", "valid_from")
 
     def _clean_finalized_use(self) -> None:
+        """Refuses a change to what the card priced a finalized month with: a pricing
+        field, or an end that would move over hours of such a month. Only what changes
+        is held against the finalized months, so a card that ends inside one keeps its end
+        and still takes a new note."""
         stored = RateCard.objects.filter(pk=self.pk).first() if self.pk else None
         if stored is None:
             return
         from metering.selectors import month_bounds
 
-        finalized_months = (
-            Statement.objects.filter(status=StatementStatus.FINALIZED)
-            .order_by()
+        finalized = [
+            (month, *month_bounds(month))
+            for month in Statement.objects.filter(status=StatementStatus.FINALIZED)
+            .order_by("period__month")
             .values_list("period__month", flat=True)
             .distinct()
-        )
+        ]
         used = [
             (month, end)
-            for month in finalized_months
-            for start, end in [month_bounds(month)]
+            for month, start, end in finalized
             if start < (stored.valid_to or end) and end > stored.valid_from
         ]
-        if not used:
-            return
-        last_month, last_end = max(used)
-        why = f"This card priced {last_month:%B %Y}, which is finalized"
         changed = [
             name
             for name in self.PRICING_FIELDS
             if getattr(self, self._meta.get_field(name).attname)
             != getattr(stored, self._meta.get_field(name).attname)
         ]
-        if changed:
+        if used and changed:
+            last_month, _ = max(used)
             raise ValidationError(
                 {
-                    name: f"{why}: its {self._meta.get_field(name).verbose_name} stays as it "
-                    "was. For a new price, end this card and add one that starts where it ends."
+                    name: f"This card priced {last_month:%B %Y}, which is finalized: its "
+                    f"{self._meta.get_field(name).verbose_name} stays as it was. For a new "
+                    "price, end this card and add one that starts where it ends."
                     for name in changed
                 }
             )
-        if self.valid_to is not None and self.valid_to < last_end:
-            raise ValidationError(
-                {
-                    "valid_to": f"{why}: it cannot end before "
-                    f"{timezone.localtime(last_end):%Y-%m-%d %H:%M %Z}."
-                }
+        if self.valid_to != stored.valid_to:
+            self._clean_end_move(stored.valid_to, finalized)
+
+    def _clean_end_move(
+        self, old_end: dt.datetime | None, finalized: list[tuple[dt.date, dt.datetime, dt.datetime]]
+    ) -> None:
+        """The hours between the old end and the new one change hands (priced by this card
+        or not): none of them may fall in a finalized month."""
+        new_end = self.valid_to
+        earlier = new_end is not None and (old_end is None or new_end < old_end)
+        low, high = (new_end, old_end) if earlier else (old_end, new_end)
+        moved = [
+            (month, start, end)
+            for month, start, end in finalized
+            if end > low and (high is None or start < high)
+        ]
+        if not moved:
+            return
+        if earlier:
+            month, _, end = moved[-1]
+            limit = end if old_end is None else min(end, old_end)
+            message = (
+                f"This card priced {month:%B %Y}, which is finalized: it cannot end before "
+                f"{timezone.localtime(limit):%Y-%m-%d %H:%M %Z}."
             )
+        else:
+            month, start, _ = moved[0]
+            limit = max(start, old_end)
+            message = (
+                f"{month:%B %Y} is finalized: this card cannot end after "
+                f"{timezone.localtime(limit):%Y-%m-%d %H:%M %Z}."
+            )
+        raise ValidationError({"valid_to": message})
 
 
 class DepartmentMultiplier(Validity, TimestampedModel):
@@ -372,6 +400,14 @@ class BillingPeriod(TimestampedModel):
     @property
     def idle_gpu_hours(self) -> Decimal:
         return gpu_hours_shown(self.idle_gpu_seconds)
+
+    @property
+    def idle_share(self) -> Decimal | None:
+        """The share of the fleet's capacity so far that nothing used (0 to 1); ``None``
+        before any capacity is counted."""
+        if not self.capacity_gpu_seconds:
+            return None
+        return (self.idle_gpu_seconds / self.capacity_gpu_seconds).quantize(Decimal("0.0001"))
 
     @property
     def unpriced_gpu_hours(self) -> Decimal:

@@ -155,8 +155,15 @@ class ReportRow:
 
     @property
     def sla_met(self) -> bool | None:
-        verdicts = [f.met for f in [*self.queue_wait, *self.latency] if f.met is not None]
-        return all(verdicts) if verdicts else None
+        """False when a promise (a figure with a target) was measured and broken; True
+        only when every promise was measured and kept; None (no data) otherwise: a month
+        with nothing to measure for some promise is not a month that kept it."""
+        verdicts = [f.met for f in [*self.queue_wait, *self.latency] if f.target is not None]
+        if False in verdicts:
+            return False
+        if not verdicts or None in verdicts:
+            return None
+        return True
 
 
 @dataclass

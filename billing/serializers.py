@@ -63,6 +63,21 @@ class PriceField(serializers.DecimalField):
         return price_text(Decimal(value))
 
 
+# A month, as the API reads and writes it (never a date: 2026-03-01 is refused).
+MONTH_SCHEMA = {"type": "string", "pattern": r"^\d{4}-\d{2}$", "example": "2026-03"}
+
+
+@extend_schema_field(MONTH_SCHEMA)
+class MonthField(serializers.CharField):
+    """A month written YYYY-MM: read as the first day of that month, shown as written."""
+
+    def to_internal_value(self, data) -> dt.date:
+        try:
+            return services.month_parse(str(data).strip())
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
 # --- Rate cards -----------------------------------------------------------------------------
 
 
@@ -193,8 +208,12 @@ class AdjustmentSerializer(serializers.ModelSerializer):
     department = serializers.SlugRelatedField(
         source="original.department", slug_field="slug", read_only=True
     )
-    original_period = serializers.CharField(source="original.period.label", read_only=True)
-    period = serializers.CharField(
+    original_period = MonthField(
+        source="original.period.label",
+        read_only=True,
+        help_text="The month (YYYY-MM) of the statement it corrects.",
+    )
+    period = MonthField(
         source="applied_to.period.label",
         read_only=True,
         help_text="The month (YYYY-MM) of the statement that carries it.",
@@ -261,7 +280,7 @@ class AdjustmentCreateSerializer(serializers.Serializer):
 
 
 class StatementSerializer(serializers.ModelSerializer):
-    period = serializers.CharField(source="period.label", help_text="YYYY-MM.")
+    period = MonthField(source="period.label", help_text="YYYY-MM.")
     department = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     department_name = serializers.CharField(source="department.name")
     cost_centre = serializers.CharField(source="department.cost_centre")
@@ -337,6 +356,7 @@ class StatementLineRowSerializer(StatementLineSerializer):
     def get_statement(self, line: StatementLine) -> int:
         return self._statement().pk
 
+    @extend_schema_field(MONTH_SCHEMA)
     def get_period(self, line: StatementLine) -> str:
         return self._statement().period.label
 
@@ -360,7 +380,9 @@ class SlaFigureSerializer(serializers.Serializer):
     )
     target = serializers.FloatField(allow_null=True)
     unit = serializers.CharField(help_text="s (queue wait) or ms (latency).")
-    met = serializers.BooleanField(allow_null=True)
+    met = serializers.BooleanField(
+        allow_null=True, help_text="Null: no target, or nothing to measure this month."
+    )
 
 
 class ChargebackRowSerializer(serializers.Serializer):
@@ -393,7 +415,11 @@ class ChargebackRowSerializer(serializers.Serializer):
     )
     queue_wait = SlaFigureSerializer(many=True, help_text="p95 queue wait per tier (s).")
     latency = SlaFigureSerializer(many=True, help_text="p95 request latency per tier (ms).")
-    sla_met = serializers.BooleanField(allow_null=True)
+    sla_met = serializers.BooleanField(
+        allow_null=True,
+        help_text="True only when every figure with a target was measured and met; false "
+        "when one was missed; null (no data) otherwise.",
+    )
 
     def get_department(self, row) -> str | None:
         return row.department.slug if row.department else None
@@ -458,7 +484,7 @@ class ChargebackReportSerializer(serializers.Serializer):
     ``idle_absorbed`` (and the *Unallocated* row) are shown to finance and IT only; null
     for managers."""
 
-    period = serializers.CharField(source="period.label", help_text="YYYY-MM.")
+    period = MonthField(source="period.label", help_text="YYYY-MM.")
     currency = serializers.CharField()
     departments_total = MoneyField()
     capacity_amount = MoneyField(allow_null=True, help_text="What the fleet's capacity was worth.")
@@ -488,16 +514,6 @@ class ChargebackReportSerializer(serializers.Serializer):
         help_text='The clusters the month\'s usage came from ("" for no named cluster).',
     )
     rows = ChargebackRowSerializer(many=True)
-
-
-class MonthField(serializers.CharField):
-    """A month written YYYY-MM, as the first day of that month."""
-
-    def to_internal_value(self, data) -> dt.date:
-        try:
-            return services.month_parse(str(data).strip())
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
 
 
 class ChargebackQuerySerializer(serializers.Serializer):

@@ -379,29 +379,31 @@ def period_refresh(*, month: dt.date, force: bool = False) -> BillingPeriod:
     with the ledger and the prices, and turn usage that finalized statements do not hold
     into adjustments on the next open statement. Does nothing when nothing they depend on
     changed since the last refresh (unless ``force``). Safe to call at any time."""
+    period, _ = _period_refresh(month=month, force=force)
+    return period
+
+
+def _period_refresh(*, month: dt.date, force: bool) -> tuple[BillingPeriod, bool]:
+    """:func:`period_refresh`, and whether it recomputed the month."""
     with transaction.atomic():
         period = _lock_period(month)
         version = inputs_version(period=period)
         if not force and period.inputs_version == version and period.computed_at:
-            return period
+            return period, False
         _recompute(period)
         _save_figures(period)
-    return period
+    return period, True
 
 
 def periods_refresh(*, months: list[dt.date] | None = None, force: bool = False) -> int:
     """:func:`period_refresh` of each month (by default: every month with a period, and
-    this month). Returns how many were recomputed."""
+    this month). Returns how many months were recomputed (those up to date are not
+    counted)."""
     if months is None:
         months = sorted(
             set(BillingPeriod.objects.values_list("month", flat=True)) | {month_of(timezone.now())}
         )
-    recomputed = 0
-    for month in months:
-        before = BillingPeriod.objects.filter(month=month).values_list("computed_at", flat=True)
-        period = period_refresh(month=month, force=force)
-        recomputed += list(before) != [period.computed_at]
-    return recomputed
+    return sum(_period_refresh(month=month, force=force)[1] for month in months)
 
 
 def _billing_source_ids() -> list[int]:

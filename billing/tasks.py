@@ -7,7 +7,8 @@ from billing import services
 
 @shared_task(name="billing.refresh_drafts", ignore_result=True)
 def refresh_drafts() -> int:
-    """Recompute the months whose ledger or prices changed since their last refresh."""
+    """Recompute the months whose ledger or prices changed since their last refresh;
+    returns how many months that was."""
     return services.periods_refresh()
 
 

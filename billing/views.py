@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -30,8 +31,18 @@ from departments.models import Department
 from metering.quantities import gpu_hours_shown
 from metering.selectors import usage_department_ids_for_user
 from portal import roles
+from portal.sorting import Sorting
 
 STATEMENTS_PER_PAGE = 50
+# The statements list's sortable columns (?sort=), each with the fields it orders by.
+STATEMENT_SORTS = {
+    "month": ("period__month",),
+    "department": ("department__name",),
+    "status": ("status",),
+    "gpu_hours": ("gpu_seconds",),
+    "total": ("total",),
+    "finalized": ("finalized_at",),
+}
 FINALIZE_PERMISSION = "billing.finalize_statement"
 
 
@@ -55,9 +66,19 @@ def billing_department_ids(user) -> frozenset[int] | None:
     figures). Members and people of no department may read none: 403."""
     ids = usage_department_ids_for_user(user=user)
     if ids is not None and not ids:
+        names = list(
+            Department.objects.filter(memberships__user=user)
+            .order_by("name")
+            .values_list("name", flat=True)
+            .distinct()
+        )
+        where = (
+            f"you are a member of {', '.join(names)}, and members see their own jobs"
+            if names
+            else "you belong to no department yet; ask IT to add you to yours"
+        )
         raise PermissionDenied(
-            "Billing is for finance, IT and the managers of a department. Members see "
-            "their own jobs."
+            f"Billing is for finance, IT and the managers of a department; {where}."
         )
     return ids
 
@@ -151,9 +172,9 @@ def dashboard(request):
             ),
             "by_class_chart": charts.cost_by_class_chart(report=report),
             "trend_chart": charts.cost_trend_chart(
-                points=trend, months=months, currency=report.currency
+                points=trend, months=months, currency=report.currency, running=current
             ),
-            "trend_first": months[0],
+            "trend_first": (charts.trend_months_charged(points=trend, months=months) or months)[0],
             "money": money_format(report.currency),
         }
     )
@@ -170,9 +191,11 @@ def _visible_departments(ids: frozenset[int] | None):
 
 @login_required
 def statement_list(request):
-    """The statements the user may read, newest month first, filtered by month,
-    department and status. Drafts on the list are refreshed first, so their totals are
-    current. A filter that makes no sense answers 400 with the reason."""
+    """The statements the user may read, filtered by month, department, status and
+    words of the department's name, sorted by a column (newest month first unless
+    ``?sort=`` names another; a key that is no column is ignored with a message) and
+    paged. Drafts on the list are refreshed first, so their totals are current. A filter
+    that makes no sense answers 400 with the reason."""
     user = request.user
     ids = billing_department_ids(user)
     current = services.month_of(timezone.now())
@@ -190,6 +213,10 @@ def statement_list(request):
                 statements = statements.filter(department=data["department"])
             if data["status"]:
                 statements = statements.filter(status=data["status"])
+            for word in data["q"].split():
+                statements = statements.filter(
+                    Q(department__name__icontains=word) | Q(department__slug__icontains=word)
+                )
         else:
             statements = statements.none()
             status = 400
@@ -202,19 +229,26 @@ def statement_list(request):
     )
     for month in draft_months:
         services.period_refresh(month=month)
-    page = Paginator(
-        statements.order_by("-period__month", "department__name"), STATEMENTS_PER_PAGE
-    ).get_page(request.GET.get("page"))
+    sorting = Sorting(
+        request.GET.get("sort"),
+        columns=STATEMENT_SORTS,
+        default="-month",
+        tiebreak=("-period__month", "department__name"),
+        descending_first=("month", "gpu_hours", "total", "finalized"),
+    )
+    page = Paginator(sorting.order(statements), STATEMENTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "billing/statement_list.html",
         {
             "form": form,
             "page": page,
+            "sorting": sorting,
+            "sort": sorting.headers,
             "selected": {
-                "period": request.GET.get("period", ""),
-                "department": request.GET.get("department", ""),
-                "status": request.GET.get("status", ""),
+                name: request.GET.get(name, "") for name in ("period", "department", "status", "q")
             },
             "departments": _visible_departments(ids),
             "statuses": Statement.Status.choices,

@@ -785,3 +785,16 @@ class OffPeakWindow(TimestampedModel):
         return (weekday in days and now >= self.start_time) or (
             day_before in days and now < self.end_time
         )
+
+    def next_opening(self, after: dt.datetime) -> dt.datetime | None:
+        """When the window next opens at or after the aware datetime ``after``, in the
+        window's time zone; ``None`` for a window that opens on no weekday."""
+        zone = ZoneInfo(self.time_zone)
+        local = after.astimezone(zone)
+        for offset in range(8):  # today, and the same weekday next week at the latest
+            day = local.date() + dt.timedelta(days=offset)
+            if day.weekday() in self.weekdays:
+                opening = dt.datetime.combine(day, self.start_time, tzinfo=zone)
+                if opening >= after:
+                    return opening
+        return None

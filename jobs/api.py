@@ -95,8 +95,16 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 description="The idempotency key named an "
                 "earlier job, which is returned; nothing new was created.",
             ),
-            400: OpenApiResponse(description="Invalid fields or parameters."),
-            403: OpenApiResponse(description="You are not a member of the department."),
+            400: OpenApiResponse(
+                description="Invalid fields or parameters, or a department you are not a "
+                "manager or member of (it is not among yours)."
+            ),
+            # Department membership is checked with the fields (400 above): the only 403 is
+            # the one every session write gets without its CSRF token.
+            403: OpenApiResponse(
+                description="Signed in with a session cookie but sent no CSRF token "
+                "(`X-CSRFToken`); token authentication never gets this."
+            ),
             409: OpenApiResponse(JobRefusalSerializer, description="Refused by a quota."),
         },
     )

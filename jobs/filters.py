@@ -1,4 +1,5 @@
 import django_filters
+from django.db.models import Q
 
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
@@ -33,15 +34,40 @@ class JobFilter(django_filters.FilterSet):
         field_name="submitter__username", help_text="Username of the submitter."
     )
     submitted_after = UtcIsoDateTimeFilter(
-        field_name="submitted_at", lookup_expr="gte", help_text="ISO 8601 date-time."
+        field_name="submitted_at",
+        lookup_expr="gte",
+        label="Submitted after",
+        help_text="ISO 8601 date-time (a date: its midnight in the portal's time zone).",
     )
     submitted_before = UtcIsoDateTimeFilter(
-        field_name="submitted_at", lookup_expr="lt", help_text="ISO 8601 date-time."
+        field_name="submitted_at",
+        lookup_expr="lt",
+        label="Submitted before",
+        help_text="ISO 8601 date-time, excluded (a date: its midnight in the portal's time zone).",
+    )
+    q = django_filters.CharFilter(
+        method="filter_search",
+        label="Search",
+        help_text="Words each found in the job's id (its start), kind, department, "
+        "submitter or reason, in any case.",
     )
 
     class Meta:
         model = GenerationJob
         fields = ["state", "department", "kind", "tier", "gpu_class", "submitter"]
+
+    def filter_search(self, queryset, name, value):
+        for word in value.split():
+            queryset = queryset.filter(
+                Q(id__istartswith=word)
+                | Q(kind__name__icontains=word)
+                | Q(kind__slug__icontains=word)
+                | Q(department__name__icontains=word)
+                | Q(department__slug__icontains=word)
+                | Q(submitter__username__icontains=word)
+                | Q(reason__icontains=word)
+            )
+        return queryset
 
 
 class JobKindFilter(django_filters.FilterSet):

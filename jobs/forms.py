@@ -40,6 +40,17 @@ class JobChoiceForm(forms.Form):
         self.fields["department"].queryset = selectors.submit_departments_for_user(user=user)
         self.fields["kind"].queryset = selectors.job_kinds_for_user(user=user, active_only=True)
         self.service_level: ServiceLevel | None = None
+        if not self.is_bound and "tier" not in self.initial:
+            self.initial["tier"] = self._default_tier()
+
+    def _default_tier(self) -> str:
+        """The tier the department shown first favours (see
+        :func:`jobs.selectors.default_tier`)."""
+        departments = self.fields["department"].queryset
+        slug = self.initial.get("department")
+        department = (departments.filter(slug=slug) if slug else departments).first()
+        tier = department and selectors.default_tier(department=department)
+        return tier or Tier.BATCH
 
     def clean(self):
         cleaned = super().clean()

@@ -258,6 +258,32 @@ def off_peak_open(at: dt.datetime) -> bool:
     return any(w.contains(at) for w in OffPeakWindow.objects.filter(active=True))
 
 
+@dataclass(frozen=True)
+class OffPeakStart:
+    """When work held for the off-peak hours at some moment is released, and by which
+    window (``open_now``: one is open, so it is released at once)."""
+
+    window: OffPeakWindow
+    at: dt.datetime
+    open_now: bool
+
+
+def off_peak_start(at: dt.datetime) -> OffPeakStart | None:
+    """When work held for the off-peak hours at ``at`` is released: ``at`` itself when an
+    active window is open, else when the first active window next opens; ``None`` when
+    no active window exists (such work is refused, see :func:`job_validate`)."""
+    windows = list(OffPeakWindow.objects.filter(active=True))
+    for window in windows:
+        if window.contains(at):
+            return OffPeakStart(window=window, at=at, open_now=True)
+    openings = [(w.next_opening(at), w) for w in windows]
+    openings = [(when, w) for when, w in openings if when is not None]
+    if not openings:
+        return None
+    when, window = min(openings, key=lambda pair: (pair[0], pair[1].name))
+    return OffPeakStart(window=window, at=when, open_now=False)
+
+
 def _choose_gpu_class(service_level: ServiceLevel, gpu_class: GpuClass | None) -> GpuClass:
     allowed = sorted(service_level.gpu_classes.all(), key=lambda c: c.name)  # prefetched
     if not allowed:

@@ -10,50 +10,92 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from departments import selectors as department_selectors
-from departments.models import Tier
+from departments.models import ServiceLevel, Tier
 from jobs import argv as argv_rules
 from jobs import runner, selectors, services
 from jobs.filters import JobFilter
 from jobs.forms import JobChoiceForm, JobOptionsForm, JobParamsForm
 from jobs.models import GenerationJob, JobState
 from portal import ratelimits
+from portal.sorting import Sorting
 
 JOBS_PER_PAGE = 25
 # An open job's page reloads itself this often (seconds), so its state stays current.
 REFRESH_OPEN_JOB_S = 5
 
 
+# The jobs list's sortable columns (?sort=), each with the fields it orders by.
+JOB_SORTS = {
+    "kind": ("kind__name",),
+    "department": ("department__name",),
+    "tier": ("tier",),
+    "gpu_class": ("gpu_class__name",),
+    "state": ("state",),
+    "submitted": ("submitted_at",),
+    "gpu_seconds": ("gpu_seconds",),
+}
+JOB_FILTERS = (
+    "state",
+    "department",
+    "kind",
+    "tier",
+    "submitter",
+    "submitted_after",
+    "submitted_before",
+    "q",
+)
+
+
 @login_required
 def job_list(request):
-    """The jobs the user may see, newest first, filtered by state, department, kind and
-    tier (the API's filter, so both answer the same)."""
+    """The jobs the user may see, filtered by state, department, kind, tier, submitter,
+    submission date and search words (the API's filter, so the page and its CSV download
+    answer the same), sorted by a column (newest first unless ``?sort=`` names another;
+    a key that is no column is ignored with a message) and paged."""
     user = request.user
-    filters = JobFilter(request.GET, queryset=selectors.jobs_for_user(user=user), request=request)
+    visible = selectors.jobs_for_user(user=user)
+    # The form sends every field, the empty ones too ("any"): they filter nothing (the
+    # API's multiple-choice state filter would refuse an empty one).
+    query = [(name, value) for name in JOB_FILTERS for value in request.GET.getlist(name) if value]
+    data = QueryDict(mutable=True)
+    for name, value in query:
+        data.appendlist(name, value)
+    filters = JobFilter(data, queryset=visible, request=request)
     jobs = filters.qs if filters.is_valid() else GenerationJob.objects.none()
-    page = Paginator(jobs.order_by("-submitted_at", "pk"), JOBS_PER_PAGE).get_page(
-        request.GET.get("page")
+    sorting = Sorting(
+        request.GET.get("sort"),
+        columns=JOB_SORTS,
+        default="-submitted",
+        tiebreak=("-submitted_at",),
+        descending_first=("submitted", "gpu_seconds"),
     )
+    page = Paginator(sorting.order(jobs), JOBS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "jobs/job_list.html",
         {
             "page": page,
             "filters": filters,
-            "selected": {
-                "state": request.GET.get("state", ""),
-                "department": request.GET.get("department", ""),
-                "kind": request.GET.get("kind", ""),
-                "tier": request.GET.get("tier", ""),
-            },
+            "sorting": sorting,
+            "sort": sorting.headers,
+            "selected": {name: request.GET.get(name, "") for name in JOB_FILTERS},
+            # The same jobs from the API, as CSV (the only table format it offers).
+            "csv_url": f"{reverse('jobs-list')}?{urlencode([*query, ('format', 'csv')])}",
             "states": JobState.choices,
             "departments": department_selectors.departments_for_user(user=user).order_by("name"),
             "kinds": selectors.job_kinds_for_user(user=user),
             "tiers": Tier.choices,
+            # The people whose jobs the user may see: themselves only, for a member.
+            "submitters": visible.order_by("submitter__username")
+            .values_list("submitter__username", flat=True)
+            .distinct(),
             "can_submit": selectors.submit_departments_for_user(user=user).exists(),
         },
     )
@@ -99,7 +141,21 @@ def job_submit(request):
         choice = JobChoiceForm(initial=request.GET.dict(), user=user)
     else:
         choice = JobChoiceForm(request.GET or None, user=user)
-    context = {"choice": choice, "has_departments": has_departments}
+    now = timezone.now()
+    context = {
+        "choice": choice,
+        "has_departments": has_departments,
+        # Said before submitting: which department's batch work waits for the night, and
+        # when a job submitted now would start.
+        "held_service_levels": ServiceLevel.objects.filter(
+            department__in=selectors.submit_departments_for_user(user=user),
+            hold_for_off_peak=True,
+        )
+        .select_related("department")
+        .order_by("department__name", "tier"),
+        "off_peak_start": services.off_peak_start(now),
+        "now": now,
+    }
     if not choice.is_bound or not choice.is_valid():
         return render(request, "jobs/job_submit.html", context)
 
@@ -171,11 +227,18 @@ def job_detail(request, pk):
     """One job: what it runs, where it stands and why, its times, outputs and log. While
     it is open the page reloads itself every few seconds."""
     job = get_object_or_404(selectors.jobs_for_user(user=request.user), pk=pk)
+    now = timezone.now()
+    held_for_off_peak = (
+        job.state == JobState.WAITING and job.off_peak and job.blocking_quota_id is None
+    )
     response = render(
         request,
         "jobs/job_detail.html",
         {
             "job": job,
+            # When the off-peak window releases it (a job a quota holds has no such time).
+            "off_peak_start": services.off_peak_start(now) if held_for_off_peak else None,
+            "now": now,
             "waiting_position": services.waiting_position(job),
             "can_cancel": job.is_open and services.user_can_cancel(user=request.user, job=job),
             "files": _files(job),

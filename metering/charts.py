@@ -7,6 +7,8 @@ page carries them as readable JSON.
 """
 
 import datetime as dt
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -14,13 +16,36 @@ import plotly.graph_objects as go
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from departments.models import Department
+from departments.models import Department, GpuClass
 from metering import selectors
 
 CHART_CONFIG = {"displaylogo": False, "responsive": True}
 CHART_HEIGHT_PX = 360
 DAILY_WINDOW_DAYS = 30
 GPU_HOURS = "GPU-hours"
+# The colours of GPU classes and departments: distinguishable with the common colour-vision
+# deficiencies and at least 3:1 against the white plot (WCAG's contrast for graphics).
+# Red and grey are kept out: red is the budget line, greys are for what is no entity.
+PALETTE = (
+    "#2357c6",  # blue
+    "#1f7a4d",  # green
+    "#a86100",  # orange
+    "#5a3596",  # purple
+    "#2a8c9e",  # teal
+    "#b0327a",  # magenta
+    "#6b6b00",  # olive
+    "#8c4a2f",  # brown
+)
+BUDGET_COLOUR = "#b3261e"
+# Series that stand for no GPU class or department: greys, the same on every chart.
+NO_ENTITY_COLOURS = {
+    selectors.UNKNOWN_MODEL: "#66708a",
+    selectors.UNALLOCATED: "#66708a",
+    "Idle capacity": "#8a90a0",
+    "Worker pool idle": "#8a90a0",
+    "Adjustments": "#4b5160",
+}
+OTHERS_COLOUR = "#8a90a0"  # the sum of the departments beyond the biggest spenders
 # The portal's look (static/portal/portal.css), without plotly's heavy default template.
 LAYOUT = {
     "template": "none",
@@ -29,7 +54,10 @@ LAYOUT = {
     "font": {"family": 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif', "size": 13},
     "paper_bgcolor": "#fff",
     "plot_bgcolor": "#fff",
-    "colorway": ["#2357c6", "#1f7a4d", "#a86100", "#5a3596", "#b3261e", "#2a8c9e", "#66708a"],
+    # Every trace names its colour (see entity_colour); the colorway only backs that up.
+    "colorway": list(PALETTE),
+    # plotly hides the legend of a single trace; ours always says what the bars are.
+    "showlegend": True,
     "legend": {"orientation": "h", "y": -0.18},
     # automargin: the margins grow to fit long tick labels (department names) whole.
     "xaxis": {"gridcolor": "#dde2ec", "type": "date", "automargin": True},
@@ -40,6 +68,44 @@ LAYOUT = {
         "automargin": True,
     },
 }
+
+
+def entity_colour(pk: int) -> str:
+    """The colour of the GPU class or department whose primary key is ``pk``.
+
+    A function of the entity alone, so it is the same on every chart and page, for every
+    role, whatever else a chart draws; a new class or department takes the next colour and
+    recolours none of the others (primary keys are never reused). The first
+    ``len(PALETTE)`` classes (and departments) each have a colour of their own."""
+    return PALETTE[(pk - 1) % len(PALETTE)]
+
+
+def name_colour(name: str, colours: Mapping[str, str]) -> str:
+    """The colour of the series ``name``: from ``colours`` (see :func:`gpu_class_colours`,
+    :func:`department_colours`), the greys of series that are no entity, or else one that
+    follows the name (a chart drawn with no colours at hand)."""
+    if name in colours:
+        return colours[name]
+    if name in NO_ENTITY_COLOURS:
+        return NO_ENTITY_COLOURS[name]
+    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+
+
+def gpu_class_colours() -> dict[str, str]:
+    """Every GPU class's colour by its name (one query)."""
+    return {name: entity_colour(pk) for pk, name in GpuClass.objects.values_list("pk", "name")}
+
+
+def department_colours() -> dict[str, str]:
+    """Every department's colour by its name (one query). Names only reach a chart for the
+    departments its reader may see."""
+    return {name: entity_colour(pk) for pk, name in Department.objects.values_list("pk", "name")}
+
+
+def drawn(values: list[float]) -> bool:
+    """Whether a series has a bar to draw: one of only zeros would be a legend entry with
+    nothing behind it."""
+    return any(values)
 
 
 def last_days(*, now: dt.datetime, days: int = DAILY_WINDOW_DAYS) -> list[dt.date]:
@@ -71,33 +137,45 @@ def _by_class_name(rows: list[dict]) -> list[tuple[str, Decimal]]:
     return sorted(totals.items(), key=lambda item: _class_order(item[0]))
 
 
-def daily_gpu_hours_figure(*, rows: list[dict], days: list[dt.date]) -> go.Figure:
-    """Stacked bars: GPU-hours per day, one colour per GPU class, every day of ``days``
-    on the axis (zero where nothing ran). ``rows`` are ``usage_summary`` rows per day."""
+def daily_gpu_hours_figure(
+    *, rows: list[dict], days: list[dt.date], colours: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Stacked bars: GPU-hours per day, each GPU class in its colour (``colours``, see
+    :func:`gpu_class_colours`), every day of ``days`` on the axis (zero where nothing ran);
+    a class with no GPU-hours in those days is not drawn. ``rows`` are ``usage_summary``
+    rows per day."""
+    colours = colours or {}
     per_class: dict[str, dict[dt.date, Decimal]] = {}
     for row in rows:
         day = row["period_start"].astimezone(selectors.portal_zone()).date()
         hours = per_class.setdefault(row["gpu_class_name"], {})
         hours[day] = hours.get(day, selectors.ZERO) + row["quantity"]
     x = [day.isoformat() for day in days]
+    series = [
+        (name, [float(per_class[name].get(day, 0)) for day in days])
+        for name in sorted(per_class, key=_class_order)
+    ]
     figure = go.Figure(
         [
             go.Bar(
                 name=name,
                 x=x,
-                y=[float(per_class[name].get(day, 0)) for day in days],
+                y=y,
+                marker={"color": name_colour(name, colours)},
                 hovertemplate="%{x|%a %d %b}: %{y:.2f} GPU-hours<extra>%{fullData.name}</extra>",
             )
-            for name in sorted(per_class, key=_class_order)
+            for name, y in series
+            if drawn(y)
         ]
     )
     figure.update_layout(**LAYOUT, barmode="stack")
     return figure
 
 
-def burn_down_figure(*, burn: selectors.BurnDown) -> go.Figure:
-    """GPU-hours used so far this month, cumulative per day, against the monthly budget
-    drawn across the whole month (when the department has one)."""
+def burn_down_figure(*, burn: selectors.BurnDown, colour: str = PALETTE[0]) -> go.Figure:
+    """GPU-hours used so far this month, cumulative per day, in the department's
+    ``colour``, against the monthly budget drawn across the whole month (when the
+    department has one)."""
     start, end = selectors.month_bounds(burn.month_start)
     # The axis runs to the first day of next month, so that the last day is drawn whole.
     first_day, next_month = start.date(), end.date()
@@ -107,7 +185,8 @@ def burn_down_figure(*, burn: selectors.BurnDown) -> go.Figure:
             x=[day.isoformat() for day in burn.days],
             y=[float(hours) for hours in burn.used_cumulative],
             mode="lines+markers",
-            line={"width": 3},
+            line={"width": 3, "color": colour},
+            marker={"color": colour},
             hovertemplate="%{x|%a %d %b}: %{y:.2f} GPU-hours used<extra></extra>",
         )
     ]
@@ -118,7 +197,7 @@ def burn_down_figure(*, burn: selectors.BurnDown) -> go.Figure:
                 x=[first_day.isoformat(), next_month.isoformat()],
                 y=[float(burn.budget)] * 2,
                 mode="lines",
-                line={"dash": "dash", "color": "#b3261e"},
+                line={"dash": "dash", "color": BUDGET_COLOUR},
                 hovertemplate="Budget: %{y:.2f} GPU-hours<extra></extra>",
             )
         )
@@ -195,7 +274,7 @@ def department_usage(
         days=days,
         daily_chart=(
             figure_html(
-                daily_gpu_hours_figure(rows=daily_rows, days=days),
+                daily_gpu_hours_figure(rows=daily_rows, days=days, colours=gpu_class_colours()),
                 div_id="chart-daily-gpu-hours",
             )
             if any(row["quantity"] for row in daily_rows)
@@ -203,7 +282,10 @@ def department_usage(
         ),
         burn_down=burn,
         burn_down_chart=(
-            figure_html(burn_down_figure(burn=burn), div_id="chart-budget-burn-down")
+            figure_html(
+                burn_down_figure(burn=burn, colour=entity_colour(department.pk)),
+                div_id="chart-budget-burn-down",
+            )
             if used_this_month
             else None
         ),

@@ -7,9 +7,12 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.numbers import get_currency_precision
+from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from openpyxl import Workbook
+from openpyxl.utils import get_column_letter
 from rest_framework import permissions, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer
@@ -122,6 +125,19 @@ TABLE_FORMATS = ("csv", "xlsx")
 # A cell written as a number in the spreadsheet: a plain decimal, no leading zero (so a
 # code such as "0042" stays text).
 _NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
+# How the exports' columns read in a spreadsheet, by column name: amounts of money in the
+# row's currency (its ``currency`` column) to its minor unit, prices to four decimals at
+# most, GPU-hours to 0.01. Other numbers keep the spreadsheet's general format.
+MONEY_COLUMNS = frozenset({"amount", "list_amount", "spend", "total"})
+MONEY_PREFIXES = ("spend ", "usage in ")  # the chargeback's spend per GPU class, per cluster
+PRICE_COLUMNS = frozenset({"unit_price"})
+GPU_HOURS_COLUMNS = frozenset({"gpu_hours", "budget_gpu_hours"})
+GPU_HOURS_UNIT = "GPU-hours"  # a usage row's ``quantity`` is GPU-hours when its unit says so
+GPU_HOURS_FORMAT = "0.00"
+SHEET_TITLE_MAX = 31  # Excel's limit
+_SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+_MONTH = re.compile(r"\d{4}-\d{2}")
+COLUMN_WIDTH_MAX = 60
 
 
 def export_name(view, default: str = "export") -> str:
@@ -190,15 +206,81 @@ class XLSXRenderer(BaseRenderer):
         workbook = Workbook()
         sheet = workbook.active
         name = export_name(view)
-        sheet.title = name[:31]
-        for row in CSVRenderer().tablize(rows or [], header=header):
-            sheet.append([_cell(value) for value in row])
+        sheet.title = sheet_title(name)
+        table = CSVRenderer().tablize(rows or [], header=header)
+        columns = [str(column) for column in next(table, [])]
+        widths = [len(column) for column in columns]
+        if columns:
+            sheet.append(columns)
+            sheet.freeze_panes = "A2"  # the header stays in view
+        for row in table:
+            cells = [_cell(value) for value in row]
+            sheet.append(cells)
+            record = dict(zip(columns, row, strict=False))
+            for index, (column, value) in enumerate(zip(columns, cells, strict=False)):
+                number_format = _number_format(column, record)
+                if number_format and isinstance(value, Decimal):
+                    sheet.cell(row=sheet.max_row, column=index + 1).number_format = number_format
+                widths[index] = max(widths[index], _shown_width(value, record, number_format))
+        for index, width in enumerate(widths, start=1):
+            sheet.column_dimensions[get_column_letter(index)].width = min(
+                width + 2, COLUMN_WIDTH_MAX
+            )
         out = io.BytesIO()
         workbook.save(out)
         response = renderer_context.get("response")
         if response is not None:
             response["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
         return out.getvalue()
+
+
+def sheet_title(name: str) -> str:
+    """An export's name as a worksheet title Excel accepts (31 characters at most, none of
+    ``[]:*?/\\``) that keeps the month: ``chargeback-2026-03`` is *Chargeback 2026-03*; a
+    long name loses words, never its month."""
+    month = _MONTH.search(name)
+    words = _MONTH.sub(" ", name) if month else name
+    words = " ".join(_SHEET_FORBIDDEN.sub(" ", words).replace("-", " ").split())
+    words = words[:1].upper() + words[1:]
+    if month is None:
+        return words[:SHEET_TITLE_MAX].rstrip() or "Export"
+    words = words[: SHEET_TITLE_MAX - len(month[0]) - 1].rstrip()
+    return f"{words} {month[0]}" if words else month[0]
+
+
+def _currency_format(currency: str, *, price: bool = False) -> str:
+    """``#,##0.00 "EUR"``: the currency's minor unit (``#,##0 "JPY"``); a price may show
+    up to four decimals (``#,##0.00## "EUR"``)."""
+    digits = get_currency_precision(currency)
+    decimals = "0" * digits + ("#" * (4 - digits) if price else "")
+    return f'#,##0{"." + decimals if decimals else ""} "{currency}"'
+
+
+def _number_format(column: str, record: dict) -> str | None:
+    """The number format of ``column`` in a row ``record`` (see :data:`MONEY_COLUMNS`)."""
+    currency = record.get("currency") or settings.BILLING_CURRENCY
+    if column in MONEY_COLUMNS or column.startswith(MONEY_PREFIXES):
+        return _currency_format(currency)
+    if column in PRICE_COLUMNS:
+        return _currency_format(currency, price=True)
+    if column in GPU_HOURS_COLUMNS or (
+        column == "quantity" and record.get("unit") == GPU_HOURS_UNIT
+    ):
+        return GPU_HOURS_FORMAT
+    return None
+
+
+def _shown_width(value: Any, record: dict, number_format: str | None) -> int:
+    """About how many characters ``value`` takes in its cell, formatted."""
+    if value is None:
+        return 0
+    if isinstance(value, Decimal) and number_format:
+        if number_format == GPU_HOURS_FORMAT:
+            return len(f"{value:,.2f}")
+        currency = record.get("currency") or settings.BILLING_CURRENCY
+        digits = max(get_currency_precision(currency), -value.as_tuple().exponent)
+        return len(f"{value:,.{digits}f} {currency}")
+    return max(len(line) for line in str(value).splitlines() or [""])
 
 
 def _cell(value: Any):

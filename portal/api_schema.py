@@ -10,8 +10,10 @@ postprocessing hook adds them from what the operation offers:
   pagination, ordering and the output format;
 - 404 where the path names an object, and where a page number or an output format may name
   one that does not exist;
+- 406 everywhere: an ``Accept`` header that names none of the operation's media types;
 - 409 on writes (a deletion blocked by objects still referring to the target, or a
   constraint broken by a concurrent write);
+- 415 where there is a request body: one in a media type the API does not read;
 - 429 where the view has throttles (the rate limits of :mod:`portal.ratelimits`).
 
 An answer a view documents itself keeps its description; it gains the error body when it
@@ -49,7 +51,9 @@ DESCRIPTIONS = {
     401: "Authentication credentials were not provided or are not valid.",
     403: "You do not have permission to perform this action.",
     404: "Not found, or not among the objects you can see.",
+    406: "The Accept header names no media type this operation renders.",
     409: "In use by other objects, or in conflict with a concurrent change.",
+    415: "The request body is in a media type the API does not read (JSON, or a form).",
     429: "Too many requests: try again after the seconds `Retry-After` gives.",
 }
 
@@ -76,8 +80,11 @@ def _error_codes(method: str, operation: dict, *, throttled: bool) -> list[int]:
         codes.append(403)
     if any(p["in"] == "path" for p in parameters) or query & NAMING_QUERY:
         codes.append(404)
+    codes.append(406)
     if method in WRITES:
         codes.append(409)
+    if "requestBody" in operation:
+        codes.append(415)
     if throttled:
         codes.append(429)
     return codes

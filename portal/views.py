@@ -1,3 +1,6 @@
+from dataclasses import dataclass, field
+from decimal import Decimal
+
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.db.models import Count
@@ -9,30 +12,127 @@ from django.views.decorators.cache import never_cache
 
 from billing import selectors as billing_selectors
 from billing import services as billing_services
-from billing.views import money_format
+from billing.views import DashboardRow, may_read_billing, money_format
 from departments import selectors as department_selectors
+from departments.models import Department, Membership, Quota
 from jobs import selectors as job_selectors
-from jobs.models import JobState
+from jobs import services as job_services
+from jobs.models import ACTIVE_STATES, OPEN_STATES, JobState
 from metering import charts
 from metering import selectors as metering_selectors
 from portal import roles
 
+# --- Home -----------------------------------------------------------------------------------
+
+TOP_SPENDERS_SHOWN = 5
+HOME_JOBS_SHOWN = 10
+
+
+@dataclass
+class DepartmentGlance:
+    """What the home page opens with for one of the user's departments: for its managers
+    its spend to date against its budget and its open jobs; for everyone in it the use of
+    its quotas."""
+
+    department: Department
+    role: str
+    quota_uses: list[tuple[Quota, Decimal]]
+    spend: DashboardRow | None = None  # managers; None: nothing charged yet this month
+    waiting: int = 0
+    active: int = 0  # queued or running
+    open_jobs: list = field(default_factory=list)
+
+
+def _month_report(*, user, now) -> billing_selectors.ChargebackReport | None:
+    """The month to date as the billing dashboard reads it, for those who may read money."""
+    if not may_read_billing(user):
+        return None
+    period = billing_services.period_for_reading(month=billing_services.month_of(now))
+    return billing_selectors.chargeback_report(user=user, period=period)
+
+
+def _fleet_glance(*, user, report) -> dict:
+    """Finance and IT: the month's spend, budget use, waiting jobs, idle share, top spenders."""
+    rows = [DashboardRow(row) for row in report.rows if row.department is not None]
+    budgeted = [row for row in rows if row.report.budget_used is not None]
+    idle_share = report.period.idle_share
+    return {
+        "spend": report.departments_total,
+        "top_spenders": rows[:TOP_SPENDERS_SHOWN],
+        "with_budget": len(budgeted),
+        "over_budget": sum(1 for row in budgeted if row.report.budget_used > 1),
+        "idle_pct": None if idle_share is None else (idle_share * 100).quantize(Decimal("1")),
+        "waiting": job_selectors.jobs_for_user(user=user).filter(state=JobState.WAITING).count(),
+    }
+
+
+def _department_glances(*, user, departments, department_roles, report, now) -> list:
+    spend = {row.department.pk: row for row in (report.rows if report else []) if row.department}
+    jobs = job_selectors.jobs_for_user(user=user)
+    glances = []
+    for department in departments:
+        role = department_roles.get(department.pk)
+        quotas = list(department.quotas.all())
+        uses = job_services.quota_uses(quotas, at=now)
+        glance = DepartmentGlance(
+            department=department,
+            role=role,
+            quota_uses=[(quota, uses[quota.pk]) for quota in quotas],
+        )
+        if role == Membership.Role.MANAGER:
+            open_jobs = jobs.filter(department=department, state__in=OPEN_STATES)
+            counts = dict(open_jobs.order_by().values_list("state").annotate(n=Count("pk")))
+            row = spend.get(department.pk)
+            glance.spend = DashboardRow(row) if row else None
+            glance.waiting = counts.get(JobState.WAITING, 0)
+            glance.active = sum(counts.get(state, 0) for state in ACTIVE_STATES)
+            glance.open_jobs = list(open_jobs.order_by("-submitted_at", "pk")[:HOME_JOBS_SHOWN])
+        glances.append(glance)
+    return glances
+
 
 @login_required
 def home(request):
-    """The morning page: the user's departments with their namespaces, quotas and SLAs
-    (every department for finance and IT), the GPU classes and the off-peak hours."""
+    """The morning page. It opens with what the user's role needs first: for finance and
+    IT the month's spend to date, budget use, waiting jobs, idle share and top spenders;
+    for a department's managers its spend against its budget, its open jobs and its
+    quota use; for members their own jobs and the department's quotas. Then the user's
+    departments with their namespaces, quotas and SLAs (every department for finance and
+    IT), the GPU classes and the off-peak hours."""
     user = request.user
     departments = list(department_selectors.department_overviews_for_user(user=user))
     department_roles = department_selectors.department_roles_for_user(user=user)
     now = timezone.now()
     windows = list(department_selectors.off_peak_windows_for_user(user=user).filter(active=True))
+    sees_all = roles.sees_all_departments(user)
+    report = _month_report(user=user, now=now)
+    is_member = Membership.Role.MEMBER in department_roles.values()
     return render(
         request,
         "portal/home.html",
         {
             "departments": [(d, department_roles.get(d.pk)) for d in departments],
-            "sees_all": roles.sees_all_departments(user),
+            "sees_all": sees_all,
+            "report": report,
+            "money": money_format(report.currency) if report else None,
+            "fleet": _fleet_glance(user=user, report=report) if sees_all and report else None,
+            "glances": []
+            if sees_all
+            else _department_glances(
+                user=user,
+                departments=departments,
+                department_roles=department_roles,
+                report=report,
+                now=now,
+            ),
+            # Members see their own jobs first (managers see their departments' above).
+            "own_jobs": list(
+                job_selectors.jobs_for_user(user=user)
+                .filter(submitter=user)
+                .order_by("-submitted_at", "pk")[:HOME_JOBS_SHOWN]
+            )
+            if is_member and not sees_all
+            else None,
             "gpu_classes": department_selectors.gpu_classes_for_user(user=user),
             "off_peak_windows": [(w, w.contains(now)) for w in windows],
             "now": now,
@@ -144,11 +244,50 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+# --- Error pages ------------------------------------------------------------------------------
+# Django renders templates/400.html, 403.html, 404.html and 500.html (the site's layout) when
+# DEBUG is off; under /api/ a client reads JSON, never a page. DRF answers its own views'
+# errors; these catch what happens outside them (an unknown address, a view that fails).
+
+
+def _api(request) -> bool:
+    return request is not None and request.path.startswith("/api/")
+
+
+def bad_request(request, exception=None):
+    """400: the request made no sense (a suspicious header, a broken upload)."""
+    if _api(request):
+        return JsonResponse({"detail": "Bad request: the portal cannot read it."}, status=400)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    """403 with the reason the view gave (``PermissionDenied("...")``)."""
+    if _api(request):
+        reason = str(exception or "") or "You do not have permission to perform this action."
+        return JsonResponse({"detail": reason}, status=403)
+    return defaults.permission_denied(request, exception)
+
+
 def not_found(request, exception=None):
     """404: JSON under ``/api/`` (a client sent an address no endpoint answers, such as an
     id that is not a number), the site's page elsewhere."""
-    if request.path.startswith("/api/"):
+    if _api(request):
         return JsonResponse(
             {"detail": f"Not found: no API endpoint answers {request.path}."}, status=404
         )
     return defaults.page_not_found(request, exception)
+
+
+def server_error(request=None):
+    """500: a static page (no request context, no database: either may be what failed),
+    JSON under ``/api/``."""
+    if _api(request):
+        return JsonResponse(
+            {
+                "detail": "The portal failed to answer this request; it has been logged. Try "
+                "again later, or tell IT what you were doing."
+            },
+            status=500,
+        )
+    return defaults.server_error(request)

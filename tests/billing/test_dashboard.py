@@ -195,7 +195,7 @@ def test_budget_use_efficiency_and_sla_compliance_per_department(world, client, 
     assert "latency p95 500 ms / target 800 ms" in marketing
     assert "no budget" in training
     assert "✗ missed" in training
-    assert "interactive queue wait p95 7200 s / target 3600 s" in training
+    assert "interactive queue wait p95 2 h 00 min / target 1 h 00 min" in training
 
 
 def test_a_department_without_any_measure_shows_no_data(world, client, month_of_usage):
@@ -206,7 +206,9 @@ def test_a_department_without_any_measure_shows_no_data(world, client, month_of_
     assert "sla-none" in training and "no data" in training
 
 
-def test_the_trend_shows_twelve_months_ending_with_the_chosen_one(world, client, month_of_usage):
+def test_the_trend_draws_from_the_first_charged_month_to_the_chosen_one(
+    world, client, month_of_usage
+):
     earlier = previous_month(month_of_usage)
     usage(earlier, world.marketing, world.a100, "2")
     services.period_refresh(month=earlier)  # 300.00 EUR for marketing
@@ -217,14 +219,15 @@ def test_the_trend_shows_twelve_months_ending_with_the_chosen_one(world, client,
     traces, layout = figure_parts(page, TREND)
     traces = by_name(traces)
     marketing = traces["Marketing"]
-    assert len(marketing["x"]) == 12
-    assert marketing["x"][-1] == f"{month_of_usage:%Y-%m}"
-    assert marketing["x"][-2] == f"{earlier:%Y-%m}"
-    # Ten months without a period at all show as zero.
-    assert marketing["y"] == [0.0] * 10 + [300.0, 1502.0]
+    # The ten months before the first charge are not drawn; this month is running.
+    assert marketing["x"] == [f"{earlier:%Y-%m}", f"{month_of_usage:%Y-%m} (partial, to date)"]
+    assert marketing["y"] == [300.0, 1502.0]
+    assert marketing["marker"]["pattern"]["shape"] == ["", "/"]
     assert traces["Unallocated"]["y"][-1] == 150.0
     assert traces["Training"]["y"][-1] == 450.0
     assert layout["xaxis"]["type"] == "category"
+    assert f"{earlier:%b %Y} to {month_of_usage:%B %Y}" in page
+    assert f"{month_of_usage:%B %Y} is not over: its hatched bars are the costs to date" in page
 
 
 def test_the_month_picker_shows_an_earlier_month_and_refreshes_it(world, client, month_of_usage):
@@ -234,7 +237,9 @@ def test_the_month_picker_shows_an_earlier_month_and_refreshes_it(world, client,
     assert '<td class="num">300.00 EUR</td>' in page
     assert "1,502.00" not in page.split(TREND)[0]  # this month is not this page's table
     traces, _ = figure_parts(page, TREND)
-    assert by_name(traces)["Marketing"]["x"][-1] == f"{earlier:%Y-%m}"
+    # A month that has ended is not partial.
+    assert by_name(traces)["Marketing"]["x"] == [f"{earlier:%Y-%m}"]
+    assert "is not over" not in page
     assert f'value="{earlier:%Y-%m}"' in page
 
 

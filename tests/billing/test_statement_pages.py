@@ -58,14 +58,16 @@ def test_the_page_shows_each_line_with_its_derivation_and_the_total(world, clien
     # Peak: 1 GPU-hour × 2.00 × 1 × 0.8 = 1.60 (list 2.00).
     assert (
         f'{peak.description}</td> <td>A100</td> <td class="num">1.00</td> '
-        '<td class="num">2.00</td> <td class="num">1</td> <td class="num">0.8</td> '
-        f'<td class="num">{NO_SHARE}</td> <td class="num">2.00</td> <td class="num">1.60</td>'
+        '<td class="num">2.00</td> <td class="num">×1</td> <td class="num">×0.8</td> '
+        f'<td class="num">{NO_SHARE}</td> <td class="num">2.00 EUR</td> '
+        '<td class="num">1.60 EUR</td>'
     ) in page
     # Off-peak: 2 GPU-hours × 2.00 × 0.6 × 0.8 = 1.92 (list 2.40).
     assert (
         f'{off_peak.description}</td> <td>A100</td> <td class="num">2.00</td> '
-        '<td class="num">2.00</td> <td class="num">0.6</td> <td class="num">0.8</td> '
-        f'<td class="num">{NO_SHARE}</td> <td class="num">2.40</td> <td class="num">1.92</td>'
+        '<td class="num">2.00</td> <td class="num">×0.6</td> <td class="num">×0.8</td> '
+        f'<td class="num">{NO_SHARE}</td> <td class="num">2.40 EUR</td> '
+        '<td class="num">1.92 EUR</td>'
     ) in page
     assert "× 0.6 off-peak × 0.8 department multiplier" in off_peak.description
     assert '<th colspan="8">Total</th><th class="num">3.52 EUR</th>' in page
@@ -249,8 +251,8 @@ def test_a_share_of_idle_capacity_shows_the_share_it_was_split_by(world, client,
     amount = f"{idle.amount:,.2f}"
     assert re.search(
         rf"Share of idle capacity: 3.00 of 4.00 GPU-hours used of the fleet \(75.00 %\)</td>"
-        rf'.*?<td class="num">0.75</td> <td class="num">{amount}</td> '
-        rf'<td class="num">{amount}</td>',
+        rf'.*?<td class="num">0.75</td> <td class="num">{amount} EUR</td> '
+        rf'<td class="num">{amount} EUR</td>',
         page,
     )
     total = f"{statement.total:,.2f}"

@@ -4,7 +4,7 @@ fleet of hundreds of departments stays a chart a person can read."""
 import datetime as dt
 from decimal import Decimal
 
-from billing.charts import TREND_SERIES, cost_trend_figure
+from billing.charts import TREND_SERIES, cost_trend_figure, trend_months, trend_months_charged
 from billing.selectors import TrendPoint
 
 MONTHS = [dt.date(2026, 2, 1), dt.date(2026, 3, 1)]
@@ -58,5 +58,58 @@ def test_the_selector_sums_the_small_spenders_in_the_database(db):
     (others,) = [p for p in points if p.others]
     assert (others.department, others.others, others.amount) == ("3 other departments", 3, 6)
     figure = cost_trend_figure(points=points, months=MONTHS, currency="EUR")
-    assert [trace.name for trace in figure.data][-2:] == ["3 other departments", "Unallocated"]
-    assert len(figure.data) == TREND_SERIES + 1
+    # Unallocated has nothing in these months: no bar, so no legend entry either.
+    assert [trace.name for trace in figure.data][-1] == "3 other departments"
+    assert len(figure.data) == TREND_SERIES
+
+
+# --- Empty months before the first charge, and the running month ----------------------------
+
+YEAR = trend_months(dt.date(2026, 12, 1))  # January to December 2026
+
+
+def test_months_before_the_first_charge_are_not_drawn():
+    points = [
+        TrendPoint(month=dt.date(2026, 10, 1), department="Marketing", amount=Decimal("3")),
+        TrendPoint(month=dt.date(2026, 12, 1), department="Marketing", amount=Decimal("4")),
+        # A month whose statements are all 0.00 is as empty as one without any.
+        TrendPoint(month=dt.date(2026, 9, 1), department="Marketing", amount=Decimal("0")),
+    ]
+
+    figure = cost_trend_figure(points=points, months=YEAR, currency="EUR")
+
+    (marketing,) = figure.data
+    # October on; November, between two charged months, stays on the axis at zero.
+    assert list(marketing.x) == ["2026-10", "2026-11", "2026-12"]
+    assert list(marketing.y) == [3.0, 0.0, 4.0]
+    assert trend_months_charged(points=points, months=YEAR)[0] == dt.date(2026, 10, 1)
+
+
+def test_the_running_month_is_drawn_as_partial_to_date():
+    points = [
+        TrendPoint(month=dt.date(2026, 11, 1), department=name, amount=Decimal("5"))
+        for name in ("Marketing", "Unallocated")
+    ] + [TrendPoint(month=dt.date(2026, 12, 1), department="Marketing", amount=Decimal("2"))]
+
+    figure = cost_trend_figure(
+        points=points, months=YEAR, currency="EUR", running=dt.date(2026, 12, 1)
+    )
+
+    for trace in figure.data:
+        assert list(trace.x) == ["2026-11", "2026-12 (partial, to date)"], trace.name
+        # Hatched: the running month's bars, and those alone.
+        assert list(trace.marker.pattern.shape) == ["", "/"], trace.name
+    (note,) = figure.layout.annotations
+    assert note.x == "2026-12 (partial, to date)"
+    assert "to date" in note.text
+
+
+def test_a_month_that_has_ended_is_not_partial():
+    points = [TrendPoint(month=dt.date(2026, 11, 1), department="Marketing", amount=Decimal("5"))]
+    figure = cost_trend_figure(
+        points=points, months=YEAR[:-1], currency="EUR", running=dt.date(2026, 12, 1)
+    )
+    (marketing,) = figure.data
+    assert list(marketing.x) == ["2026-11"]
+    assert not figure.layout.annotations
+    assert marketing.marker.pattern.shape is None

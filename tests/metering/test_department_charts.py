@@ -118,7 +118,7 @@ def test_the_burn_down_climbs_to_this_months_total_against_the_budget(world, cli
     month_start = today.replace(day=1)
     next_month = (month_start + dt.timedelta(days=32)).replace(day=1)
     assert traces["Monthly budget"]["x"] == [month_start.isoformat(), next_month.isoformat()]
-    assert "Monthly budget 50 GPU-hours; 7.50 used so far (15 %)." in page
+    assert "Monthly budget 50.00 GPU-hours; 7.50 used so far (15 %)." in page
 
 
 def test_without_a_monthly_budget_the_page_says_so(world, client, todays_usage):
