@@ -15,7 +15,9 @@ from django.utils.safestring import SafeString
 
 from billing.selectors import ChargebackReport, TrendPoint
 from metering.charts import (
+    DEPARTMENT_PALETTE,
     LAYOUT,
+    NO_ENTITY_PATTERNS,
     OTHERS_COLOUR,
     department_colours,
     drawn,
@@ -54,7 +56,9 @@ def trend_months_charged(*, points: list[TrendPoint], months: list[dt.date]) -> 
 
 
 def _month_label(month: dt.date, *, running: dt.date | None) -> str:
-    return f"{month:%Y-%m}" + (PARTIAL if month == running else "")
+    """``Sep 2026``: how the trend names a month on its axis, in its note and in the
+    page's subtitle (``date:"M Y"``)."""
+    return f"{month:%b %Y}" + (PARTIAL if month == running else "")
 
 
 def _layout(currency: str) -> dict:
@@ -63,6 +67,15 @@ def _layout(currency: str) -> dict:
     layout["xaxis"] = {**LAYOUT["xaxis"], "type": "category"}
     layout["yaxis"] = {**LAYOUT["yaxis"], "title": {"text": currency}}
     return layout
+
+
+def _class_marker(name: str, colours: Mapping[str, str]) -> dict:
+    """A GPU class's bars in its colour. The two idle series are told apart by a pattern
+    as well as a grey, drawn over the solid grey (which keeps its contrast on white)."""
+    marker: dict = {"color": name_colour(name, colours)}
+    if name in NO_ENTITY_PATTERNS:
+        marker["pattern"] = {"shape": NO_ENTITY_PATTERNS[name], "fillmode": "overlay"}
+    return marker
 
 
 def cost_by_class_figure(
@@ -83,7 +96,7 @@ def cost_by_class_figure(
                 name=class_name,
                 x=departments,
                 y=y,
-                marker={"color": name_colour(class_name, colours)},
+                marker=_class_marker(class_name, colours),
                 hovertemplate=(
                     f"%{{x}}: %{{y:,.2f}} {report.currency}<extra>%{{fullData.name}}</extra>"
                 ),
@@ -159,7 +172,11 @@ def cost_trend_figure(
                 hovertemplate=f"%{{x}}: %{{y:,.2f}} {currency}<extra>%{{fullData.name}}</extra>",
                 marker={
                     **marker,
-                    "color": OTHERS_COLOUR if name in summed else name_colour(name, colours),
+                    "color": (
+                        OTHERS_COLOUR
+                        if name in summed
+                        else name_colour(name, colours, DEPARTMENT_PALETTE)
+                    ),
                 },
             )
             for name, y in series
@@ -178,7 +195,7 @@ def cost_trend_figure(
                 "yref": "paper",
                 "yanchor": "bottom",
                 "showarrow": False,
-                "text": f"{running:%b %Y}: costs to date",
+                "text": f"{_month_label(running, running=None)}: costs to date",
                 "font": {"size": 12},
             }
         ]

@@ -24,9 +24,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import charts, selectors, services
-from billing.forms import StatementFilterForm, month_field_clean
+from billing.forms import StatementFilterForm, month_field_clean, search_word_month
 from billing.models import Statement, StatementLine, minor_unit
-from billing.pricing import price_text
 from departments.models import Department
 from metering.quantities import gpu_hours_shown
 from metering.selectors import usage_department_ids_for_user
@@ -189,13 +188,30 @@ def _visible_departments(ids: frozenset[int] | None):
     return departments if ids is None else departments.filter(pk__in=ids)
 
 
+def _statement_search(word: str) -> Q:
+    """Statements one search word finds: in the department's name, slug or cost centre, or
+    a month it names (see :func:`billing.forms.search_word_month`)."""
+    found = (
+        Q(department__name__icontains=word)
+        | Q(department__slug__icontains=word)
+        | Q(department__cost_centre__icontains=word)
+    )
+    year, month = search_word_month(word) or (None, None)
+    when = {}
+    if year is not None:
+        when["period__month__year"] = year
+    if month is not None:
+        when["period__month__month"] = month
+    return found | Q(**when) if when else found
+
+
 @login_required
 def statement_list(request):
     """The statements the user may read, filtered by month, department, status and
-    words of the department's name, sorted by a column (newest month first unless
-    ``?sort=`` names another; a key that is no column is ignored with a message) and
-    paged. Drafts on the list are refreshed first, so their totals are current. A filter
-    that makes no sense answers 400 with the reason."""
+    search words (department name, slug, cost centre, month), sorted by a column (newest
+    month first unless ``?sort=`` names another; a key that is no column is ignored with a
+    message) and paged. Drafts on the list are refreshed first, so their totals are
+    current. A filter that makes no sense answers 400 with the reason."""
     user = request.user
     ids = billing_department_ids(user)
     current = services.month_of(timezone.now())
@@ -214,9 +230,7 @@ def statement_list(request):
             if data["status"]:
                 statements = statements.filter(status=data["status"])
             for word in data["q"].split():
-                statements = statements.filter(
-                    Q(department__name__icontains=word) | Q(department__slug__icontains=word)
-                )
+                statements = statements.filter(_statement_search(word))
         else:
             statements = statements.none()
             status = 400
@@ -297,7 +311,6 @@ def statement_detail(request, pk: int):
     for line in lines:  # how each figure reads on the page (the amounts: to the minor unit)
         line.display = {
             "gpu_hours": f"{line.gpu_hours:f}",
-            "unit_price": price_text(line.unit_price) if line.unit_price is not None else None,
             "off_peak_multiplier": plain(line.off_peak_multiplier),
             "department_multiplier": plain(line.department_multiplier),
             "share": plain(line.share) if line.share is not None else None,

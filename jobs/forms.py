@@ -21,8 +21,12 @@ _COERCE = {"string": str, "integer": int, "number": float, "boolean": bool}
 class JobChoiceForm(forms.Form):
     """Step 1: the department (one the user may submit for), the kind and the tier.
 
-    Valid only when the service would take the choice, whatever the parameters: the kind is
-    active and allows the tier, and the department has a service level for it.
+    The tier select offers the tiers the user's departments have service levels for;
+    :attr:`tier_rules` says which of them each department has and each kind allows, so
+    that the page's script (static/portal/submit.js) can narrow the choice to the chosen
+    department and kind. Valid only when the service would take the choice, whatever the
+    parameters: the kind is active and allows the tier, and the department has a service
+    level for it.
     """
 
     department = forms.ModelChoiceField(
@@ -40,16 +44,52 @@ class JobChoiceForm(forms.Form):
         self.fields["department"].queryset = selectors.submit_departments_for_user(user=user)
         self.fields["kind"].queryset = selectors.job_kinds_for_user(user=user, active_only=True)
         self.service_level: ServiceLevel | None = None
+        self.tier_rules = self._tier_rules()
+        offered = {
+            tier for rules in self.tier_rules["departments"].values() for tier in rules["tiers"]
+        }
+        # Only the select narrows: any tier still validates here, so that a tier the
+        # chosen department lacks is refused by the service, with its reason ("Marketing
+        # has no service level for realtime work."). No tier at all: all are shown, and
+        # the service says why none fits.
+        self.fields["tier"].widget.choices = [
+            (value, label) for value, label in Tier.choices if value in offered
+        ] or Tier.choices
         if not self.is_bound and "tier" not in self.initial:
             self.initial["tier"] = self._default_tier()
+
+    def _tier_rules(self) -> dict:
+        """``{"departments": {slug: {"tiers": [...], "default": tier or None}}, "kinds":
+        {slug: [allowed tiers]}}``, tiers in :class:`Tier`'s order, defaults as
+        :func:`jobs.selectors.default_tier` picks them."""
+        departments = list(self.fields["department"].queryset)
+        held = set(
+            ServiceLevel.objects.filter(department__in=departments).values_list(
+                "department_id", "tier"
+            )
+        )
+        return {
+            "departments": {
+                department.slug: {
+                    "tiers": [tier for tier in Tier.values if (department.pk, tier) in held],
+                    "default": selectors.default_tier(department=department),
+                }
+                for department in departments
+            },
+            "kinds": {
+                kind.slug: [tier for tier in Tier.values if tier in kind.allowed_tiers]
+                for kind in self.fields["kind"].queryset
+            },
+        }
 
     def _default_tier(self) -> str:
         """The tier the department shown first favours (see
         :func:`jobs.selectors.default_tier`)."""
-        departments = self.fields["department"].queryset
+        departments = self.tier_rules["departments"]
         slug = self.initial.get("department")
-        department = (departments.filter(slug=slug) if slug else departments).first()
-        tier = department and selectors.default_tier(department=department)
+        if slug not in departments:
+            slug = next(iter(departments), None)
+        tier = slug and departments[slug]["default"]
         return tier or Tier.BATCH
 
     def clean(self):

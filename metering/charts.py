@@ -1,9 +1,9 @@
 """Charts of metered usage for the pages, and the small reads they need.
 
 Figures are built with plotly in Python and rendered as HTML fragments that expect
-plotly.js from our own static files (``{% static 'plotly/plotly.min.js' %}``); nothing is
-fetched from a CDN. Figure data are plain lists of numbers, never numpy arrays, so the
-page carries them as readable JSON.
+plotly.js from our own static files (``{% static 'vendor/plotly/plotly-basic.min.js' %}``,
+the basic bundle); nothing is fetched from a CDN. Figure data are plain lists of numbers,
+never numpy arrays, so the page carries them as readable JSON.
 """
 
 import datetime as dt
@@ -23,29 +23,41 @@ CHART_CONFIG = {"displaylogo": False, "responsive": True}
 CHART_HEIGHT_PX = 360
 DAILY_WINDOW_DAYS = 30
 GPU_HOURS = "GPU-hours"
-# The colours of GPU classes and departments: distinguishable with the common colour-vision
-# deficiencies and at least 3:1 against the white plot (WCAG's contrast for graphics).
-# Red and grey are kept out: red is the budget line, greys are for what is no entity.
-PALETTE = (
+# GPU classes and departments take their colours from two palettes that share none, so a
+# colour stands for one kind of thing on every page (green is never a GPU class on one
+# chart and a department on the next). The colours were picked to stay apart under the
+# common colour-vision deficiencies as far as twelve colours can, and each stands at least
+# 3:1 against the white plot (WCAG's contrast for graphics). Red is kept out (it is the
+# budget line), and so are greys (they are for what is no entity).
+GPU_CLASS_PALETTE = (
     "#2357c6",  # blue
-    "#1f7a4d",  # green
+    "#7f196a",  # plum
+    "#599849",  # leaf green
+    "#196851",  # pine green
+    "#e54dac",  # pink
+    "#008697",  # teal
+)
+DEPARTMENT_PALETTE = (
     "#a86100",  # orange
-    "#5a3596",  # purple
-    "#2a8c9e",  # teal
-    "#b0327a",  # magenta
-    "#6b6b00",  # olive
-    "#8c4a2f",  # brown
+    "#059a83",  # sea green
+    "#8682c0",  # lavender
+    "#1189f9",  # sky blue
+    "#6a5b8c",  # dusky violet
+    "#a6850c",  # ochre
 )
 BUDGET_COLOUR = "#b3261e"
-# Series that stand for no GPU class or department: greys, the same on every chart.
+# Series that stand for no GPU class or department: a grey each, the same on every chart,
+# told apart by lightness and tint (and the two idle series by a pattern as well, see
+# NO_ENTITY_PATTERNS), so that no two things that mean different things share a colour.
 NO_ENTITY_COLOURS = {
-    selectors.UNKNOWN_MODEL: "#66708a",
-    selectors.UNALLOCATED: "#66708a",
-    "Idle capacity": "#8a90a0",
-    "Worker pool idle": "#8a90a0",
-    "Adjustments": "#4b5160",
+    selectors.UNKNOWN_MODEL: "#4f5b6e",  # blue-grey
+    selectors.UNALLOCATED: "#6e6259",  # warm grey
+    "Idle capacity": "#8f8f8f",  # light grey, cross-hatched
+    "Worker pool idle": "#7a7a7a",  # mid grey, dotted
+    "Adjustments": "#2f333b",  # near-black
 }
-OTHERS_COLOUR = "#8a90a0"  # the sum of the departments beyond the biggest spenders
+NO_ENTITY_PATTERNS = {"Idle capacity": "x", "Worker pool idle": "."}
+OTHERS_COLOUR = "#8a93a6"  # the sum of the departments beyond the biggest spenders
 # The portal's look (static/portal/portal.css), without plotly's heavy default template.
 LAYOUT = {
     "template": "none",
@@ -55,7 +67,7 @@ LAYOUT = {
     "paper_bgcolor": "#fff",
     "plot_bgcolor": "#fff",
     # Every trace names its colour (see entity_colour); the colorway only backs that up.
-    "colorway": list(PALETTE),
+    "colorway": list(GPU_CLASS_PALETTE),
     # plotly hides the legend of a single trace; ours always says what the bars are.
     "showlegend": True,
     "legend": {"orientation": "h", "y": -0.18},
@@ -70,36 +82,52 @@ LAYOUT = {
 }
 
 
-def entity_colour(pk: int) -> str:
-    """The colour of the GPU class or department whose primary key is ``pk``.
+def entity_colour(pk: int, palette: tuple[str, ...]) -> str:
+    """The colour of the entity whose primary key is ``pk``, from ``palette``.
 
     A function of the entity alone, so it is the same on every chart and page, for every
     role, whatever else a chart draws; a new class or department takes the next colour and
     recolours none of the others (primary keys are never reused). The first
-    ``len(PALETTE)`` classes (and departments) each have a colour of their own."""
-    return PALETTE[(pk - 1) % len(PALETTE)]
+    ``len(palette)`` entities each have a colour of their own."""
+    return palette[(pk - 1) % len(palette)]
 
 
-def name_colour(name: str, colours: Mapping[str, str]) -> str:
+def gpu_class_colour(pk: int) -> str:
+    """The colour of the GPU class whose primary key is ``pk``."""
+    return entity_colour(pk, GPU_CLASS_PALETTE)
+
+
+def department_colour(pk: int) -> str:
+    """The colour of the department whose primary key is ``pk``: never a GPU class's."""
+    return entity_colour(pk, DEPARTMENT_PALETTE)
+
+
+def name_colour(
+    name: str, colours: Mapping[str, str], palette: tuple[str, ...] = GPU_CLASS_PALETTE
+) -> str:
     """The colour of the series ``name``: from ``colours`` (see :func:`gpu_class_colours`,
-    :func:`department_colours`), the greys of series that are no entity, or else one that
-    follows the name (a chart drawn with no colours at hand)."""
+    :func:`department_colours`), the greys of series that are no entity, or else one of
+    ``palette`` that follows the name (a chart drawn with no colours at hand)."""
     if name in colours:
         return colours[name]
     if name in NO_ENTITY_COLOURS:
         return NO_ENTITY_COLOURS[name]
-    return PALETTE[zlib.crc32(name.encode()) % len(PALETTE)]
+    if name.endswith(" other departments"):
+        return OTHERS_COLOUR
+    return palette[zlib.crc32(name.encode()) % len(palette)]
 
 
 def gpu_class_colours() -> dict[str, str]:
     """Every GPU class's colour by its name (one query)."""
-    return {name: entity_colour(pk) for pk, name in GpuClass.objects.values_list("pk", "name")}
+    return {name: gpu_class_colour(pk) for pk, name in GpuClass.objects.values_list("pk", "name")}
 
 
 def department_colours() -> dict[str, str]:
     """Every department's colour by its name (one query). Names only reach a chart for the
     departments its reader may see."""
-    return {name: entity_colour(pk) for pk, name in Department.objects.values_list("pk", "name")}
+    return {
+        name: department_colour(pk) for pk, name in Department.objects.values_list("pk", "name")
+    }
 
 
 def drawn(values: list[float]) -> bool:
@@ -172,7 +200,7 @@ def daily_gpu_hours_figure(
     return figure
 
 
-def burn_down_figure(*, burn: selectors.BurnDown, colour: str = PALETTE[0]) -> go.Figure:
+def burn_down_figure(*, burn: selectors.BurnDown, colour: str = DEPARTMENT_PALETTE[0]) -> go.Figure:
     """GPU-hours used so far this month, cumulative per day, in the department's
     ``colour``, against the monthly budget drawn across the whole month (when the
     department has one)."""
@@ -242,7 +270,7 @@ class DepartmentUsage:
     def budget_used_pct(self) -> Decimal | None:
         if not self.burn_down.budget:
             return None
-        return (self.month_total * 100 / self.burn_down.budget).quantize(Decimal("1"))
+        return self.month_total * 100 / self.burn_down.budget
 
 
 def department_usage(
@@ -283,7 +311,7 @@ def department_usage(
         burn_down=burn,
         burn_down_chart=(
             figure_html(
-                burn_down_figure(burn=burn, colour=entity_colour(department.pk)),
+                burn_down_figure(burn=burn, colour=department_colour(department.pk)),
                 div_id="chart-budget-burn-down",
             )
             if used_this_month

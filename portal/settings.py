@@ -13,7 +13,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
-import plotly
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import broker
@@ -138,11 +137,8 @@ USE_I18N = True
 # --- Static files and job output -----------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
-STATICFILES_DIRS = [
-    BASE_DIR / "static",
-    # plotly.js ships inside the plotly package; served as static/plotly/plotly.min.js.
-    ("plotly", Path(plotly.__file__).parent / "package_data"),
-]
+# plotly.js is our copy of its basic bundle, static/vendor/plotly/ (its README says why).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 STORAGES = {

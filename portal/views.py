@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -21,10 +21,12 @@ from jobs.models import ACTIVE_STATES, OPEN_STATES, JobState
 from metering import charts
 from metering import selectors as metering_selectors
 from portal import roles
+from portal.sorting import Sorting
 
 # --- Home -----------------------------------------------------------------------------------
 
 TOP_SPENDERS_SHOWN = 5
+SEARCH_MAX_CHARS = 200
 HOME_JOBS_SHOWN = 10
 
 
@@ -61,7 +63,7 @@ def _fleet_glance(*, user, report) -> dict:
         "top_spenders": rows[:TOP_SPENDERS_SHOWN],
         "with_budget": len(budgeted),
         "over_budget": sum(1 for row in budgeted if row.report.budget_used > 1),
-        "idle_pct": None if idle_share is None else (idle_share * 100).quantize(Decimal("1")),
+        "idle_pct": None if idle_share is None else idle_share * 100,
         "waiting": job_selectors.jobs_for_user(user=user).filter(state=JobState.WAITING).count(),
     }
 
@@ -100,11 +102,28 @@ def home(request):
     departments with their namespaces, quotas and SLAs (every department for finance and
     IT), the GPU classes and the off-peak hours."""
     user = request.user
-    departments = list(department_selectors.department_overviews_for_user(user=user))
+    sees_all = roles.sees_all_departments(user)
+    overviews = department_selectors.department_overviews_for_user(user=user)
+    # Finance and IT see every department in one table, which grows: sorted and searched.
+    sorting = Sorting(
+        request.GET.get("sort"),
+        columns={"name": ["name"], "cost_centre": ["cost_centre"], "status": ["active"]},
+        default="name",
+    )
+    search = request.GET.get("q", "").strip()[:SEARCH_MAX_CHARS]
+    if sees_all:
+        for word in search.split():
+            overviews = overviews.filter(
+                Q(name__icontains=word)
+                | Q(slug__icontains=word)
+                | Q(cost_centre__icontains=word)
+                | Q(namespaces__name__icontains=word)
+            ).distinct()
+        overviews = sorting.order(overviews)
+    departments = list(overviews)
     department_roles = department_selectors.department_roles_for_user(user=user)
     now = timezone.now()
     windows = list(department_selectors.off_peak_windows_for_user(user=user).filter(active=True))
-    sees_all = roles.sees_all_departments(user)
     report = _month_report(user=user, now=now)
     is_member = Membership.Role.MEMBER in department_roles.values()
     return render(
@@ -113,6 +132,9 @@ def home(request):
         {
             "departments": [(d, department_roles.get(d.pk)) for d in departments],
             "sees_all": sees_all,
+            "sorting": sorting,
+            "sort": sorting.headers,
+            "search": search,
             "report": report,
             "money": money_format(report.currency) if report else None,
             "fleet": _fleet_glance(user=user, report=report) if sees_all and report else None,

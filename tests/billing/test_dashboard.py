@@ -25,7 +25,7 @@ from tests.factories import (
 )
 
 URL = "/billing/"
-PLOTLY_TAG = '<script src="/static/plotly/plotly.min.js"></script>'
+PLOTLY_TAG = '<script src="/static/vendor/plotly/plotly-basic.min.js"></script>'
 BY_CLASS = "chart-cost-by-class"
 TREND = "chart-cost-trend"
 
@@ -220,14 +220,16 @@ def test_the_trend_draws_from_the_first_charged_month_to_the_chosen_one(
     traces = by_name(traces)
     marketing = traces["Marketing"]
     # The ten months before the first charge are not drawn; this month is running.
-    assert marketing["x"] == [f"{earlier:%Y-%m}", f"{month_of_usage:%Y-%m} (partial, to date)"]
+    assert marketing["x"] == [f"{earlier:%b %Y}", f"{month_of_usage:%b %Y} (partial, to date)"]
     assert marketing["y"] == [300.0, 1502.0]
     assert marketing["marker"]["pattern"]["shape"] == ["", "/"]
     assert traces["Unallocated"]["y"][-1] == 150.0
     assert traces["Training"]["y"][-1] == 450.0
     assert layout["xaxis"]["type"] == "category"
-    assert f"{earlier:%b %Y} to {month_of_usage:%B %Y}" in page
-    assert f"{month_of_usage:%B %Y} is not over: its hatched bars are the costs to date" in page
+    # Titled for what it shows (not "12 months"), every month named the one way.
+    assert "<h2>Cost by month</h2>" in page and "12 months" not in page
+    assert f"{earlier:%b %Y} to {month_of_usage:%b %Y};" in page
+    assert f"{month_of_usage:%b %Y} is not over: its hatched bars are the costs to date" in page
 
 
 def test_the_month_picker_shows_an_earlier_month_and_refreshes_it(world, client, month_of_usage):
@@ -238,7 +240,7 @@ def test_the_month_picker_shows_an_earlier_month_and_refreshes_it(world, client,
     assert "1,502.00" not in page.split(TREND)[0]  # this month is not this page's table
     traces, _ = figure_parts(page, TREND)
     # A month that has ended is not partial.
-    assert by_name(traces)["Marketing"]["x"] == [f"{earlier:%Y-%m}"]
+    assert by_name(traces)["Marketing"]["x"] == [f"{earlier:%b %Y}"]
     assert "is not over" not in page
     assert f'value="{earlier:%Y-%m}"' in page
 

@@ -1,6 +1,7 @@
 """The statements list as months add up: sorted by a column (``?sort=``, clickable
-headers), searched by department (``?q=``); a sort key that is no column is ignored with a
-message; the CSV and XLSX downloads carry the month, department and status filters."""
+headers), searched by department name, slug, cost centre or month (``?q=``); a sort key
+that is no column is ignored with a message; the CSV and XLSX downloads carry the month,
+department and status filters."""
 
 import datetime as dt
 import html
@@ -10,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from billing import services
+from billing.forms import search_word_month
 from billing.models import Statement
 from tests.billing.conftest import hour
 from tests.conftest import client_as
@@ -121,6 +123,58 @@ def test_the_search_box_finds_statements_by_department(world, client, statements
     assert f'name="q" value="{q}"' in page
 
 
+@pytest.fixture
+def cost_centres(world):
+    world.marketing.cost_centre = "CC-4100"
+    world.marketing.save()
+    world.training.cost_centre = "CC-5200"
+    world.training.save()
+
+
+BOTH_MONTHS_OF_TRAINING = {("February 2026", "Training"), ("March 2026", "Training")}
+MARCH_BOTH = {("March 2026", "Marketing"), ("March 2026", "Training")}
+FEBRUARY_BOTH = {("February 2026", "Marketing"), ("February 2026", "Training")}
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        # The cost centre, whole or in part, any case.
+        ("CC-5200", BOTH_MONTHS_OF_TRAINING),
+        ("cc-41", {("February 2026", "Marketing"), ("March 2026", "Marketing")}),
+        # The month as YYYY-MM, as a month name or abbreviation, with or without the year.
+        ("2026-03", MARCH_BOTH),
+        ("March 2026", MARCH_BOTH),
+        ("march", MARCH_BOTH),
+        ("Feb", FEBRUARY_BOTH),
+        ("Feb 2026", FEBRUARY_BOTH),
+        ("February 2026", FEBRUARY_BOTH),
+        ("2026", MARCH_BOTH | FEBRUARY_BOTH),
+        # Every word must match, each in any of the places.
+        ("2026-02 CC-4100", {("February 2026", "Marketing")}),
+        ("March training", {("March 2026", "Training")}),
+        ("Feb 2025", set()),
+        ("Oct 2026", set()),
+        ("2026-04", set()),
+        # Not a month: searched as words, found nowhere, and no error.
+        ("2026-13", set()),
+    ],
+)
+def test_the_search_box_finds_statements_by_cost_centre_and_month(
+    world, client, statements, cost_centres, q, expected
+):
+    response = client_as(client, world, "finance").get("/billing/statements/", {"q": q})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert set(_rows(page)) == expected
+    assert len(_rows(page)) == len(expected)
+
+
+def test_the_search_box_says_what_it_searches(world, client, statements):
+    page = _get(client_as(client, world, "finance"), "/billing/statements/")
+    assert 'placeholder="department, cost centre or month"' in page
+
+
 def test_the_search_never_shows_a_statement_the_user_may_not_read(world, client, statements):
     page = _get(client_as(client, world, "manager"), "/billing/statements/?q=train")
     assert _rows(page) == []
@@ -149,3 +203,23 @@ def test_the_downloads_carry_the_filters(world, client, statements, label, conte
     if label == "CSV":
         rows = export.content.decode().splitlines()
         assert len(rows) == 2 and "training" in rows[1]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("2026-10", (2026, 10)),
+        ("2026", (2026, None)),
+        ("Dec", (None, 12)),
+        ("Sept", (None, 9)),
+        ("OCTOBER", (None, 10)),
+        ("Oct.", (None, 10)),
+        ("ma", None),  # too short to say which month
+        ("marketing", None),
+        ("2026-13", None),
+        ("1999", None),
+        ("CC-5200", None),
+    ],
+)
+def test_a_search_word_names_a_month_a_year_or_neither(word, expected):
+    assert search_word_month(word) == expected

@@ -58,14 +58,14 @@ def test_the_page_shows_each_line_with_its_derivation_and_the_total(world, clien
     # Peak: 1 GPU-hour × 2.00 × 1 × 0.8 = 1.60 (list 2.00).
     assert (
         f'{peak.description}</td> <td>A100</td> <td class="num">1.00</td> '
-        '<td class="num">2.00</td> <td class="num">×1</td> <td class="num">×0.8</td> '
+        '<td class="num">2.00 EUR</td> <td class="num">×1</td> <td class="num">×0.8</td> '
         f'<td class="num">{NO_SHARE}</td> <td class="num">2.00 EUR</td> '
         '<td class="num">1.60 EUR</td>'
     ) in page
     # Off-peak: 2 GPU-hours × 2.00 × 0.6 × 0.8 = 1.92 (list 2.40).
     assert (
         f'{off_peak.description}</td> <td>A100</td> <td class="num">2.00</td> '
-        '<td class="num">2.00</td> <td class="num">×0.6</td> <td class="num">×0.8</td> '
+        '<td class="num">2.00 EUR</td> <td class="num">×0.6</td> <td class="num">×0.8</td> '
         f'<td class="num">{NO_SHARE}</td> <td class="num">2.40 EUR</td> '
         '<td class="num">1.92 EUR</td>'
     ) in page
@@ -168,7 +168,7 @@ def test_adjustments_point_both_ways(world, client, ledger, march):
     assert "Render farm outage credit" in page
     assert "-1.25 EUR" in page
     # The line on April's statement links back to March's too.
-    assert f'<a href="{url(original)}">original: March 2026</a>' in page
+    assert f' · <a href="{url(original)}">original: March 2026</a>' in page
     assert '<th colspan="8">Total</th><th class="num">-1.25 EUR</th>' in page
 
     page = text(client.get(url(original)))

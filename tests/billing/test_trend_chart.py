@@ -80,7 +80,7 @@ def test_months_before_the_first_charge_are_not_drawn():
 
     (marketing,) = figure.data
     # October on; November, between two charged months, stays on the axis at zero.
-    assert list(marketing.x) == ["2026-10", "2026-11", "2026-12"]
+    assert list(marketing.x) == ["Oct 2026", "Nov 2026", "Dec 2026"]
     assert list(marketing.y) == [3.0, 0.0, 4.0]
     assert trend_months_charged(points=points, months=YEAR)[0] == dt.date(2026, 10, 1)
 
@@ -96,12 +96,13 @@ def test_the_running_month_is_drawn_as_partial_to_date():
     )
 
     for trace in figure.data:
-        assert list(trace.x) == ["2026-11", "2026-12 (partial, to date)"], trace.name
+        assert list(trace.x) == ["Nov 2026", "Dec 2026 (partial, to date)"], trace.name
         # Hatched: the running month's bars, and those alone.
         assert list(trace.marker.pattern.shape) == ["", "/"], trace.name
     (note,) = figure.layout.annotations
-    assert note.x == "2026-12 (partial, to date)"
-    assert "to date" in note.text
+    assert note.x == "Dec 2026 (partial, to date)"
+    # The note names the month as the axis does.
+    assert note.text == "Dec 2026: costs to date"
 
 
 def test_a_month_that_has_ended_is_not_partial():
@@ -110,6 +111,6 @@ def test_a_month_that_has_ended_is_not_partial():
         points=points, months=YEAR[:-1], currency="EUR", running=dt.date(2026, 12, 1)
     )
     (marketing,) = figure.data
-    assert list(marketing.x) == ["2026-11"]
+    assert list(marketing.x) == ["Nov 2026"]
     assert not figure.layout.annotations
     assert marketing.marker.pattern.shape is None

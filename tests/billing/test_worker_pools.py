@@ -308,8 +308,9 @@ def test_the_jobs_of_a_line_are_listed_in_the_api_and_on_a_page(world, month, ap
     ]
 
     page = client_as(client, world, "manager").get(f"/billing/statements/{statement.pk}/")
-    link = f'href="/billing/statements/{statement.pk}/lines/{line.pk}/jobs/">the 1 job</a>'
-    assert link in page.content.decode()
+    link = f'href="/billing/statements/{statement.pk}/lines/{line.pk}/jobs/">list the 1 job</a>'
+    # The link follows the line's description after a separator, not run into it.
+    assert f"{line.description} · <a {link}" in page.content.decode()
     jobs_page = client_as(client, world, "manager").get(
         f"/billing/statements/{statement.pk}/lines/{line.pk}/jobs/"
     )

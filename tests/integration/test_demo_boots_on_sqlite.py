@@ -225,7 +225,9 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             assert "No GPU-hours were metered" not in page
 
             # Served as in production: plotly.js by its hashed name, gzipped, cached a year.
-            script = re.search(r'src="(/static/plotly/plotly\.min\.[0-9a-f]{12}\.js)"', page)
+            script = re.search(
+                r'src="(/static/vendor/plotly/plotly-basic\.min\.[0-9a-f]{12}\.js)"', page
+            )
             assert script, "plotly.js is not served by a hashed name"
             request = urllib.request.Request(
                 f"{base}{script.group(1)}", headers={"Accept-Encoding": "gzip"}
@@ -233,7 +235,7 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             with urllib.request.urlopen(request, timeout=10) as answer:
                 assert answer.headers["Content-Encoding"] == "gzip"
                 assert "max-age=315360000" in answer.headers["Cache-Control"]
-                assert len(answer.read()) < 2_000_000  # 4.8 MB as it is
+                assert len(answer.read()) < 500_000  # 1.1 MB as it is
             # ... and no debug page: an unknown address is the portal's 404.
             with pytest.raises(urllib.error.HTTPError) as missing:
                 browser.open("/no-such-page/")

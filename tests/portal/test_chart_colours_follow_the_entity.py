@@ -1,16 +1,22 @@
 """A GPU class and a department keep one colour on every chart, for every role: the colour
 is the entity's, not its place among the traces a page happens to draw. Every chart shows
-its legend, one trace included, and no legend entry stands for a trace with nothing in it."""
+its legend, one trace included, and no legend entry stands for a trace with nothing in it.
+GPU classes and departments take colours from two palettes that share none, so a colour
+means one thing on every page; what is no entity (Unallocated, idle capacity...) has a grey
+of its own."""
 
 import datetime as dt
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from billing import selectors, services
+from billing.charts import cost_by_class_figure
 from departments.models import QuotaKind
-from metering.selectors import month_bounds
+from metering import charts
+from metering.selectors import UNALLOCATED, UNKNOWN_MODEL, month_bounds
 from tests.billing.test_dashboard import figure_parts
 from tests.conftest import client_as
 from tests.factories import (
@@ -149,3 +155,93 @@ def test_a_class_that_cost_nothing_has_no_bar_and_no_legend_entry(world, client,
     # The report has the class, at 0 EUR: the chart leaves it out.
     assert report.class_names == ["A100", "Unknown model"]
     assert [trace["name"] for trace in traces] == ["A100"]
+
+
+def _relative_luminance(colour: str) -> float:
+    """WCAG 2's relative luminance of ``#rrggbb``."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_no_department_takes_the_colour_of_a_gpu_class(world, priced):
+    # Marketing and A100 both have primary key 1 in a fresh database... or close to it:
+    # whatever the keys, no department colour is any GPU class colour.
+    for index in range(3):
+        GpuClassFactory(slug=f"class-{index}", name=f"Class {index}")
+        DepartmentFactory(slug=f"dept-{index}", name=f"Dept {index}")
+    department_colours = set(charts.department_colours().values())
+    class_colours = set(charts.gpu_class_colours().values())
+    every_department = {charts.department_colour(pk) for pk in range(1, 50)}
+    every_class = {charts.gpu_class_colour(pk) for pk in range(1, 50)}
+
+    assert charts.department_colours()["Marketing"] != charts.gpu_class_colours()["A100"]
+    assert department_colours.isdisjoint(class_colours)
+    assert every_department.isdisjoint(every_class)
+    assert len(every_class) >= 6 and len(every_department) >= 6
+
+
+NO_ENTITY = [
+    UNALLOCATED,
+    UNKNOWN_MODEL,
+    "Idle capacity",
+    "Worker pool idle",
+    "Adjustments",
+    "9 other departments",
+]
+
+
+def test_what_is_no_entity_has_a_grey_of_its_own(world):
+    colours = {**charts.gpu_class_colours(), **charts.department_colours()}
+    greys = {name: charts.name_colour(name, colours) for name in NO_ENTITY}
+
+    assert len(set(greys.values())) == len(NO_ENTITY), greys
+    entity_colours = {charts.gpu_class_colour(pk) for pk in range(1, 50)}
+    entity_colours |= {charts.department_colour(pk) for pk in range(1, 50)}
+    assert entity_colours.isdisjoint(greys.values())
+    assert charts.BUDGET_COLOUR not in {*greys.values(), *entity_colours}
+
+
+def test_every_chart_colour_stands_out_three_to_one_on_white():
+    colours = {
+        *charts.GPU_CLASS_PALETTE,
+        *charts.DEPARTMENT_PALETTE,
+        *(charts.name_colour(name, {}) for name in NO_ENTITY),
+    }
+    for colour in colours:
+        assert 1.05 / (_relative_luminance(colour) + 0.05) >= 3, colour
+
+
+def test_on_the_dashboard_a_department_and_a_gpu_class_never_share_a_colour(world, client, priced):
+    # A100 time of marketing, and A100 time of a namespace no department owns.
+    _usage(world.marketing, world.a100, "2")
+    _usage(None, world.a100, "5")
+    services.period_refresh(month=services.month_of(timezone.now()))
+    page = _page(client, world, "finance", DASHBOARD)
+
+    by_class = _colours(page, BY_CLASS)
+    trend = _colours(page, TREND)
+
+    assert set(trend) == {"Marketing", UNALLOCATED}
+    assert trend["Marketing"] != by_class["A100"]
+    assert trend[UNALLOCATED] != charts.name_colour(UNKNOWN_MODEL, {})
+
+
+def test_the_two_idle_series_differ_by_pattern_as_well_as_grey():
+    row = SimpleNamespace(
+        name="Marketing",
+        by_class={"A100": Decimal("5"), "Idle capacity": Decimal("2"), "Worker pool idle": 1},
+    )
+    report = SimpleNamespace(
+        rows=[row], class_names=["A100", "Idle capacity", "Worker pool idle"], currency="EUR"
+    )
+
+    figure = cost_by_class_figure(report=report, colours={"A100": charts.gpu_class_colour(1)})
+    markers = {trace.name: trace.marker for trace in figure.data}
+
+    assert markers["A100"].pattern.shape is None
+    assert {markers["Idle capacity"].pattern.shape, markers["Worker pool idle"].pattern.shape} == {
+        "x",
+        ".",
+    }
+    assert markers["Idle capacity"].color != markers["Worker pool idle"].color

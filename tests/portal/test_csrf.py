@@ -39,6 +39,10 @@ def test_every_form_refuses_a_post_without_its_csrf_token(world, draft):
             client.force_login(world.user(role))
         response = client.post(path, data)
         assert response.status_code == 403, (role, path, response.status_code)
+        # The portal's own page, in its layout, says what happened and what to do.
+        page = response.content.decode()
+        assert "This form could not be sent" in page and "nothing was changed" in page, path
+        assert "CSRF verification failed" not in page
     world.member_job.refresh_from_db()
     draft.refresh_from_db()
     assert world.member_job.state == JobState.QUEUED

@@ -57,14 +57,14 @@ def test_finance_opens_on_the_months_spend_and_its_top_spenders(world, client, m
     spenders = page[page.index("Top spenders") :]
     assert spenders.index("Marketing") < spenders.index("Training")
     assert "1,502.00 EUR" in spenders and "450.00 EUR" in spenders
-    assert "70 %" in spenders  # marketing: 14 of 20 GPU-hours
+    assert "70.0 %" in spenders  # marketing: 14 of 20 GPU-hours
 
 
 def test_finance_sees_the_fleets_idle_share(world, client, month_of_usage):
     page = _home(client, world, "finance")
     period = BillingPeriod.objects.get(month=billing_services.month_of(timezone.now()))
     assert period.capacity_gpu_seconds > 0
-    share = (period.idle_gpu_seconds * 100 / period.capacity_gpu_seconds).quantize(Decimal("1"))
+    share = (period.idle_gpu_seconds * 100 / period.capacity_gpu_seconds).quantize(Decimal("0.1"))
     assert re.search(rf"Idle capacity</span>\s*<strong>{share} %</strong>", page)
 
 
@@ -88,7 +88,7 @@ def test_a_manager_sees_their_departments_spend_against_its_budget(world, client
     glance = page[: page.index("Your departments")]
     assert "Marketing this month" in glance
     assert "1,502.00 EUR" in glance
-    assert "14.00 of 20 GPU-hours (70 %)" in glance
+    assert "14.00 of 20 GPU-hours (70.0 %)" in glance
     assert "450.00" not in page and "Training" not in page
 
 

@@ -311,7 +311,7 @@ class Command(BaseCommand):
 
     def _collect_static(self, env: dict[str, str]) -> None:
         """collectstatic with DEBUG off: hashed names (cached for a year) and gzip copies
-        (plotly.min.js goes over the wire at about 1.4 MB instead of 4.8)."""
+        (plotly.js goes over the wire as 372 KB instead of 1.1 MB)."""
         self.stdout.write("Collecting static files (compressed, cached) …")
         started = time.monotonic()
         collected = subprocess.run(
