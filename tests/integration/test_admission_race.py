@@ -173,7 +173,7 @@ def test_concurrent_submissions_with_one_idempotency_key_make_exactly_one_job(po
             params={"text": f"take {i}"},
             tier=Tier.BATCH,
             # One client retrying at once (a key is its submitter's: another person's
-            # use of it is refused, see tests/jobs/test_review_fixes.py).
+            # use of it is refused, see tests/jobs/test_idempotency_keys.py).
             user=users[0],
             idempotency_key="render-2026-11-25",
         )
