@@ -4,16 +4,23 @@ Called after the admitting transaction commits. When the broker is down the job 
 stays ``queued`` with no ``dispatched_at``; the periodic sweeper
 (:func:`jobs.services.jobs_sweep`) sends it once the broker is back. Nothing is lost, and a
 duplicate delivery is harmless (the worker's start is a compare-and-set).
+
+The task is sent by its name through the current Celery app, so this module needs neither
+the task's code (``jobs.tasks`` → the runner → the services, which call this) nor the
+portal's app: the jobs app imports nothing above it and no circle.
 """
 
 import logging
 
+from celery import current_app
 from django.utils import timezone
 
 from jobs.models import GenerationJob, JobState
 
 logger = logging.getLogger(__name__)
 
+# The task that runs a job (jobs.tasks.run_job).
+RUN_TASK = "jobs.run"
 # Fail fast when the broker is unreachable: the sweeper retries, the submitter should not
 # wait on it.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
@@ -22,9 +29,7 @@ PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 
 def broker_priority(sla_priority: int) -> int:
     """The message priority for an SLA priority (0-9, higher first): as is for RabbitMQ
     (higher first too), turned around for Redis, whose transport serves 0 first."""
-    from portal.celery import app
-
-    if app.conf.broker_url.startswith(("redis://", "rediss://")):
+    if current_app.conf.broker_url.startswith(("redis://", "rediss://")):
         return 9 - sla_priority
     return sla_priority
 
@@ -34,8 +39,6 @@ def job_dispatch(*, job_id, queue: str | None = None, priority: int | None = Non
     Returns whether the broker took it. Admission passes the queue and priority it just
     decided; otherwise they are read, and a job that is no longer queued is not sent (a
     duplicate would be harmless anyway: the worker's start is a compare-and-set)."""
-    from jobs.tasks import run_job
-
     if queue is None or priority is None:
         job = (
             GenerationJob.objects.filter(pk=job_id, state=JobState.QUEUED)
@@ -46,7 +49,8 @@ def job_dispatch(*, job_id, queue: str | None = None, priority: int | None = Non
             return False  # cancelled, or already taken by a worker
         queue, priority = job.queue, job.priority
     try:
-        run_job.apply_async(
+        current_app.send_task(
+            RUN_TASK,
             args=[str(job_id)],
             queue=queue,
             priority=broker_priority(priority),

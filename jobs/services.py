@@ -35,7 +35,7 @@ from departments.models import (
 )
 from departments.selectors import department_roles_for_user
 from jobs import argv as argv_rules
-from jobs import gpu_time
+from jobs import dispatch, gpu_time
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, QuotaAlert
 from metering import selectors as metering_selectors
 from metering.windows import floor_hour
@@ -586,8 +586,6 @@ def _admit(
         job, JobState.QUEUED, reason="", quota=None, use=None, admitted_at=now, queued_at=now
     )
     _alert(job, checks, now=now)
-    from jobs import dispatch
-
     transaction.on_commit(
         lambda: dispatch.job_dispatch(job_id=job.pk, queue=job.queue, priority=job.priority)
     )
@@ -800,8 +798,6 @@ def job_requeue(*, job: GenerationJob, user) -> GenerationJob:
             _set_state(job, JobState.SUBMITTED, reason=f"Requeued by {user}.", quota=None, use=None)
             _admit(job, quotas=list(department.quotas.select_related("gpu_class")), now=None)
         elif job.state == JobState.QUEUED:
-            from jobs import dispatch
-
             transaction.on_commit(lambda: dispatch.job_dispatch(job_id=job.pk))
         elif job.state == JobState.RUNNING and (
             job.heartbeat_at is None or job.heartbeat_at < stale
@@ -820,8 +816,6 @@ def _stale_job_settle(job: GenerationJob, *, now: dt.datetime) -> str:
     lock): it ends cancelled when a cancel was asked for, fails once it has had
     ``JOBS_MAX_ATTEMPTS`` attempts (a job that kills its worker must not do so forever), and
     is queued again otherwise. Returns what was done."""
-    from jobs import dispatch
-
     if job.cancel_requested_at is not None:
         outcome, state = "cancelled", JobState.CANCELLED
         reason = f"Cancelled; its worker {job.worker} stopped answering."
@@ -986,8 +980,6 @@ def jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     :func:`_stale_job_settle` (queued again, cancelled, or failed after too many
     attempts). Harmless to run any time: the start
     compare-and-set makes a duplicate delivery a no-op."""
-    from jobs import dispatch
-
     now = now or timezone.now()
     resend_before = now - dt.timedelta(seconds=settings.JOBS_REDISPATCH_AFTER_S)
     stale = now - dt.timedelta(seconds=settings.JOBS_HEARTBEAT_STALE_S)
