@@ -115,7 +115,8 @@ def _submitted_message(request, submission: services.Submission) -> None:
             "again to submit another.",
         )
     elif job.state == JobState.QUEUED:
-        messages.success(request, f"{name} is queued on {job.gpu_class}.")
+        # Said once, when it was sent: the job may be running by the time the page shows.
+        messages.success(request, f"{name} was admitted and queued on {job.gpu_class}.")
     elif job.state == JobState.WAITING:
         messages.warning(request, f"{name} is waiting: {job.reason}")
     elif job.state == JobState.REJECTED:

@@ -178,7 +178,9 @@ def test_a_manager_submits_through_the_form_and_then_cancels_the_job(world, clie
     assert (job.tier, job.gpu_class, job.state) == ("batch", world.t4, JobState.QUEUED)
 
     page = _get(client, response["Location"])
-    assert _messages(page) == [f"Job {job.short_id} (Lip-sync render) is queued on T4."]
+    assert _messages(page) == [
+        f"Job {job.short_id} (Lip-sync render) was admitted and queued on T4."
+    ]
     assert f'action="/jobs/{job.pk}/cancel/"' in page
 
     cancelled = client.post(f"/jobs/{job.pk}/cancel/")
