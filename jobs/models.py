@@ -129,6 +129,21 @@ OPEN_STATES = (JobState.SUBMITTED, JobState.WAITING, JobState.QUEUED, JobState.R
 FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.REJECTED)
 
 
+class GenerationJobQuerySet(models.QuerySet):
+    """Jobs, with the one waiting line that admission, release, the sweeper and the job
+    page share: a higher SLA priority first, then the older submission first."""
+
+    def in_line(self) -> "GenerationJobQuerySet":
+        return self.order_by("-priority", "submitted_at")
+
+    def ahead_of(self, job: "GenerationJob") -> "GenerationJobQuerySet":
+        """The jobs that come before ``job`` in the line."""
+        return self.filter(
+            Q(priority__gt=job.priority)
+            | Q(priority=job.priority, submitted_at__lt=job.submitted_at)
+        )
+
+
 class GenerationJob(models.Model):
     """One unit of GPU work a department asked for, from submission to its end."""
 
@@ -238,6 +253,8 @@ class GenerationJob(models.Model):
     )
     error = models.TextField(blank=True)
     log_tail = models.TextField(blank=True)
+
+    objects = GenerationJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-submitted_at"]

@@ -492,11 +492,8 @@ def _waiting_ahead(job: GenerationJob, quotas: list[Quota]) -> tuple[int, Quota 
             state=JobState.WAITING,
             blocking_quota__in=[q.pk for q in quotas],
         )
-        .filter(
-            Q(priority__gt=job.priority)
-            | Q(priority=job.priority, submitted_at__lt=job.submitted_at)
-        )
-        .order_by("-priority", "submitted_at")
+        .ahead_of(job)
+        .in_line()
         .values_list("blocking_quota", flat=True)
     )
     if not ahead:
@@ -692,7 +689,7 @@ def jobs_release(*, department_id: int, now: dt.datetime | None = None) -> list[
         waiting = (
             GenerationJob.objects.filter(department=department, state=JobState.WAITING)
             .select_related("kind", "gpu_class")
-            .order_by("-priority", "submitted_at")
+            .in_line()
         )
         for job in waiting:
             before = (job.state, job.reason)
@@ -719,10 +716,7 @@ def waiting_position(job: GenerationJob) -> int | None:
         return None
     return (
         GenerationJob.objects.filter(department_id=job.department_id, state=JobState.WAITING)
-        .filter(
-            Q(priority__gt=job.priority)
-            | Q(priority=job.priority, submitted_at__lt=job.submitted_at)
-        )
+        .ahead_of(job)
         .count()
         + 1
     )
@@ -987,7 +981,7 @@ def jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     for job_id in list(
         GenerationJob.objects.filter(state=JobState.QUEUED)
         .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=resend_before))
-        .order_by("-priority", "submitted_at")
+        .in_line()
         .values_list("pk", flat=True)
     ):
         counts["dispatched"] += bool(dispatch.job_dispatch(job_id=job_id))
