@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,6 +26,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_pair() -> int:
+    """A port that is free, and the next one too (the demo serves its worker's metrics on
+    one and the worker pool's on the next), below Linux's ephemeral range (32768-60999),
+    where the outgoing connections of tests running alongside would take ports too."""
+    for port in random.Random().sample(range(20000, 32000, 2), 200):  # noqa: S311 - no secret
+        with socket.socket() as first, socket.socket() as second:
+            try:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no two free ports in a row between 20000 and 32000")
 
 
 def portal_env(**overrides: str) -> dict[str, str]:

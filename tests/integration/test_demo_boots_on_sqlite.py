@@ -22,7 +22,7 @@ import pytest
 
 from portal.demo import DEMO_PASSWORD
 from tests.conftest import require_prometheus
-from tests.integration.conftest import ROOT, free_port, portal_env, running
+from tests.integration.conftest import ROOT, free_port, free_port_pair, portal_env, running
 
 pytestmark = pytest.mark.integration
 
@@ -171,7 +171,7 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
     browser = Browser(base)
     log = tmp_path / "run_demo.log"
     started: dict[int, str] = {}
-    metrics_port = free_port()
+    metrics_port = free_port_pair()
 
     try:
         with running(

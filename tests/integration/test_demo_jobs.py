@@ -23,7 +23,7 @@ import pytest
 
 from portal.demo import DEMO_PASSWORD
 from tests.conftest import require_prometheus
-from tests.integration.conftest import ROOT, free_port, running
+from tests.integration.conftest import ROOT, free_port, free_port_pair, running
 from tests.integration.test_demo_boots_on_sqlite import (
     Browser,
     _alive,
@@ -131,7 +131,7 @@ def test_a_demo_job_runs_on_the_worker_and_its_gpu_seconds_reach_the_ledger(tmp_
     var_dir = tmp_path / "var"
     var_dir.mkdir()
     prometheus_url = f"http://127.0.0.1:{free_port()}"
-    metrics_port = free_port()
+    metrics_port = free_port_pair()
     env = _embedded_env(var_dir, PROMETHEUS_URL=prometheus_url, JOBS_HEARTBEAT_S="1")
     _migrate_and_seed(env)
     base = f"http://127.0.0.1:{free_port()}"
