@@ -4,7 +4,7 @@ Every page and API endpoint goes through these, so the rule "a user sees only th
 departments they belong to, unless finance or it-admin" lives in one place.
 """
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
 from departments.models import (
     Department,
@@ -89,4 +89,12 @@ def department_overviews_for_user(*, user) -> QuerySet[Department]:
             queryset=Membership.objects.select_related("user").order_by("role", "user__username"),
         ),
         "children",
+    )
+
+
+def job_namespace() -> Subquery:
+    """For a queryset of departments: the namespace their portal jobs are counted under,
+    the first of theirs by name (``None`` for a department without one)."""
+    return Subquery(
+        Namespace.objects.filter(department=OuterRef("pk")).order_by("name").values("name")[:1]
     )

@@ -46,18 +46,19 @@ def known_series() -> set[tuple[str, str, str]]:
     """Every (namespace, GPU class, kind) a job could be counted under: each department's
     namespace (the first by name, as admission picks it) with each GPU class its SLAs
     allow, and each active kind that allows that tier."""
-    from departments.models import Namespace, ServiceLevel
+    from departments.models import Department, ServiceLevel
+    from departments.selectors import job_namespace
     from jobs.models import JobKind
 
-    namespace_of: dict[int, str] = {}
-    for department_id, name in Namespace.objects.order_by("name").values_list(
-        "department_id", "name"
-    ):
-        namespace_of.setdefault(department_id, name)
+    namespace_of = dict(
+        Department.objects.annotate(job_namespace=job_namespace()).values_list(
+            "pk", "job_namespace"
+        )
+    )
     kinds = list(JobKind.objects.filter(active=True).values_list("slug", "allowed_tiers"))
     series = set()
     for level in ServiceLevel.objects.prefetch_related("gpu_classes"):
-        namespace = namespace_of.get(level.department_id, "")
+        namespace = namespace_of.get(level.department_id) or ""
         for gpu_class in level.gpu_classes.all():
             for slug, tiers in kinds:
                 if level.tier in tiers:

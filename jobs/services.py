@@ -18,22 +18,21 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
+from departments import selectors as department_selectors
 from departments.models import (
     Department,
     Enforcement,
     GpuClass,
     Membership,
-    Namespace,
     OffPeakWindow,
     Quota,
     QuotaKind,
     ServiceLevel,
     Tier,
 )
-from departments.selectors import department_roles_for_user
 from jobs import argv as argv_rules
 from jobs import dispatch, gpu_time
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, QuotaAlert
@@ -244,12 +243,9 @@ class Submission:
 def _lock_department(department_id: int) -> Department:
     """The department's row, locked until the transaction ends, with the namespace its
     jobs are counted under (the first by name) as ``job_namespace``."""
-    first_namespace = (
-        Namespace.objects.filter(department=OuterRef("pk")).order_by("name").values("name")[:1]
-    )
     return (
         Department.objects.select_for_update(of=("self",))
-        .annotate(job_namespace=Subquery(first_namespace))
+        .annotate(job_namespace=department_selectors.job_namespace())
         .get(pk=department_id)
     )
 
@@ -327,7 +323,8 @@ def job_validate(
     service level for it, the GPU class is one it allows, the parameters match the
     schema. Returns the validated parameters, the SLA, the GPU class and the off-peak flag.
     """
-    if user is not None and department.pk not in department_roles_for_user(user=user):
+    member_of = department_selectors.department_roles_for_user(user=user) if user else {}
+    if user is not None and department.pk not in member_of:
         raise PermissionDenied(f"Only members of {department} submit its jobs.")
     errors: dict[str, list[str]] = {}
     if not department.active:
