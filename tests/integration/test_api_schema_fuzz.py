@@ -42,6 +42,7 @@ from departments.models import Tier
 from portal.wsgi import application
 from tests import factories
 from tests.billing.conftest import Ledger, hour
+from tests.hostile_input import DATE_NAMES, HOSTILE_DATES
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -70,20 +71,6 @@ CLIENT = {"REMOTE_ADDR": "192.0.2.7"}
 # Input the generated cases rarely reach: dates at the calendar's edges and offsets
 # PostgreSQL does not take (for parameters that are dates), NaN and huge numbers, label
 # values with quotes (for the others), and JSON nested past the decoder's recursion limit.
-HOSTILE_DATES = [
-    "0001-01-01",
-    "9999-12-31",
-    "0001-01-01T00:00:00-15:59",
-    "9999-12-31T23:59:59+15:59",
-    "2026-03-01T00:00:00+16:00",
-    "2026-03-01T00:00:00-23:59",
-    "9999-12",
-    "0001-01",
-    "nan",
-    "-inf",
-    "99999999999999999999",
-]
-DATE_NAMES = {"period", "month", "start", "end", "since", "until", "from", "to"}
 HOSTILE_VALUES = [
     "nan",
     "Infinity",

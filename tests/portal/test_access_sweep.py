@@ -57,6 +57,7 @@ from tests import factories
 from tests.billing.conftest import Ledger, hour
 from tests.billing.test_exports import pdf_text
 from tests.conftest import client_as
+from tests.hostile_input import DATE_NAMES, HOSTILE_DATES
 
 MARCH = dt.date(2026, 3, 1)
 SWEPT_ROLES = ["anonymous", "member", "manager", "other_manager"]
@@ -371,19 +372,6 @@ BASE_QUERY = {"page_size": "1000"}
 # Hostile values for every date, date-time or month parameter (each answers without a
 # server error, and tells nothing of Zeta), and a JSON body nested a thousand deep for
 # every write.
-DATE_NAMES = {"period", "month", "start", "end", "since", "until", "from", "to"}
-HOSTILE_DATES = [
-    "0001-01-01",
-    "9999-12-31",
-    "0001-01-01T00:00:00-15:59",
-    "9999-12-31T23:59:59+15:59",
-    "2026-03-01T00:00:00+16:00",
-    "2026-03-01T00:00:00-23:59",
-    "0001-01",
-    "9999-12",
-    "nan",
-    "99999999999999999999",
-]
 DEEP_BODY = b"[" * 1000 + b"]" * 1000
 
 

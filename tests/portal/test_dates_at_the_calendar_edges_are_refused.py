@@ -16,6 +16,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from portal import filters
 from tests.conftest import client_as
+from tests.hostile_input import DATE_NAMES
 
 # Every date, date-time or month query parameter of a list or report operation; the last
 # test below fails when the schema gains one this table lacks.
@@ -32,7 +33,6 @@ MONTH_PARAMETERS = [
     ("/api/v1/reports/chargeback/", "period"),
     ("/api/v1/reports/pools/", "period"),
 ]
-DATE_NAMES = {"period", "month", "start", "end", "since", "until", "from", "to"}
 
 AT_THE_EDGES = [
     "0001-01-01",
