@@ -22,6 +22,23 @@ from tests.conftest import require_prometheus, require_service
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# The distribution's Chromium, which the browser tests drive (Playwright downloads nothing).
+CHROMIUM = os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+def require_chromium() -> None:
+    """Chromium and Playwright are here, or the test skips (fails in CI) saying how."""
+    require_service(
+        "Chromium",
+        shutil.which(CHROMIUM) is not None,
+        f"no browser at {CHROMIUM}; apt-get install chromium (or set PORTAL_TEST_CHROMIUM)",
+    )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        require_service("Playwright", False, "pip install -e '.[dev]' (playwright>=1.45)")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -20,7 +20,6 @@ import datetime as dt
 import io
 import json
 import os
-import shutil
 import time
 import urllib.request
 from decimal import Decimal
@@ -29,20 +28,21 @@ from pathlib import Path
 import pytest
 
 from portal.demo import DEMO_PASSWORD
-from tests.conftest import builtin_sources_install, require_service
+from tests.conftest import builtin_sources_install
 from tests.integration.conftest import (
+    CHROMIUM,
     broker_queues_delete,
     celery_worker,
     database_quiet,
     database_url,
     free_port,
     portal_env,
+    require_chromium,
     running,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("PORTAL_TEST_ARTIFACTS", "test-artifacts")) / "journeys"
 
 DEPARTMENT, SLUG, NAMESPACE = "Research Lab", "research-lab", "dept-research-lab"
@@ -54,18 +54,6 @@ EXPECTED_TOTAL = LEDGER_HOURS * LEDGER_GPUS * T4_PRICE  # 5.50
 
 
 # --- Setup --------------------------------------------------------------------------------
-
-
-def _chromium_or_fail() -> None:
-    require_service(
-        "Chromium",
-        shutil.which(CHROMIUM) is not None,
-        f"no browser at {CHROMIUM}; apt-get install chromium (or set PORTAL_TEST_CHROMIUM)",
-    )
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        require_service("Playwright", False, "pip install -e '.[dev]' (playwright>=1.45)")
 
 
 def _restore_migration_data() -> None:
@@ -379,7 +367,7 @@ def _journey_finance_bills_it(browser, base: str, month: dt.date) -> None:
 def test_it_sets_up_a_department_its_manager_runs_jobs_and_finance_bills_it(
     tmp_path, redis_url, monkeypatch
 ):
-    _chromium_or_fail()
+    require_chromium()
     from django.db import connections
     from playwright.sync_api import sync_playwright
 

@@ -18,17 +18,16 @@ import datetime as dt
 import importlib
 import io
 import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import builtin_sources_install, require_service
+from tests.conftest import builtin_sources_install
+from tests.integration.conftest import CHROMIUM, require_chromium
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("browser")]
 
-CHROMIUM = os.environ.get("PORTAL_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("PORTAL_TEST_ARTIFACTS", "test-artifacts")) / "pages"
 PHONE = {"width": 390, "height": 844}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -133,7 +132,7 @@ def _jobs(now: dt.datetime) -> None:
 def site(live_server, transactional_db, monkeypatch):
     """The demo's data on the live server; returns ``(base URL, ids)`` where ids are the
     pages' objects: a job, a statement of marketing."""
-    _chromium_or_skip()
+    require_chromium()
     from django.utils import timezone
 
     from billing import services as billing_services
@@ -169,18 +168,6 @@ def site(live_server, transactional_db, monkeypatch):
 
 
 # --- The browser ---------------------------------------------------------------------------
-
-
-def _chromium_or_skip() -> None:
-    require_service(
-        "Chromium",
-        shutil.which(CHROMIUM) is not None,
-        f"no browser at {CHROMIUM}; apt-get install chromium (or set PORTAL_TEST_CHROMIUM)",
-    )
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        require_service("Playwright", False, "pip install -e '.[dev]' (playwright>=1.45)")
 
 
 def _session_cookie(base: str, username: str) -> dict:

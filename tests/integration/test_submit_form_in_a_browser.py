@@ -5,9 +5,8 @@ chosen department has service levels for and the chosen kind allows."""
 
 import pytest
 
+from tests.integration.conftest import CHROMIUM, require_chromium
 from tests.integration.test_pages_in_a_browser import (
-    CHROMIUM,
-    _chromium_or_skip,
     _restore_migration_data,
     _session_cookie,
 )
@@ -21,7 +20,7 @@ BATCH_NOTICE = 'p.notice.off-peak[data-department="marketing"][data-tier="batch"
 def site(live_server, transactional_db, monkeypatch):
     """The demo's departments on the live server, the customer-service manager a member of
     marketing too; returns ``(base URL, session cookies by username)``."""
-    _chromium_or_skip()
+    require_chromium()
     from django.contrib.auth import get_user_model
 
     from departments.models import Department, Membership
