@@ -216,14 +216,21 @@ def setup_django() -> dict[str, str]:
     django.setup()
     import jobs.api
     import jobs.dispatch
+    import jobs.selectors
     import jobs.serializers
-    import jobs.services
+    import jobs.services.admission
 
     return {
         str(Path(module.__file__).relative_to(ROOT)): hashlib.sha256(
             Path(module.__file__).read_bytes()
         ).hexdigest()[:12]
-        for module in (jobs.services, jobs.api, jobs.serializers, jobs.dispatch)
+        for module in (
+            jobs.services.admission,
+            jobs.selectors,
+            jobs.api,
+            jobs.serializers,
+            jobs.dispatch,
+        )
     }
 
 
@@ -693,6 +700,7 @@ def profile_parts() -> list[tuple[str, Callable]]:
     from rest_framework.serializers import Serializer
 
     from jobs import api, dispatch, selectors, serializers, services
+    from jobs.services import admission
 
     return [
         ("JobViewSet.create (the whole view)", api.JobViewSet.create),
@@ -700,15 +708,15 @@ def profile_parts() -> list[tuple[str, Callable]]:
         ("  JobSubmitSerializer (is_valid)", Serializer.is_valid),
         ("  services.job_submit", services.job_submit),
         ("    services.job_validate", services.job_validate),
-        ("    services._admit", services._admit),
-        ("      services.quota_checks", services.quota_checks),
-        ("      services._waiting_ahead", services._waiting_ahead),
-        ("      services._alert", services._alert),
+        ("    admission._admit", admission._admit),
+        ("      selectors.quota_checks", selectors.quota_checks),
+        ("      admission._waiting_ahead", admission._waiting_ahead),
+        ("      admission._alert", admission._alert),
         ("    transaction commit", BaseDatabaseWrapper.commit),
         ("    dispatch.job_dispatch (on commit)", dispatch.job_dispatch),
         ("  selectors.jobs_for_user + get", selectors.jobs_for_user),
         ("  JobSerializer.to_representation", serializers.JobSerializer.to_representation),
-        ("    services.waiting_position", services.waiting_position),
+        ("    selectors.waiting_position", selectors.waiting_position),
     ]
 
 

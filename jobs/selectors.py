@@ -2,13 +2,30 @@
 
 Finance and IT see every job; a department's managers see its jobs; a member sees the
 jobs they submitted. Job kinds are the fleet's and visible to every signed-in user.
+
+What counts against a quota (the read-only arithmetic admission decides with), a waiting
+job's place in line and who may cancel a job are read here too.
 """
 
-from django.db.models import Q, QuerySet
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 
-from departments.models import Department, Membership, ServiceLevel, Tier
+from django.db.models import Count, Q, QuerySet, Sum
+
+from departments.models import (
+    Department,
+    Membership,
+    Quota,
+    QuotaKind,
+    ServiceLevel,
+    Tier,
+)
 from departments.selectors import department_ids_for_user, department_roles_for_user
-from jobs.models import GenerationJob, JobKind
+from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState
+from metering import selectors as metering_selectors
+from metering.windows import floor_hour
 
 
 def jobs_for_user(*, user) -> QuerySet[GenerationJob]:
@@ -58,3 +75,222 @@ def default_tier(*, department: Department) -> str | None:
         key=lambda level: (level[2], -level[1], _TIER_PREFERENCE.index(level[0])),
     )
     return ranked[0][0] if ranked else None
+
+
+# --- Quota use ---------------------------------------------------------------------------------
+
+
+SECONDS_PER_HOUR = Decimal(3600)
+
+
+GPU_HOURS_PLACES = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class QuotaCheck:
+    """One quota against one job: its use before the job and what the job would add."""
+
+    quota: Quota
+    use: Decimal
+    demand: Decimal
+
+    @property
+    def after(self) -> Decimal:
+        return self.use + self.demand
+
+    @property
+    def exceeded(self) -> bool:
+        return self.after > self.quota.limit
+
+    @property
+    def never_fits(self) -> bool:
+        """The job alone needs more than the whole quota: waiting would never end."""
+        return self.demand > self.quota.limit
+
+    def describe(self) -> str:
+        quota = self.quota
+        scope = "" if not (quota.job_kind or quota.gpu_class) else f" ({quota.scope_display})"
+        return (
+            f"{quota.get_kind_display()}{scope}: limit {quota.limit_text}, "
+            f"{fmt_quantity(self.use)} in use, this job needs {fmt_quantity(self.demand)}"
+        )
+
+
+def fmt_quantity(value: Decimal) -> str:
+    value = value.quantize(Decimal("0.001"), rounding=ROUND_HALF_UP)
+    return f"{value.normalize():f}"
+
+
+def portal_day_bounds(moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The calendar day (portal time zone) that holds ``moment``, as UTC date-times."""
+    zone = metering_selectors.portal_zone()
+    local = moment.astimezone(zone).date()
+    start = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
+    following = local + dt.timedelta(days=1)
+    end = dt.datetime(following.year, following.month, following.day, tzinfo=zone)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def quota_period(quota: Quota, moment: dt.datetime) -> str:
+    """The key of the period ``moment`` falls in, for alerts: the month for budgets, the
+    day otherwise (quotas on what runs at once alert at most once a day)."""
+    local = moment.astimezone(metering_selectors.portal_zone())
+    if quota.kind == QuotaKind.GPU_HOURS_MONTH:
+        return local.strftime("%Y-%m")
+    return local.strftime("%Y-%m-%d")
+
+
+def _metered_until(at: dt.datetime) -> dt.datetime | None:
+    """Up to when the metered figure already holds the month's finished jobs, or ``None``
+    when it never does.
+
+    Only a billing source that reads the workers' own counter
+    (``portal_job_gpu_seconds_total``) sees portal jobs under their department: with
+    ``allocation`` or ``device`` the shared GPU workers' pods count under the workers'
+    namespace, so a finished job's GPU-seconds keep counting all month. With the counter,
+    the month's first uninterrupted stretch of hours metering has covered holds the jobs
+    that ended before it, less an hour (the counter rises when a job ends and is scraped a
+    little later).
+    """
+    if not metering_selectors.billing_source_counts_jobs():
+        return None
+    start, _ = metering_selectors.month_bounds(at)
+    covered = metering_selectors.billing_covered_intervals(start=start, end=floor_hour(at))
+    if not covered or covered[0][0] > start:
+        return None
+    return covered[0][1] - dt.timedelta(hours=1)
+
+
+def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
+    """What counts against each of ``quotas`` (all of one department) at ``at``, before
+    any new job, by quota id; one query over the department's jobs, plus the metered
+    figures for GPU-hours budgets.
+
+    - ``jobs_day``: jobs of its scope admitted on the portal day of ``at``;
+    - ``concurrent_jobs``: jobs queued or running;
+    - ``gpus``: GPUs of jobs queued or running;
+    - ``gpu_hours_month``: the month's metered GPU-hours (the billing source; none for a
+      quota narrowed to a job kind, which metering cannot see), plus the GPU-hours
+      reserved by jobs queued or running, plus the GPU-seconds of the month's finished
+      jobs that the metered figure does not hold yet.
+    """
+    if not quotas:
+        return {}
+    day_start, day_end = portal_day_bounds(at)
+    month_start, month_end = metering_selectors.month_bounds(at)
+    active = Q(state__in=ACTIVE_STATES)
+    budgets = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH]
+    until = _metered_until(at) if any(not q.job_kind for q in budgets) else None
+    aggregates: dict = {}
+    for quota in quotas:
+        scope = Q()
+        if quota.job_kind:
+            scope &= Q(kind__slug=quota.job_kind)
+        if quota.gpu_class_id is not None:
+            scope &= Q(gpu_class_id=quota.gpu_class_id)
+        key = f"q{quota.pk}"
+        if quota.kind == QuotaKind.JOBS_DAY:
+            aggregates[key] = Count(
+                "pk", filter=scope & Q(admitted_at__gte=day_start, admitted_at__lt=day_end)
+            )
+        elif quota.kind == QuotaKind.CONCURRENT_JOBS:
+            aggregates[key] = Count("pk", filter=scope & active)
+        elif quota.kind == QuotaKind.GPUS:
+            aggregates[key] = Sum("gpus", filter=scope & active)
+        else:
+            unmetered_from = month_start
+            if not quota.job_kind and until:
+                unmetered_from = max(month_start, until)
+            aggregates[key] = Sum("gpu_hours_reserved", filter=scope & active)
+            aggregates[f"{key}_finished_s"] = Sum(
+                "gpu_seconds",
+                filter=scope
+                & ~active
+                & Q(finished_at__gte=unmetered_from, finished_at__lt=month_end),
+            )
+    # Only the rows any figure can count: open ones, today's admissions, this month's ends.
+    relevant = (
+        active | Q(admitted_at__gte=min(day_start, month_start)) | Q(finished_at__gte=month_start)
+    )
+    figures = (
+        GenerationJob.objects.filter(department_id=quotas[0].department_id)
+        .filter(relevant)
+        .aggregate(**aggregates)
+    )
+    uses = {}
+    for quota in quotas:
+        value = Decimal(figures[f"q{quota.pk}"] or 0)
+        if quota.kind == QuotaKind.GPU_HOURS_MONTH:
+            finished = Decimal(figures[f"q{quota.pk}_finished_s"] or 0) / SECONDS_PER_HOUR
+            metered = metering_selectors.quota_metered_gpu_hours(quota=quota, at=at)
+            value = (metered + value + finished).quantize(GPU_HOURS_PLACES)
+        uses[quota.pk] = value
+    return uses
+
+
+def quota_use(quota: Quota, *, at: dt.datetime) -> Decimal:
+    """What counts against ``quota`` at ``at`` (see :func:`quota_uses`)."""
+    return quota_uses([quota], at=at)[quota.pk]
+
+
+def job_demand(quota: Quota, job: GenerationJob) -> Decimal:
+    if quota.kind in (QuotaKind.JOBS_DAY, QuotaKind.CONCURRENT_JOBS):
+        return Decimal(1)
+    if quota.kind == QuotaKind.GPUS:
+        return Decimal(job.gpus)
+    return reservation_gpu_hours(gpus=job.gpus, max_runtime_s=job.max_runtime_s)
+
+
+def reservation_gpu_hours(*, gpus: int, max_runtime_s: int) -> Decimal:
+    return (Decimal(gpus) * Decimal(max_runtime_s) / SECONDS_PER_HOUR).quantize(
+        GPU_HOURS_PLACES, rounding=ROUND_HALF_UP
+    )
+
+
+def quota_applies(quota: Quota, *, kind_slug: str, gpu_class_id: int) -> bool:
+    return (not quota.job_kind or quota.job_kind == kind_slug) and (
+        quota.gpu_class_id is None or quota.gpu_class_id == gpu_class_id
+    )
+
+
+def applicable_quotas(job: GenerationJob, quotas: Iterable[Quota]) -> list[Quota]:
+    return [
+        q
+        for q in quotas
+        if quota_applies(q, kind_slug=job.kind.slug, gpu_class_id=job.gpu_class_id)
+    ]
+
+
+def quota_checks(
+    job: GenerationJob, quotas: Iterable[Quota], *, at: dt.datetime
+) -> list[QuotaCheck]:
+    applicable = applicable_quotas(job, quotas)
+    uses = quota_uses(applicable, at=at)
+    return [QuotaCheck(quota=q, use=uses[q.pk], demand=job_demand(q, job)) for q in applicable]
+
+
+# --- The waiting line and cancel rights ------------------------------------------------------
+
+
+def waiting_position(job: GenerationJob) -> int | None:
+    """1 for the department's next waiting job to be released, and so on."""
+    if job.state != JobState.WAITING:
+        return None
+    return (
+        GenerationJob.objects.filter(department_id=job.department_id, state=JobState.WAITING)
+        .ahead_of(job)
+        .count()
+        + 1
+    )
+
+
+def user_can_cancel(*, user, job: GenerationJob) -> bool:
+    from portal import roles
+
+    if roles.is_it_admin(user):
+        return True
+    if job.submitter_id == user.pk:
+        return True
+    return Membership.objects.filter(
+        user=user, department_id=job.department_id, role=Membership.Role.MANAGER
+    ).exists()

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from departments.models import Department, GpuClass, Tier
-from jobs import runner, services
+from jobs import runner, selectors
 from jobs.models import GenerationJob, JobKind
 from jobs.selectors import submit_departments_for_user
 from portal import parsers
@@ -94,7 +94,7 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_waiting_position(self, job) -> int | None:
-        return services.waiting_position(job)
+        return selectors.waiting_position(job)
 
     @extend_schema_field(JobOutputSerializer(many=True))
     def get_outputs(self, job) -> list[dict]:

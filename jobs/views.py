@@ -240,8 +240,8 @@ def job_detail(request, pk):
             # When the off-peak window releases it (a job a quota holds has no such time).
             "off_peak_start": services.off_peak_start(now) if held_for_off_peak else None,
             "now": now,
-            "waiting_position": services.waiting_position(job),
-            "can_cancel": job.is_open and services.user_can_cancel(user=request.user, job=job),
+            "waiting_position": selectors.waiting_position(job),
+            "can_cancel": job.is_open and selectors.user_can_cancel(user=request.user, job=job),
             "files": _files(job),
             "params": sorted(job.params.items()) if isinstance(job.params, dict) else [],
             "refresh_s": REFRESH_OPEN_JOB_S if job.is_open else None,
@@ -259,7 +259,7 @@ def job_cancel(request, pk):
     """Cancel a job from its page: the submitter, the department's managers and IT may;
     others who can see the job get 403, the rest 404."""
     job = get_object_or_404(selectors.jobs_for_user(user=request.user), pk=pk)
-    if not services.user_can_cancel(user=request.user, job=job):
+    if not selectors.user_can_cancel(user=request.user, job=job):
         raise PermissionDenied("Only the submitter, the department's managers and IT cancel jobs.")
     try:
         job = services.job_cancel(job=job, user=request.user)

@@ -16,7 +16,6 @@ from billing.views import DashboardRow, may_read_billing, money_format
 from departments import selectors as department_selectors
 from departments.models import Department, Membership, Quota
 from jobs import selectors as job_selectors
-from jobs import services as job_services
 from jobs.models import ACTIVE_STATES, OPEN_STATES, JobState
 from metering import charts
 from metering import selectors as metering_selectors
@@ -75,7 +74,7 @@ def _department_glances(*, user, departments, department_roles, report, now) -> 
     for department in departments:
         role = department_roles.get(department.pk)
         quotas = list(department.quotas.all())
-        uses = job_services.quota_uses(quotas, at=now)
+        uses = job_selectors.quota_uses(quotas, at=now)
         glance = DepartmentGlance(
             department=department,
             role=role,

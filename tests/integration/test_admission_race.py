@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from departments.models import Enforcement, QuotaKind, Tier
-from jobs import dispatch, services
+from jobs import dispatch, selectors, services
 from jobs.models import GenerationJob, JobState
 from tests import factories
 
@@ -132,7 +132,7 @@ def test_concurrent_submissions_admit_exactly_the_room_left(
     quota = factories.QuotaFactory(
         department=department, kind=kind_of_quota, limit=limit, enforcement=enforcement
     )
-    assert services.quota_use(quota, at=NOW) == limit - ROOM * (
+    assert selectors.quota_use(quota, at=NOW) == limit - ROOM * (
         gpus if kind_of_quota == QuotaKind.GPUS else 1
     )
     earlier = set(GenerationJob.objects.values_list("pk", flat=True))
@@ -155,7 +155,7 @@ def test_concurrent_submissions_admit_exactly_the_room_left(
     assert states.count(others) == SUBMITTERS - ROOM
     assert new.count() == SUBMITTERS
     # The quota is full, not over: the admitted jobs took the room exactly.
-    assert services.quota_use(quota, at=NOW) == limit
+    assert selectors.quota_use(quota, at=NOW) == limit
     # Only the admitted jobs went to the broker, each once, after its admission committed.
     admitted = set(new.filter(state=JobState.QUEUED).values_list("pk", flat=True))
     assert sorted(map(str, dispatched)) == sorted(map(str, admitted))

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from jobs import services
+from jobs import selectors
 from jobs.models import GenerationJob
 from metering.models import MetricSource
 from tests import factories
@@ -35,7 +35,7 @@ def test_reservations_of_admitted_jobs_count_until_metered(world, submit, hour_l
     first, second, third = submit(), submit(), submit()
     assert (first.state, second.state, third.state) == ("queued", "queued", "waiting")
     assert first.gpu_hours_reserved == Decimal("1")
-    assert services.quota_use(budget, at=NOON) == Decimal("12")
+    assert selectors.quota_use(budget, at=NOON) == Decimal("12")
     assert "limit 12 GPU-hours, 12 in use, this job needs 1" in third.reason
 
 
@@ -68,7 +68,7 @@ def test_with_allocation_billing_a_finished_job_counts_all_month(world, hour_lon
     so the department's metered figure never holds its portal jobs."""
     budget = quota(world, "gpu_hours_month", Decimal("100"))
     _finished_member_job(world, at=NOON - 2 * HOUR)
-    assert services.quota_use(budget, at=NOON) == Decimal("0.5")
+    assert selectors.quota_use(budget, at=NOON) == Decimal("0.5")
     run = _covered_run(factories.MetricSourceFactory(name="allocation"), MONTH_START, NOON)
     # The department's own pods, metered; the job still counts on top.
     factories.UsageRecordFactory(
@@ -79,7 +79,7 @@ def test_with_allocation_billing_a_finished_job_counts_all_month(world, hour_lon
         run=run,
         source=run.source,
     )
-    assert services.quota_use(budget, at=NOON + HOUR / 6) == Decimal("2.5")
+    assert selectors.quota_use(budget, at=NOON + HOUR / 6) == Decimal("2.5")
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_with_the_job_counter_billing_a_metered_job_is_not_counted_twice(
 ):
     budget = quota(world, "gpu_hours_month", Decimal("100"))
     _finished_member_job(world, at=NOON - 2 * HOUR)
-    assert services.quota_use(budget, at=NOON) == Decimal("0.5")
+    assert selectors.quota_use(budget, at=NOON) == Decimal("0.5")
     run = _covered_run(jobs_counter_bills, MONTH_START, NOON)
     factories.UsageRecordFactory(
         department=world.marketing,
@@ -108,7 +108,7 @@ def test_with_the_job_counter_billing_a_metered_job_is_not_counted_twice(
         source=jobs_counter_bills,
     )
     # Covered to noon, less an hour for the counter's scrape: the job ended before 11:00.
-    assert services.quota_use(budget, at=NOON + HOUR / 6) == Decimal("0.5")
+    assert selectors.quota_use(budget, at=NOON + HOUR / 6) == Decimal("0.5")
 
 
 def test_a_job_that_ended_in_the_last_covered_hour_still_counts_itself(
@@ -117,7 +117,7 @@ def test_a_job_that_ended_in_the_last_covered_hour_still_counts_itself(
     budget = quota(world, "gpu_hours_month", Decimal("100"))
     _finished_member_job(world, at=NOON - HOUR / 6)  # 11:50, scraped maybe after noon
     _covered_run(jobs_counter_bills, MONTH_START, NOON)
-    assert services.quota_use(budget, at=NOON + HOUR / 6) == Decimal("0.5")
+    assert selectors.quota_use(budget, at=NOON + HOUR / 6) == Decimal("0.5")
 
 
 def test_a_metering_gap_does_not_hide_the_jobs_that_ended_in_it(
@@ -127,7 +127,7 @@ def test_a_metering_gap_does_not_hide_the_jobs_that_ended_in_it(
     _finished_member_job(world, at=MONTH_START + 3.5 * HOUR, gpu_seconds="10800")
     _covered_run(jobs_counter_bills, MONTH_START, MONTH_START + 3 * HOUR)
     _covered_run(jobs_counter_bills, MONTH_START + 5 * HOUR, NOON)
-    assert services.quota_use(budget, at=NOON) == Decimal("3")
+    assert selectors.quota_use(budget, at=NOON) == Decimal("3")
 
 
 def test_quota_narrowed_to_a_job_kind_counts_only_that_kinds_jobs(world, submit, hour_long_kind):
@@ -136,7 +136,7 @@ def test_quota_narrowed_to_a_job_kind_counts_only_that_kinds_jobs(world, submit,
     GenerationJob.objects.filter(pk=world.member_job.pk).update(
         state="failed", finished_at=NOON - HOUR, gpu_seconds=Decimal("3600")
     )
-    assert services.quota_use(budget, at=NOON) == Decimal("1")
+    assert selectors.quota_use(budget, at=NOON) == Decimal("1")
     assert submit().state == "queued"
     assert submit().state == "waiting"
 

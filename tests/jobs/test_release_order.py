@@ -3,7 +3,7 @@ wait for a quota it needs too; the job page's position follows the same order.""
 
 import datetime as dt
 
-from jobs import services
+from jobs import selectors, services
 from jobs.models import GenerationJob
 from tests import factories
 from tests.jobs.conftest import NOON, quota
@@ -22,15 +22,15 @@ def test_waiting_jobs_are_released_by_priority_then_age(world, submit):
     old_batch = submit(now=NOON)
     urgent = submit(tier="interactive", now=NOON + dt.timedelta(minutes=1))
     assert (old_batch.state, urgent.state) == ("waiting", "waiting")
-    assert services.waiting_position(urgent) == 1
-    assert services.waiting_position(old_batch) == 2
+    assert selectors.waiting_position(urgent) == 1
+    assert selectors.waiting_position(old_batch) == 2
 
     GenerationJob.objects.filter(pk=world.member_job.pk).update(state="succeeded")
     released = services.jobs_release(department_id=world.marketing.pk, now=NOON)
     assert [j.pk for j in released] == [urgent.pk]
     old_batch.refresh_from_db()
     assert old_batch.state == "waiting"
-    assert services.waiting_position(old_batch) == 1
+    assert selectors.waiting_position(old_batch) == 1
 
 
 def test_equal_priority_is_released_oldest_first(world, submit):
