@@ -242,6 +242,7 @@ def prepare(departments: int, months: int, month: dt.date) -> World:
     from rest_framework.authtoken.models import Token
 
     from billing.models import DepartmentMultiplier, RateCard
+    from core.roles import FINANCE
     from departments.models import (
         Department,
         GpuClass,
@@ -251,7 +252,6 @@ def prepare(departments: int, months: int, month: dt.date) -> World:
         ServiceLevel,
     )
     from metering.models import MetricSource
-    from portal.roles import FINANCE
 
     call_command("migrate", verbosity=0)
     history = [shift_month(month, by) for by in range(1 - months, 1)]

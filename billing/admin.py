@@ -21,8 +21,8 @@ from billing.models import (
     StatementStatus,
     WorkerPoolHour,
 )
+from core.admin_site import DateHierarchyInRange
 from departments.admin import AuditHistoryAdmin
-from portal.admin_site import DateHierarchyInRange
 
 
 @admin.register(RateCard)

@@ -41,8 +41,8 @@ from billing.serializers import (
     StatementLineRowSerializer,
     StatementSerializer,
 )
-from portal import roles
-from portal.api import (
+from core import roles
+from core.api import (
     TABLE_FORMATS,
     XLSX_MEDIA_TYPE,
     ExportPagination,
@@ -71,7 +71,7 @@ def month_parameter(description: str) -> OpenApiParameter:
 
 
 class OfferedMethodsOnly(ModelPermissions):
-    """:class:`portal.api.ModelPermissions`, except that a method the endpoint does not
+    """:class:`core.api.ModelPermissions`, except that a method the endpoint does not
     offer answers 405 to anyone signed in rather than 403: nobody, finance included, may
     change or delete a statement or an adjustment."""
 

@@ -1,6 +1,6 @@
 """Exports of billing figures: the PDF statement that finance sends to a department, and
 the chargeback report as flat rows for CSV and XLSX (the table renderers themselves are the
-project's, in :mod:`portal.api`, so both exports of a table agree cell for cell)."""
+project's, in :mod:`core.api`, so both exports of a table agree cell for cell)."""
 
 import datetime as dt
 import io
@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer
 
 from billing.models import LineKind, Statement
 from billing.pricing import round_money
-from portal.api import error_as_json
+from core.api import error_as_json
 
 
 def money_text(amount: Decimal, currency: str) -> str:

@@ -11,9 +11,9 @@ from django.db.models import QuerySet
 
 from billing import services
 from billing.models import Adjustment, AdjustmentKind, RateCard, Statement, StatementStatus
+from core.filters import LATEST, UtcIsoDateTimeFilter
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
-from portal.filters import LATEST, UtcIsoDateTimeFilter
 
 
 class MonthFormField(forms.CharField):

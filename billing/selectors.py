@@ -26,6 +26,7 @@ from billing.models import (
     StatementLineJob,
     WorkerPoolHour,
 )
+from core import roles
 from departments.models import (
     Department,
     GpuClass,
@@ -44,7 +45,6 @@ from metering.selectors import (
     portal_zone,
     usage_department_ids_for_user,
 )
-from portal import roles
 
 ZERO = Decimal(0)
 UTILISATION_SOURCE = "utilisation"

@@ -16,9 +16,9 @@ from billing import services
 from billing.models import Adjustment, LineKind, RateCard, Statement, StatementLine
 from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
+from core.api import ModelValidationMixin
 from departments.models import GpuClass, Tier
 from metering.serializers import GpuHoursField, GpuSecondsField
-from portal.api import ModelValidationMixin
 
 
 def _currency_of(instance) -> str | None:

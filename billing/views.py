@@ -26,11 +26,11 @@ from django.views.decorators.http import require_POST
 from billing import charts, selectors, services
 from billing.forms import StatementFilterForm, month_field_clean, search_word_month
 from billing.models import Statement, StatementLine, minor_unit
+from core import roles
+from core.sorting import Sorting
 from departments.models import Department
 from metering.quantities import gpu_hours_shown
 from metering.selectors import usage_department_ids_for_user
-from portal import roles
-from portal.sorting import Sorting
 
 STATEMENTS_PER_PAGE = 50
 # The statements list's sortable columns (?sort=), each with the fields it orders by.

@@ -1,5 +1,5 @@
 """REST endpoints for departments and their rules: read for everyone in scope, write for
-it-admin (the model permissions of :class:`portal.api.ModelPermissions`)."""
+it-admin (the model permissions of :class:`core.api.ModelPermissions`)."""
 
 from django.db.models import Prefetch
 from rest_framework import mixins, viewsets

@@ -6,6 +6,7 @@ departments they belong to, unless finance or it-admin" lives in one place.
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
+from core import roles
 from departments.models import (
     Department,
     GpuClass,
@@ -15,7 +16,6 @@ from departments.models import (
     Quota,
     ServiceLevel,
 )
-from portal import roles
 
 
 def department_roles_for_user(*, user) -> dict[int, str]:

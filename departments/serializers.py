@@ -2,6 +2,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api import ModelValidationMixin
 from departments import services
 from departments.models import (
     NAMESPACE_NAME_RE,
@@ -14,7 +15,6 @@ from departments.models import (
     WorkerPool,
 )
 from departments.selectors import department_ids_for_user, department_roles_for_user
-from portal.api import ModelValidationMixin
 
 
 def _request_user(serializer):

@@ -3,11 +3,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import JSONField
 from django.forms import widgets
 
+from core import parsers
+from core.admin_site import DateHierarchyInRange
 from departments.admin import AuditHistoryAdmin
 from jobs import services
 from jobs.models import GenerationJob, JobKind, QuotaAlert
-from portal import parsers
-from portal.admin_site import DateHierarchyInRange
 
 
 class PrettyJSONWidget(widgets.Textarea):

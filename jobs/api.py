@@ -11,6 +11,8 @@ from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core import ratelimits
+from core.api import TABLE_FORMATS, error_detail
 from jobs import runner, selectors, services
 from jobs.filters import JobFilter, JobKindFilter
 from jobs.models import GenerationJob, JobState
@@ -22,8 +24,6 @@ from jobs.serializers import (
     JobSerializer,
     JobSubmitSerializer,
 )
-from portal import ratelimits
-from portal.api import TABLE_FORMATS, error_detail
 
 
 class JobKindViewSet(viewsets.ModelViewSet):

@@ -1,10 +1,10 @@
 import django_filters
 from django.db.models import Q
 
+from core.filters import UtcIsoDateTimeFilter
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
 from jobs.models import GenerationJob, JobKind, JobState
-from portal.filters import UtcIsoDateTimeFilter
 
 
 class JobFilter(django_filters.FilterSet):

@@ -285,7 +285,7 @@ def waiting_position(job: GenerationJob) -> int | None:
 
 
 def user_can_cancel(*, user, job: GenerationJob) -> bool:
-    from portal import roles
+    from core import roles
 
     if roles.is_it_admin(user):
         return True

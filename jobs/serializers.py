@@ -4,12 +4,12 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core import parsers
+from core.api import ModelValidationMixin
 from departments.models import Department, GpuClass, Tier
 from jobs import runner, selectors
 from jobs.models import GenerationJob, JobKind
 from jobs.selectors import submit_departments_for_user
-from portal import parsers
-from portal.api import ModelValidationMixin
 
 
 class JobKindSerializer(ModelValidationMixin, serializers.ModelSerializer):

@@ -16,6 +16,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core import ratelimits
+from core.sorting import Sorting
 from departments import selectors as department_selectors
 from departments.models import ServiceLevel, Tier
 from jobs import argv as argv_rules
@@ -23,8 +25,6 @@ from jobs import runner, selectors, services
 from jobs.filters import JobFilter
 from jobs.forms import JobChoiceForm, JobOptionsForm, JobParamsForm
 from jobs.models import GenerationJob, JobState
-from portal import ratelimits
-from portal.sorting import Sorting
 
 JOBS_PER_PAGE = 25
 # An open job's page reloads itself this often (seconds), so its state stays current.

@@ -4,11 +4,11 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
 
+from core.admin_site import DateHierarchyInRange
 from departments.admin import AuditHistoryAdmin
 from metering import tasks, windows
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import UNALLOCATED, UNKNOWN_MODEL
-from portal.admin_site import DateHierarchyInRange
 
 
 def _queue_pull(source_id: int, start: dt.datetime, end: dt.datetime) -> None:

@@ -5,10 +5,10 @@ from rest_framework import mixins, viewsets
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from core.api import ExportPagination, XLSXRenderer
 from metering import selectors
 from metering.filters import UsageQuery
 from metering.serializers import UsageRowSerializer
-from portal.api import ExportPagination, XLSXRenderer
 
 
 class UsageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -14,12 +14,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.filters import moment_in_range
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS
 from departments.models import Cluster, Department, GpuClass
 from departments.selectors import departments_for_user, gpu_classes_for_user
 from metering import selectors
 from metering.models import MetricSource
-from portal.filters import moment_in_range
 
 # An hourly table is one row per hour, department and GPU class: bound it.
 MAX_HOURLY_WINDOW = dt.timedelta(days=400)
@@ -51,7 +51,7 @@ class MomentField(serializers.Field):
     """An ISO 8601 date (midnight in the portal's time zone) or date-time (an offset or Z;
     without one, the portal's time zone), as the same instant in UTC. Instants near the
     calendar's edges and offsets PostgreSQL does not take are refused
-    (:func:`portal.filters.moment_in_range`)."""
+    (:func:`core.filters.moment_in_range`)."""
 
     default_error_messages = {"invalid": ISO_8601_HINT}
 

@@ -15,11 +15,11 @@ from django.db.models import F, Max, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
+from core import roles
 from departments.models import Cluster, Department, GpuClass, MembershipRole, Quota
 from departments.selectors import department_roles_for_user
 from metering import quantities, windows
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
-from portal import roles
 
 ZERO = Decimal("0")
 GRANULARITIES = ("hour", "day", "month")

@@ -1,6 +1,6 @@
 """The error answers every API operation may give, documented once for the whole schema.
 
-DRF and :mod:`portal.api_errors` answer errors the same way on every endpoint, so rather
+DRF and :mod:`core.api_errors` answer errors the same way on every endpoint, so rather
 than repeating ``extend_schema(responses=...)`` on each view, a drf-spectacular
 postprocessing hook adds them from what the operation offers:
 
@@ -14,12 +14,12 @@ postprocessing hook adds them from what the operation offers:
 - 409 on writes (a deletion blocked by objects still referring to the target, or a
   constraint broken by a concurrent write);
 - 415 where there is a request body: one in a media type the API does not read;
-- 429 where the view has throttles (the rate limits of :mod:`portal.ratelimits`).
+- 429 where the view has throttles (the rate limits of :mod:`core.ratelimits`).
 
 An answer a view documents itself keeps its description; it gains the error body when it
 has none. Error bodies are JSON, except where the operation renders CSV: asked for CSV,
 it says the same as a CSV table (binary formats answer errors as JSON, see
-:func:`portal.api.error_as_json`).
+:func:`core.api.error_as_json`).
 """
 
 from http import HTTPStatus

@@ -19,4 +19,4 @@ class PortalConfig(AppConfig):
 
 
 class PortalAdminConfig(AdminConfig):
-    default_site = "portal.admin_site.PortalAdminSite"
+    default_site = "core.admin_site.PortalAdminSite"

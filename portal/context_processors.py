@@ -1,4 +1,4 @@
-from portal import roles
+from core import roles
 
 
 def roles_context(request) -> dict:

@@ -26,6 +26,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from billing.models import DepartmentMultiplier, RateCard
+from core import roles
 from departments.models import (
     Department,
     Enforcement,
@@ -41,7 +42,6 @@ from departments.models import (
 )
 from departments.services import department_set_namespaces
 from jobs.kinds import job_kinds_load
-from portal import roles
 
 DEMO_PASSWORD = "gpu-demo-2026"  # noqa: S105 - printed to the person who runs the demo
 # The namespace of the portal's GPU workers: a worker pool. The demo's one local worker

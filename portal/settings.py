@@ -167,7 +167,7 @@ if env.bool("USE_X_FORWARDED_PROTO", default=False):
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
-# --- Cache and rate limits (portal/ratelimits.py) ------------------------------------------
+# --- Cache and rate limits (core/ratelimits.py) ------------------------------------------
 # The rate-limit counters live in the default cache. The embedded mode's local memory
 # belongs to its one web process; production's web processes share one (Redis), or each
 # would count on its own and let through its own full rate.
@@ -287,17 +287,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "portal.api.ModelPermissions",
+        "core.api.ModelPermissions",
     ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
-        "portal.api.CSVRenderer",
+        "core.api.CSVRenderer",
     ],
     # DRF's three, with JSON nesting bounded (a body nested 1,000 deep is a 400, not a 500).
     # Forms and multipart stay: the browsable API and form-encoded clients send them.
     "DEFAULT_PARSER_CLASSES": [
-        "portal.parsers.JSONParser",
+        "core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -305,10 +305,10 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -324,7 +324,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
-    # The error answers DRF and portal.api_errors give, documented once for every operation.
+    # The error answers DRF and core.api_errors give, documented once for every operation.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "portal.api_schema.document_error_responses",

@@ -6,10 +6,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from core import ratelimits
 from departments import api as departments_api
 from jobs import api as jobs_api
 from metering import api as metering_api
-from portal import ratelimits, views
+from portal import views
 
 router = DefaultRouter()
 router.register("departments", departments_api.DepartmentViewSet, basename="departments")

@@ -13,14 +13,14 @@ from django.views.decorators.cache import never_cache
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.views import DashboardRow, may_read_billing, money_format
+from core import roles
+from core.sorting import Sorting
 from departments import selectors as department_selectors
 from departments.models import Department, Membership, Quota
 from jobs import selectors as job_selectors
 from jobs.models import ACTIVE_STATES, OPEN_STATES, JobState
 from metering import charts
 from metering import selectors as metering_selectors
-from portal import roles
-from portal.sorting import Sorting
 
 # --- Home -----------------------------------------------------------------------------------
 

@@ -15,8 +15,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import FINANCE, IT_ADMIN
 from departments.models import Membership, Tier
-from portal.roles import FINANCE, IT_ADMIN
 from tests import factories
 
 REQUIRE_SERVICES = os.environ.get("PORTAL_REQUIRE_SERVICES") == "1"

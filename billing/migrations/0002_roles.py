@@ -3,7 +3,7 @@ statements and makes adjustments; it-admin reads them."""
 
 from django.db import migrations
 
-from portal.roles import FINANCE, IT_ADMIN, grant_group_permissions
+from core.roles import FINANCE, IT_ADMIN, grant_group_permissions
 
 CRUD = ("view", "add", "change", "delete")
 GRANTS = {

@@ -3,7 +3,7 @@ them. Later apps grant their own models' permissions in their own migrations."""
 
 from django.db import migrations
 
-from portal.roles import FINANCE, IT_ADMIN, grant_group_permissions
+from core.roles import FINANCE, IT_ADMIN, grant_group_permissions
 
 MODELS = [
     "department",

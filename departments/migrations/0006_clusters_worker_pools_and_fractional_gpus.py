@@ -7,7 +7,7 @@ import simple_history.models
 from django.conf import settings
 from django.db import migrations, models
 
-from portal.roles import FINANCE, IT_ADMIN, grant_group_permissions
+from core.roles import FINANCE, IT_ADMIN, grant_group_permissions
 
 # IT keeps the clusters and marks the worker pools; finance reads them.
 GRANTS = {

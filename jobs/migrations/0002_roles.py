@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from portal.roles import FINANCE, IT_ADMIN, grant_group_permissions
+from core.roles import FINANCE, IT_ADMIN, grant_group_permissions
 
 GRANTS = {
     FINANCE: ["jobs.view_jobkind", "jobs.view_generationjob", "jobs.view_quotaalert"],

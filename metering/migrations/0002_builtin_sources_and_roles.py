@@ -7,7 +7,7 @@ later changes to the defaults in metering/promql.py never rewrite an installed s
 
 from django.db import migrations
 
-from portal.roles import FINANCE, IT_ADMIN, grant_group_permissions
+from core.roles import FINANCE, IT_ADMIN, grant_group_permissions
 
 # GPU-hours of an hour are the time-integral of GPUs: the hour's 60 one-minute samples summed
 # and divided by 60 (a pod with 2 GPUs for 20 minutes is 0.667 GPU-hours; avg_over_time would

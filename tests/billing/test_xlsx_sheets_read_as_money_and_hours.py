@@ -7,7 +7,7 @@ import io
 import openpyxl
 import pytest
 
-from portal.api import XLSXRenderer, sheet_title
+from core.api import XLSXRenderer, sheet_title
 from tests.billing.test_api_statements import bill_march
 from tests.conftest import client_as
 

@@ -1,7 +1,7 @@
 import csv
 import io
 
-from portal.api import CSVRenderer
+from core.api import CSVRenderer
 from tests.conftest import client_as
 from tests.factories import DepartmentFactory
 

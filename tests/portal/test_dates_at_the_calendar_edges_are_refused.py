@@ -14,7 +14,7 @@ import pytest
 from django.db import transaction
 from drf_spectacular.generators import SchemaGenerator
 
-from portal import filters
+from core import filters
 from tests.conftest import client_as
 from tests.hostile_input import DATE_NAMES
 

@@ -15,9 +15,9 @@ from rest_framework.parsers import JSONParser as DRFJSONParser
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
+from core import parsers
 from jobs.kinds import __file__ as kinds_init
 from jobs.models import GenerationJob
-from portal import parsers
 from tests.conftest import client_as
 
 DEEP_ARRAYS = "[" * 1000 + "]" * 1000  # 2 KB

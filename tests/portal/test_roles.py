@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group
 
-from portal.roles import FINANCE, IT_ADMIN
+from core.roles import FINANCE, IT_ADMIN
 
 pytestmark = pytest.mark.django_db
 

@@ -1,6 +1,6 @@
 """How the API answers errors: DRF's handler, plus the errors Django and the database raise.
 
-Kept apart from :mod:`portal.api` because DRF reads the permission classes there while
+Kept apart from :mod:`core.api` because DRF reads the permission classes there while
 ``rest_framework.views`` (which this module needs) is still loading.
 """
 
@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from portal.api import error_detail
+from core.api import error_detail
 
 _MODEL_NOT_FOUND = re.compile(r"No \w+ matches the given query\.")
 

@@ -5,8 +5,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.http import HttpResponseRedirect
 
-from portal import roles
-from portal.filters import EARLIEST, LATEST
+from core import roles
+from core.filters import EARLIEST, LATEST
 
 
 class PortalAdminAuthenticationForm(AdminAuthenticationForm):
@@ -31,7 +31,7 @@ class PortalAdminSite(admin.AdminSite):
     """The admin, open to the finance and it-admin groups without a separate staff flag.
 
     What each of them may change inside it is decided by model permissions (finance mostly
-    views, IT edits configuration), see :mod:`portal.roles`.
+    views, IT edits configuration), see :mod:`core.roles`.
     """
 
     site_header = "GPU chargeback portal: administration"
@@ -47,7 +47,7 @@ class PortalAdminSite(admin.AdminSite):
 def date_hierarchy_problem(params, field: str) -> str | None:
     """Why the date drill-down of ``params`` (``<field>__year``, ``__month``, ``__day``)
     cannot be shown, or ``None`` when it can: a date that is no date, or a year outside
-    the instants a query may name (:data:`portal.filters.EARLIEST` to ``LATEST``), where
+    the instants a query may name (:data:`core.filters.EARLIEST` to ``LATEST``), where
     the admin's own arithmetic (the year or month after it) leaves what a date holds."""
     year = params.get(f"{field}__year")
     if year is None:

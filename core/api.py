@@ -22,7 +22,7 @@ from rest_framework_csv.renderers import CSVRenderer as _LibraryCSVRenderer
 
 class ModelPermissions(permissions.DjangoModelPermissions):
     """Writes need the model's add/change/delete permission, the rule the admin applies
-    (granted to groups in data migrations, see :mod:`portal.roles`). Reads are open to any
+    (granted to groups in data migrations, see :mod:`core.roles`). Reads are open to any
     authenticated user because every view's queryset is already limited to what the user
     may see. A view without a queryset is read-only unless it declares its own permissions.
     """

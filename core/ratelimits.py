@@ -20,7 +20,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.throttling import BaseThrottle
 
-from portal import parsers
+from core import parsers
 
 LOGIN_REFUSED = "Too many sign-in attempts for this username or from this address."
 _UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
