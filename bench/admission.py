@@ -95,6 +95,8 @@ from urllib.parse import urlsplit
 
 from _database import postgres_database
 
+from core import calendar
+
 THIS = str(Path(__file__).resolve())
 ROOT = Path(THIS).parents[1]
 if str(ROOT) not in sys.path:
@@ -567,7 +569,7 @@ def check_admission(window: Window, broker) -> dict:
     from jobs.models import GenerationJob
     from metering import selectors as metering_selectors
 
-    zone = metering_selectors.portal_zone()
+    zone = calendar.portal_zone()
     jobs_all = GenerationJob.objects.exclude(department__slug=BASELINE_DEPARTMENT)
     quotas = []
     for quota in Quota.objects.filter(department__slug__startswith="bench-").select_related(

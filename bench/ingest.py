@@ -80,6 +80,8 @@ from urllib.parse import urlsplit
 
 from _database import postgres_database
 
+from core import calendar
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -408,20 +410,20 @@ def raw_pull(source, start: dt.datetime, end: dt.datetime) -> int:
     import requests
     from django.conf import settings
 
-    from metering import collector, windows
+    from metering import collector
 
     query = source.query()
     url = f"{collector.base_url(source)}/api/v1/query_range"
     headers = {"Authorization": source.auth_header} if source.auth_header else None
     points = 0
     # pull_usage runs one usage_pull, hence one client, per chunk: so does this.
-    for chunk_start, chunk_end in windows.chunks(start, end, collector.chunk_hours()):
+    for chunk_start, chunk_end in calendar.chunks(start, end, collector.chunk_hours()):
         with requests.Session() as session:
             response = session.get(
                 url,
                 params={
                     "query": query,
-                    "start": round((chunk_start + windows.HOUR).timestamp()),
+                    "start": round((chunk_start + calendar.HOUR).timestamp()),
                     "end": round(chunk_end.timestamp()),
                     "step": "3600",
                     "timeout": f"{settings.METERING_QUERY_TIMEOUT_S}s",
@@ -510,10 +512,9 @@ def check_ledger(source, ds: Dataset, start: dt.datetime, end: dt.datetime, rows
 
     from django.db.models import Count, Max, Min, Sum
 
-    from metering import windows
     from metering.models import UsageRecord
 
-    hours = windows.hour_count(start, end)
+    hours = calendar.hour_count(start, end)
     got = UsageRecord.objects.filter(
         source=source, hour_start__gte=start, hour_start__lt=end
     ).aggregate(

@@ -200,7 +200,7 @@ def shift_month(month: dt.date, by: int) -> dt.date:
 
 
 def local(month: dt.date, day: int) -> dt.datetime:
-    from metering.selectors import portal_zone
+    from core.calendar import portal_zone
 
     return dt.datetime(month.year, month.month, day, tzinfo=portal_zone()).astimezone(dt.UTC)
 
@@ -389,7 +389,7 @@ def all_series(world: World) -> list[Series]:
 
 def month_lines(world: World, series: list[Series], month: dt.date, run_id: int) -> Iterator[str]:
     """The month's ledger rows as COPY text: every series, every hour."""
-    from billing.pricing import month_hours
+    from core.calendar import month_hours
 
     hours = month_hours(month)
     first = int(hours[0].timestamp()) // 3600
@@ -472,8 +472,8 @@ def load_ledger(world: World) -> dict[str, float]:
     from django.db import connection
     from django.utils import timezone
 
+    from core.calendar import month_bounds
     from metering.models import MeteringRun
-    from metering.selectors import month_bounds
 
     times: dict[str, float] = {}
     series = all_series(world)
@@ -522,8 +522,8 @@ def trim_history(world: World) -> float:
     from django.db import connection, transaction
 
     from billing.models import BillingPeriod, Statement, StatementLine
+    from core.calendar import month_bounds
     from metering.models import MeteringRun
-    from metering.selectors import month_bounds
 
     began = time.perf_counter()
     start, _ = month_bounds(world.month)
@@ -591,7 +591,7 @@ def baseline(world: World) -> list[tuple]:
     the ledger: GPU-seconds, and the amount rounded per pricing line as statements round."""
     from django.db import connection
 
-    from metering.selectors import month_bounds
+    from core.calendar import month_bounds
 
     start, end = month_bounds(world.month)
     params = {
@@ -951,7 +951,7 @@ def verdicts(scenarios: list[Scenario], tolerance: float) -> tuple[list[str], bo
 def last_full_month() -> dt.date:
     from django.utils import timezone
 
-    from billing.services import month_of
+    from core.calendar import month_of
 
     return shift_month(month_of(timezone.now()), -1)
 
@@ -1014,7 +1014,8 @@ def run(args: argparse.Namespace, code: dict[str, str]) -> int:
     from django.conf import settings
     from django.db import connection
 
-    from billing.services import month_parse, period_refresh
+    from billing.services import period_refresh
+    from core.calendar import month_parse
 
     if settings.DEBUG:
         log("warning: DEBUG is on, so Django keeps every query in memory; set DEBUG=0")

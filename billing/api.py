@@ -41,7 +41,7 @@ from billing.serializers import (
     StatementLineRowSerializer,
     StatementSerializer,
 )
-from core import roles
+from core import calendar, roles
 from core.api import (
     TABLE_FORMATS,
     XLSX_MEDIA_TYPE,
@@ -95,7 +95,7 @@ def _refresh(months) -> None:
     """Bring the drafts of ``months`` up to date, oldest first (late usage of an earlier,
     finalized month lands on a later one). Months that have not begun, and months nothing
     opened (:func:`billing.services.month_opened`), are left alone."""
-    current = services.month_of(timezone.now())
+    current = calendar.month_of(timezone.now())
     for month in sorted(set(months)):
         if month <= current and services.month_opened(month):
             services.period_refresh(month=month)
@@ -184,7 +184,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
             months = set(queryset.order_by().values_list("period__month", flat=True).distinct())
         period = request.query_params.get("period")
         if period:
-            months.add(services.month_parse(period))  # valid: the filter accepted it
+            months.add(calendar.month_parse(period))  # valid: the filter accepted it
         _refresh(months)
         return super().list(request, *args, **kwargs)
 
@@ -390,7 +390,7 @@ class ChargebackReportView(APIView):
     def get(self, request):
         query = ChargebackQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        month = query.validated_data.get("period") or services.month_of(timezone.now())
+        month = query.validated_data.get("period") or calendar.month_of(timezone.now())
         period = services.period_for_reading(month=month)
         self._label = period.label
         report = selectors.chargeback_report(user=request.user, period=period)
@@ -444,7 +444,7 @@ class PoolReportView(APIView):
     def get(self, request):
         query = PoolQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        month = query.validated_data.get("period") or services.month_of(timezone.now())
+        month = query.validated_data.get("period") or calendar.month_of(timezone.now())
         period = services.period_for_reading(month=month)
         self._label = period.label
         hours = (

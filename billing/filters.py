@@ -9,8 +9,8 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 
-from billing import services
 from billing.models import Adjustment, AdjustmentKind, RateCard, Statement, StatementStatus
+from core import calendar
 from core.filters import LATEST, UtcIsoDateTimeFilter
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS, _visible_departments
 from departments.models import GpuClass, Tier
@@ -18,14 +18,14 @@ from departments.models import GpuClass, Tier
 
 class MonthFormField(forms.CharField):
     """``YYYY-MM`` as the first day of that month, with the words of
-    :func:`billing.services.month_parse` when it is not one."""
+    :func:`billing.calendar.month_parse` when it is not one."""
 
     def to_python(self, value):
         value = super().to_python(value)
         if not value:
             return None
         try:
-            month = services.month_parse(value.strip())
+            month = calendar.month_parse(value.strip())
         except ValueError as exc:
             # Passed as a parameter: django-filter %-formats the message, and the reason
             # quotes the input, which may hold a "%".

@@ -4,15 +4,15 @@ import datetime as dt
 
 from django import forms
 
-from billing import services
 from billing.models import StatementStatus
+from core import calendar
 
 
 def month_field_clean(value: str, *, latest: dt.date) -> dt.date:
     """``YYYY-MM`` as the first day of the month, no later than ``latest``; a
     ``ValidationError`` a person can act on otherwise."""
     try:
-        month = services.month_parse(value)
+        month = calendar.month_parse(value)
     except ValueError as exc:
         raise forms.ValidationError(str(exc)) from exc
     if month > latest:
@@ -46,7 +46,7 @@ def search_word_month(word: str) -> tuple[int | None, int | None] | None:
     ``(None, 10)``. ``None`` when the word names no month or year."""
     word = word.strip(".,;").lower()
     try:
-        month = services.month_parse(word)
+        month = calendar.month_parse(word)
     except ValueError:
         pass
     else:

@@ -19,6 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from core.calendar import month_bounds
 from departments.models import Cluster, Department, GpuClass, Tier, TimestampedModel
 from jobs.models import GenerationJob, JobKind
 from metering.quantities import gpu_hours_shown
@@ -50,10 +51,6 @@ def price_text(price: Decimal) -> str:
 
 def default_currency() -> str:
     return settings.BILLING_CURRENCY
-
-
-def month_start(value: dt.date) -> dt.date:
-    return value.replace(day=1)
 
 
 class IdlePolicy(models.TextChoices):
@@ -191,7 +188,6 @@ class RateCard(Validity, TimestampedModel):
         stored = RateCard.objects.filter(pk=self.pk).first() if self.pk else None
         if stored is None:
             return
-        from metering.selectors import month_bounds
 
         finalized = [
             (month, *month_bounds(month))

@@ -43,11 +43,12 @@ from fractions import Fraction
 from django.db.models import Case, DecimalField, IntegerField, Q, Sum, Value, When
 
 from billing.models import IdlePolicy, LineKind, minor_unit, price_text
+from core.calendar import month_bounds, month_hours
 from departments.models import namespace_label
 from jobs.models import JobGpuTime
 from metering.models import UsageRecord
 from metering.quantities import GPU_SECONDS_KEPT, SECONDS_PER_HOUR, gpu_hours_text
-from metering.selectors import UNKNOWN_MODEL, month_bounds
+from metering.selectors import UNKNOWN_MODEL
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -307,16 +308,6 @@ class PeriodResult:
     @property
     def department_ids(self) -> set[int]:
         return {line.department_id for line in self.lines if line.department_id is not None}
-
-
-def month_hours(month: dt.date) -> list[dt.datetime]:
-    """The UTC hour starts of the portal month: 743 or 745 of them when the clocks change."""
-    start, end = month_bounds(month)
-    hours, hour = [], start
-    while hour < end:
-        hours.append(hour)
-        hour += HOUR
-    return hours
 
 
 def _boundaries(pricing: Pricing, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:

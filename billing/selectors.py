@@ -27,6 +27,7 @@ from billing.models import (
     WorkerPoolHour,
 )
 from core import roles
+from core.calendar import month_bounds, portal_zone
 from departments.models import (
     Department,
     GpuClass,
@@ -38,13 +39,7 @@ from departments.models import (
 from jobs.models import GenerationJob, JobGpuTime
 from metering.models import GPU_TIME_MEASURES, Measure, MetricSource, UsageRecord
 from metering.quantities import gpu_hours, gpu_hours_shown
-from metering.selectors import (
-    UNALLOCATED,
-    UNKNOWN_MODEL,
-    month_bounds,
-    portal_zone,
-    usage_department_ids_for_user,
-)
+from metering.selectors import UNALLOCATED, UNKNOWN_MODEL, usage_department_ids_for_user
 
 ZERO = Decimal(0)
 UTILISATION_SOURCE = "utilisation"

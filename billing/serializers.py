@@ -12,10 +12,10 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing import services
 from billing.models import Adjustment, LineKind, RateCard, Statement, StatementLine
 from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
+from core import calendar
 from core.api import ModelValidationMixin
 from departments.models import GpuClass, Tier
 from metering.serializers import GpuHoursField, GpuSecondsField
@@ -73,7 +73,7 @@ class MonthField(serializers.CharField):
 
     def to_internal_value(self, data) -> dt.date:
         try:
-            return services.month_parse(str(data).strip())
+            return calendar.month_parse(str(data).strip())
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
 
@@ -524,7 +524,7 @@ class ChargebackQuerySerializer(serializers.Serializer):
     )
 
     def validate_period(self, month: dt.date) -> dt.date:
-        if month > services.month_of(timezone.now()):
+        if month > calendar.month_of(timezone.now()):
             raise serializers.ValidationError(
                 f"{month:%B %Y} has not begun; there is nothing to report yet."
             )

@@ -31,6 +31,7 @@ from billing.models import (
     StatementStatus,
     WorkerPoolHour,
 )
+from core.calendar import month_bounds, month_ended, month_of, next_month
 from departments.models import (
     Cluster,
     Department,
@@ -44,7 +45,6 @@ from jobs.models import JobGpuTime, JobKind
 from metering import quantities
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.quantities import gpu_hours_text
-from metering.selectors import month_bounds, portal_zone
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -60,32 +60,6 @@ class BillingError(Exception):
 
 
 # --- Months ---------------------------------------------------------------------------------
-
-
-def month_of(moment: dt.datetime | dt.date) -> dt.date:
-    """The first day of the portal month that holds ``moment``."""
-    if isinstance(moment, dt.datetime):
-        moment = moment.astimezone(portal_zone()).date()
-    return moment.replace(day=1)
-
-
-def month_parse(value: str) -> dt.date:
-    """``YYYY-MM`` as the first day of that month; ``ValueError`` with a clear message."""
-    try:
-        parsed = dt.datetime.strptime(value, "%Y-%m").date()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"“{value}” is not a month; give it as YYYY-MM, e.g. 2026-03.") from exc
-    if parsed.year < 2000:
-        raise ValueError(f"“{value}” is before the year 2000.")
-    return parsed
-
-
-def next_month(month: dt.date) -> dt.date:
-    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
-def month_ended(month: dt.date, *, now: dt.datetime | None = None) -> bool:
-    return month_bounds(month)[1] <= (now or timezone.now())
 
 
 # --- Inputs ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 from billing import charts, selectors, services
 from billing.forms import StatementFilterForm, month_field_clean, search_word_month
 from billing.models import Statement, StatementLine, minor_unit
-from core import roles
+from core import calendar, roles
 from core.sorting import Sorting
 from departments.models import Department
 from metering.quantities import gpu_hours_shown
@@ -113,7 +113,7 @@ class DashboardRow:
 
 def _month_links(month: dt.date, current: dt.date) -> dict[str, str | None]:
     previous = (month - dt.timedelta(days=1)).replace(day=1)
-    following = services.next_month(month)
+    following = calendar.next_month(month)
     return {
         "previous": f"{previous:%Y-%m}" if previous.year >= 2000 else None,
         "next": f"{following:%Y-%m}" if following <= current else None,
@@ -129,7 +129,7 @@ def dashboard(request):
     month's drafts first; earlier months show what their periods hold."""
     user = request.user
     billing_department_ids(user)
-    current = services.month_of(timezone.now())
+    current = calendar.month_of(timezone.now())
     raw = request.GET.get("period", "").strip()
     context = {"period_value": raw or f"{current:%Y-%m}", "current_month": current}
     try:
@@ -214,7 +214,7 @@ def statement_list(request):
     current. A filter that makes no sense answers 400 with the reason."""
     user = request.user
     ids = billing_department_ids(user)
-    current = services.month_of(timezone.now())
+    current = calendar.month_of(timezone.now())
     form = StatementFilterForm(
         request.GET or None, departments=_visible_departments(ids), latest=current
     )
@@ -316,7 +316,7 @@ def statement_detail(request, pk: int):
             "share": plain(line.share) if line.share is not None else None,
         }
     may_finalize = user.has_perm(FINALIZE_PERMISSION)
-    month_ended = services.month_ended(statement.period.month)
+    month_ended = calendar.month_ended(statement.period.month)
     return render(
         request,
         "billing/statement_detail.html",

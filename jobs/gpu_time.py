@@ -16,8 +16,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db.models import Sum
 
+from core.calendar import floor_hour, hours_between
 from jobs.models import GenerationJob, JobGpuTime
-from metering.windows import HOUR, floor_hour
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +36,6 @@ def worker_pool() -> tuple[str, int | None]:
         if cluster_id is None:
             logger.warning("JOBS_WORKER_CLUSTER=%s names no cluster of the portal", slug)
     return settings.JOBS_WORKER_NAMESPACE, cluster_id
-
-
-def hours_between(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.timedelta]]:
-    """``[start, end)`` cut at each UTC hour: (hour start, time inside that hour)."""
-    pieces = []
-    hour = floor_hour(start)
-    while hour < end:
-        inside = min(end, hour + HOUR) - max(start, hour)
-        if inside > dt.timedelta(0):
-            pieces.append((hour, inside))
-        hour += HOUR
-    return pieces
 
 
 def attempt_gpu_time_record(job: GenerationJob, *, until: dt.datetime) -> Decimal:

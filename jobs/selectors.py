@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 
+from core import calendar
+from core.calendar import floor_hour, portal_day_bounds
 from departments.models import (
     Department,
     Membership,
@@ -25,7 +27,6 @@ from departments.models import (
 from departments.selectors import department_ids_for_user, department_roles_for_user
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState
 from metering import selectors as metering_selectors
-from metering.windows import floor_hour
 
 
 def jobs_for_user(*, user) -> QuerySet[GenerationJob]:
@@ -121,20 +122,10 @@ def fmt_quantity(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def portal_day_bounds(moment: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """The calendar day (portal time zone) that holds ``moment``, as UTC date-times."""
-    zone = metering_selectors.portal_zone()
-    local = moment.astimezone(zone).date()
-    start = dt.datetime(local.year, local.month, local.day, tzinfo=zone)
-    following = local + dt.timedelta(days=1)
-    end = dt.datetime(following.year, following.month, following.day, tzinfo=zone)
-    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-
-
 def quota_period(quota: Quota, moment: dt.datetime) -> str:
     """The key of the period ``moment`` falls in, for alerts: the month for budgets, the
     day otherwise (quotas on what runs at once alert at most once a day)."""
-    local = moment.astimezone(metering_selectors.portal_zone())
+    local = moment.astimezone(calendar.portal_zone())
     if quota.kind == QuotaKind.GPU_HOURS_MONTH:
         return local.strftime("%Y-%m")
     return local.strftime("%Y-%m-%d")
@@ -154,7 +145,7 @@ def _metered_until(at: dt.datetime) -> dt.datetime | None:
     """
     if not metering_selectors.billing_source_counts_jobs():
         return None
-    start, _ = metering_selectors.month_bounds(at)
+    start, _ = calendar.month_bounds(at)
     covered = metering_selectors.billing_covered_intervals(start=start, end=floor_hour(at))
     if not covered or covered[0][0] > start:
         return None
@@ -177,7 +168,7 @@ def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
     if not quotas:
         return {}
     day_start, day_end = portal_day_bounds(at)
-    month_start, month_end = metering_selectors.month_bounds(at)
+    month_start, month_end = calendar.month_bounds(at)
     active = Q(state__in=ACTIVE_STATES)
     budgets = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH]
     until = _metered_until(at) if any(not q.job_kind for q in budgets) else None

@@ -4,9 +4,10 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils import timezone
 
+from core import calendar
 from core.admin_site import DateHierarchyInRange
 from departments.admin import AuditHistoryAdmin
-from metering import tasks, windows
+from metering import tasks
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import UNALLOCATED, UNKNOWN_MODEL
 
@@ -70,7 +71,7 @@ class MetricSourceAdmin(AuditHistoryAdmin):
 
     @admin.action(description="Pull the last 24 hours now", permissions=["change"])
     def pull_last_day(self, request, queryset):
-        end = windows.floor_hour(timezone.now()) + windows.HOUR
+        end = calendar.floor_hour(timezone.now()) + calendar.HOUR
         start = end - dt.timedelta(hours=24)
         for source in queryset:
             _queue_pull(source.pk, start, end)

@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from core import calendar
+from core.calendar import day_bounds
 from departments.models import Department, GpuClass
 from metering import selectors
 
@@ -138,17 +140,8 @@ def drawn(values: list[float]) -> bool:
 
 def last_days(*, now: dt.datetime, days: int = DAILY_WINDOW_DAYS) -> list[dt.date]:
     """The ``days`` calendar days (in the portal's time zone) that end with today."""
-    today = now.astimezone(selectors.portal_zone()).date()
+    today = now.astimezone(calendar.portal_zone()).date()
     return [today - dt.timedelta(days=offset) for offset in range(days - 1, -1, -1)]
-
-
-def day_bounds(first: dt.date, last: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """From the start of ``first`` to the end of ``last``, in the portal's time zone."""
-    zone = selectors.portal_zone()
-    return (
-        dt.datetime.combine(first, dt.time(0), tzinfo=zone),
-        dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone),
-    )
 
 
 def _class_order(name: str) -> tuple[bool, str]:
@@ -175,7 +168,7 @@ def daily_gpu_hours_figure(
     colours = colours or {}
     per_class: dict[str, dict[dt.date, Decimal]] = {}
     for row in rows:
-        day = row["period_start"].astimezone(selectors.portal_zone()).date()
+        day = row["period_start"].astimezone(calendar.portal_zone()).date()
         hours = per_class.setdefault(row["gpu_class_name"], {})
         hours[day] = hours.get(day, selectors.ZERO) + row["quantity"]
     x = [day.isoformat() for day in days]
@@ -204,7 +197,7 @@ def burn_down_figure(*, burn: selectors.BurnDown, colour: str = DEPARTMENT_PALET
     """GPU-hours used so far this month, cumulative per day, in the department's
     ``colour``, against the monthly budget drawn across the whole month (when the
     department has one)."""
-    start, end = selectors.month_bounds(burn.month_start)
+    start, end = calendar.month_bounds(burn.month_start)
     # The axis runs to the first day of next month, so that the last day is drawn whole.
     first_day, next_month = start.date(), end.date()
     traces = [
@@ -294,7 +287,7 @@ def department_usage(
     start, end = day_bounds(days[0], days[-1])
     daily_rows = rows(start, end)
     burn = selectors.budget_burn_down(department=department, month=now, rows=rows)
-    month_start, month_end = selectors.month_bounds(now)
+    month_start, month_end = calendar.month_bounds(now)
     month_by_class = _by_class_name(rows(month_start, month_end))
     used_this_month = any(hours for _, hours in month_by_class)
     return DepartmentUsage(

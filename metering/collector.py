@@ -19,7 +19,7 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from metering import windows
+from core import calendar
 from metering.models import Measure, MetricSource
 from metering.quantities import SECONDS_PER_HOUR
 
@@ -157,11 +157,11 @@ def fetch(
     fetched = Fetched()
     seen_series = set()
     with client(source) as prometheus:
-        for chunk_start, chunk_end in windows.chunks(start, end, chunk_hours()):
+        for chunk_start, chunk_end in calendar.chunks(start, end, chunk_hours()):
             try:
                 result = prometheus.custom_query_range(
                     query,
-                    start_time=chunk_start + windows.HOUR,
+                    start_time=chunk_start + calendar.HOUR,
                     end_time=chunk_end,
                     step="3600",
                     params={"timeout": f"{settings.METERING_QUERY_TIMEOUT_S}s"},
@@ -173,7 +173,7 @@ def fetch(
             fetched.queries += 1
             _collect(source, result, fetched, seen_series)
             if progress:
-                progress(windows.hour_count(chunk_start, chunk_end))
+                progress(calendar.hour_count(chunk_start, chunk_end))
     fetched.series = len(seen_series)
     return fetched
 
@@ -187,7 +187,7 @@ def _collect(source: MetricSource, result: list, fetched: Fetched, seen_series: 
         gpu_model = labels.get(source.model_label, "") if source.model_label else ""
         seen_series.add((namespace, gpu_model))
         for timestamp, raw in series.get("values", []):
-            hour_start = dt.datetime.fromtimestamp(float(timestamp), dt.UTC) - windows.HOUR
+            hour_start = dt.datetime.fromtimestamp(float(timestamp), dt.UTC) - calendar.HOUR
             value, refusal = _quantity(raw, scale)
             if value is None:
                 fetched.refuse(refusal, namespace, gpu_model, hour_start)

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core import calendar
 from core.filters import moment_in_range
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS
 from departments.models import Cluster, Department, GpuClass
@@ -60,13 +61,13 @@ class MomentField(serializers.Field):
         try:
             day = parse_date(text)
             if day is not None:
-                moment = dt.datetime.combine(day, dt.time(0), tzinfo=selectors.portal_zone())
+                moment = dt.datetime.combine(day, dt.time(0), tzinfo=calendar.portal_zone())
             else:
                 moment = parse_datetime(text)
                 if moment is None:
                     self.fail("invalid")
                 if timezone.is_naive(moment):
-                    moment = moment.replace(tzinfo=selectors.portal_zone())
+                    moment = moment.replace(tzinfo=calendar.portal_zone())
         except (ValueError, OverflowError):
             self.fail("invalid")
         try:
@@ -149,9 +150,9 @@ class UsageQuery(serializers.Serializer):
         start, end = attrs.get("start"), attrs.get("end")
         if start is None:
             reference = end - dt.timedelta(microseconds=1) if end else timezone.now()
-            start = selectors.month_bounds(reference)[0]
+            start = calendar.month_bounds(reference)[0]
         if end is None:
-            end = selectors.month_bounds(max(start, timezone.now()))[1]
+            end = calendar.month_bounds(max(start, timezone.now()))[1]
         if end <= start:
             raise serializers.ValidationError(
                 {"end": [f"The end must come after the start ({start.isoformat()})."]}

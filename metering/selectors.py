@@ -8,17 +8,16 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.db.models import F, Max, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
-from core import roles
+from core import calendar, roles
+from core.calendar import month_bounds, portal_zone
 from departments.models import Cluster, Department, GpuClass, MembershipRole, Quota
 from departments.selectors import department_roles_for_user
-from metering import quantities, windows
+from metering import quantities
 from metering.models import Measure, MeteringRun, MetricSource, UsageRecord
 
 ZERO = Decimal("0")
@@ -26,25 +25,6 @@ GRANULARITIES = ("hour", "day", "month")
 _TRUNCATE_IN_PORTAL_ZONE = {"day": TruncDay, "month": TruncMonth}
 UNALLOCATED = "Unallocated"
 UNKNOWN_MODEL = "Unknown model"
-
-
-def portal_zone() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
-
-
-def month_bounds(moment: dt.datetime | dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """The calendar month (in the portal's time zone) that holds ``moment``, as UTC
-    date-times (so that subtracting them counts real hours: a month with a daylight-saving
-    change is an hour shorter or longer)."""
-    zone = portal_zone()
-    if isinstance(moment, dt.datetime):
-        local = moment.astimezone(zone)
-        year, month = local.year, local.month
-    else:
-        year, month = moment.year, moment.month
-    start = dt.datetime(year, month, 1, tzinfo=zone)
-    following = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
-    return start.astimezone(dt.UTC), following.astimezone(dt.UTC)
 
 
 def billing_sources() -> list[MetricSource]:
@@ -264,10 +244,10 @@ def covered_intervals(
 def _covered(runs, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
     intervals = []
     for window_start, window_end, started_at in runs:
-        covered_end = min(window_end, windows.floor_hour(started_at))
+        covered_end = min(window_end, calendar.floor_hour(started_at))
         if covered_end > window_start:
             intervals.append((max(window_start, start), min(covered_end, end)))
-    return windows.merge(intervals)
+    return calendar.merge(intervals)
 
 
 JOB_COUNTER = "portal_job_gpu_seconds_total"
@@ -299,10 +279,10 @@ def gaps(
     *, source: MetricSource, start: dt.datetime, end: dt.datetime
 ) -> list[tuple[dt.datetime, dt.datetime]]:
     """The whole hours in ``[start, end)`` that no successful run covered, merged."""
-    start, end = windows.floor_hour(start), windows.floor_hour(end)
+    start, end = calendar.floor_hour(start), calendar.floor_hour(end)
     if end <= start:
         return []
-    return windows.complement(covered_intervals(source=source, start=start, end=end), start, end)
+    return calendar.complement(covered_intervals(source=source, start=start, end=end), start, end)
 
 
 @dataclass(frozen=True)
@@ -317,7 +297,7 @@ class SourceStatus:
 
     @property
     def gap_hours(self) -> int:
-        return sum(windows.hour_count(start, end) for start, end in self.gaps)
+        return sum(calendar.hour_count(start, end) for start, end in self.gaps)
 
 
 def metering_status(*, now: dt.datetime | None = None) -> list[SourceStatus]:
@@ -331,9 +311,9 @@ def metering_status(*, now: dt.datetime | None = None) -> list[SourceStatus]:
         first = succeeded.order_by("window_start").values_list("window_start", flat=True).first()
         covered, found_gaps = 0, []
         if first is not None:
-            end = windows.floor_hour(now)
+            end = calendar.floor_hour(now)
             intervals = covered_intervals(source=source, start=first, end=end)
-            covered = sum(windows.hour_count(s, e) for s, e in intervals)
+            covered = sum(calendar.hour_count(s, e) for s, e in intervals)
             found_gaps = gaps(source=source, start=first, end=end)
         statuses.append(
             SourceStatus(

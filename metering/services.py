@@ -11,8 +11,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core import calendar
 from departments.models import GpuClass, Namespace
-from metering import collector, selectors, windows
+from metering import collector, selectors
 from metering.models import MeteringRun, MetricSource, UsageRecord
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ class GpuClassResolver:
 
 
 def _window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    start, end = windows.floor_hour(start), windows.ceil_hour(end)
+    start, end = calendar.floor_hour(start), calendar.ceil_hour(end)
     if end <= start:
         raise ValueError("The window is empty: its end must come after its start.")
     return start, end
@@ -282,11 +283,11 @@ def usage_pull_recent(*, source: MetricSource, now: dt.datetime | None = None) -
     """The scheduled pull: the source's last ``repull_hours`` whole hours again (late
     samples) and the hour in progress."""
     now = now or timezone.now()
-    start = windows.floor_hour(now) - dt.timedelta(hours=source.repull_hours)
+    start = calendar.floor_hour(now) - dt.timedelta(hours=source.repull_hours)
     return usage_pull(
         source=source,
         start=start,
-        end=windows.floor_hour(now) + windows.HOUR,
+        end=calendar.floor_hour(now) + calendar.HOUR,
         trigger=MeteringRun.Trigger.SCHEDULE,
     )
 
@@ -305,11 +306,11 @@ def usage_backfill_gaps(
     budget = max_hours or settings.METERING_GAP_MAX_HOURS
     runs = []
     for gap_start, gap_end in selectors.gaps(source=source, start=since, end=now):
-        for chunk_start, chunk_end in windows.chunks(gap_start, gap_end, collector.chunk_hours()):
+        for chunk_start, chunk_end in calendar.chunks(gap_start, gap_end, collector.chunk_hours()):
             if budget <= 0:
                 return runs
             chunk_end = min(chunk_end, chunk_start + dt.timedelta(hours=budget))
-            budget -= windows.hour_count(chunk_start, chunk_end)
+            budget -= calendar.hour_count(chunk_start, chunk_end)
             run = usage_pull(
                 source=source, start=chunk_start, end=chunk_end, trigger=MeteringRun.Trigger.GAP
             )

@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.views import DashboardRow, may_read_billing, money_format
-from core import roles
+from core import calendar, roles
 from core.sorting import Sorting
 from departments import selectors as department_selectors
 from departments.models import Department, Membership, Quota
@@ -48,7 +48,7 @@ def _month_report(*, user, now) -> billing_selectors.ChargebackReport | None:
     """The month to date as the billing dashboard reads it, for those who may read money."""
     if not may_read_billing(user):
         return None
-    period = billing_services.period_for_reading(month=billing_services.month_of(now))
+    period = billing_services.period_for_reading(month=calendar.month_of(now))
     return billing_selectors.chargeback_report(user=user, period=period)
 
 
@@ -167,7 +167,7 @@ DEPARTMENT_STATEMENTS_SHOWN = 12
 def department_spend(*, user, department, now) -> dict:
     """The department page's spend: this month's statement (refreshed from the ledger
     first) and the department's latest statements, as ``user`` may read them."""
-    period = billing_services.period_refresh(month=billing_services.month_of(now))
+    period = billing_services.period_refresh(month=calendar.month_of(now))
     statements = list(
         billing_selectors.statements_for_user(user=user)
         .filter(department=department)
@@ -200,8 +200,8 @@ def department_detail(request, slug: str):
     # IT, their own for a member.
     jobs = job_selectors.jobs_for_user(user=user).filter(department=department)
     days = charts.last_days(now=now)
-    last_30_days = charts.day_bounds(days[0], days[-1])
-    this_month = metering_selectors.month_bounds(now)
+    last_30_days = calendar.day_bounds(days[0], days[-1])
+    this_month = calendar.month_bounds(now)
     job_counts = dict(jobs.order_by().values_list("state").annotate(n=Count("pk")))
     return render(
         request,

@@ -35,6 +35,7 @@ from jobs.selectors import (
     QuotaCheck,
     applicable_quotas,
     fmt_quantity,
+    jobs_for_user,
     quota_checks,
     quota_period,
     reservation_gpu_hours,
@@ -196,7 +197,6 @@ def _check_job_references(schema: dict, values: dict, *, department, user) -> No
     """A parameter marked ``"x-portal-job": true`` names an earlier job whose output the
     command reads (the speech a lip-sync renders): it must be a succeeded job of the same
     department that the submitter may see, or the kind would read another's output."""
-    from jobs.selectors import jobs_for_user
 
     for name, spec in schema.get("properties", {}).items():
         if not (isinstance(spec, dict) and spec.get("x-portal-job")) or name not in values:

@@ -17,6 +17,7 @@ from billing.models import (
     Statement,
     StatementStatus,
 )
+from core import calendar
 from tests import factories
 from tests.billing.conftest import hour
 
@@ -158,7 +159,7 @@ def test_finalize_action_finalizes_a_draft_of_an_ended_month(world, client, a100
 def test_finalize_action_reports_why_the_current_month_cannot_be_finalized(
     world, client, a100_card
 ):
-    period = services.period_refresh(month=services.month_of(dt.datetime.now(dt.UTC)))
+    period = services.period_refresh(month=calendar.month_of(dt.datetime.now(dt.UTC)))
     statement = Statement.objects.get(period=period, department=world.marketing)
     client.force_login(world.user("finance"))
 

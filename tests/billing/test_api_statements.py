@@ -9,6 +9,7 @@ import pytest
 
 from billing import services
 from billing.models import Adjustment, AdjustmentKind, Statement, StatementStatus
+from core import calendar
 from tests import factories
 from tests.billing.conftest import hour
 from tests.conftest import client_as
@@ -211,7 +212,7 @@ def test_finance_finalizes_a_statement_and_it_never_changes_again(world, api_cli
 
 
 def test_a_month_that_has_not_ended_cannot_be_finalized(world, api_client, ledger):
-    current = services.month_of(dt.datetime.now(dt.UTC))
+    current = calendar.month_of(dt.datetime.now(dt.UTC))
     services.period_refresh(month=current)
     statement = Statement.objects.get(period__month=current, department=world.marketing)
 

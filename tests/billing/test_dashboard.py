@@ -12,10 +12,11 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import BillingPeriod, Statement
+from core import calendar
+from core.calendar import month_bounds
 from departments.models import QuotaKind
 from jobs.models import GenerationJob
 from metering.models import MetricSource
-from metering.selectors import month_bounds
 from tests.conftest import client_as
 from tests.factories import (
     GenerationJobFactory,
@@ -31,7 +32,7 @@ TREND = "chart-cost-trend"
 
 
 def this_month() -> dt.date:
-    return services.month_of(timezone.now())
+    return calendar.month_of(timezone.now())
 
 
 def previous_month(month: dt.date) -> dt.date:
@@ -263,7 +264,7 @@ def test_a_malformed_month_answers_400_with_the_reason(world, client, value, mes
 
 
 def test_a_month_that_has_not_begun_answers_400(world, client):
-    future = services.next_month(this_month())
+    future = calendar.next_month(this_month())
     response = client_as(client, world, "finance").get(URL, {"period": f"{future:%Y-%m}"})
     assert response.status_code == 400
     assert f"{future:%Y-%m} has not begun yet" in response.content.decode()

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Statement
-from metering.selectors import month_bounds
+from core import calendar
+from core.calendar import month_bounds
 from tests.conftest import client_as
 from tests.factories import RateCardFactory, UsageRecordFactory
 
@@ -54,7 +55,7 @@ def test_those_who_read_the_usage_see_this_months_spend_and_the_statements(
     assert response.status_code == 200
     page = text(response)
     current = Statement.objects.get(
-        period__month=services.month_of(timezone.now()), department=world.marketing
+        period__month=calendar.month_of(timezone.now()), department=world.marketing
     )
     assert current.total == Decimal("2400.00")
     assert '<section class="card" id="spend">' in page

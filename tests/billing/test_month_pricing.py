@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import BillingPeriod, IdlePolicy, LineKind, Statement, StatementLine
+from core import calendar
 from tests import factories
 from tests.billing.conftest import hour
 
@@ -166,7 +167,7 @@ def test_a_department_created_after_a_month_was_opened_gets_a_statement_there_on
     ledger.add(at=hour(3, 10), gpu_hours="2", department=lab, gpu_class=a100)
 
     services.period_refresh(month=MARCH, force=True)
-    current = services.period_refresh(month=services.month_of(timezone.now()))
+    current = services.period_refresh(month=calendar.month_of(timezone.now()))
 
     march = set(
         Statement.objects.filter(period__month=MARCH).values_list("department__slug", flat=True)

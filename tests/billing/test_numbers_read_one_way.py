@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from billing import services
+from core.calendar import month_bounds
 from departments.models import QuotaKind
-from metering.selectors import month_bounds
 from portal.templatetags.numbers import (
     duration,
     gpu_hours,

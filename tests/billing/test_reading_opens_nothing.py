@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from billing import services
 from billing.models import BillingPeriod, Statement
+from core import calendar
 from tests.billing.test_dashboard import usage
 from tests.conftest import client_as
 from tests.factories import RateCardFactory
@@ -70,6 +70,6 @@ def test_a_month_with_metered_usage_is_opened_by_reading_it(world):
 
 
 def test_the_running_month_has_its_drafts_before_anything_is_metered(world):
-    month = services.month_of(dt.datetime.now(dt.UTC))
+    month = calendar.month_of(dt.datetime.now(dt.UTC))
     client_as(APIClient(), world, "finance").get("/api/v1/reports/chargeback/")
     assert Statement.objects.filter(period__month=month, department=world.marketing).exists()

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from billing import services, tasks
 from billing.models import BillingPeriod, Statement
+from core import calendar
 from tests import factories
 from tests.billing.conftest import hour
 
@@ -18,7 +19,7 @@ def test_the_task_counts_the_months_it_recomputed(world, ledger):
     ledger.add(at=hour(2, 10), gpu_hours="1", department=world.marketing, gpu_class=world.a100)
     services.period_refresh(month=MARCH)
     BillingPeriod.objects.create(month=APRIL)  # opened, never computed
-    this_month = services.month_of(dt.datetime.now(dt.UTC))
+    this_month = calendar.month_of(dt.datetime.now(dt.UTC))
 
     # April and this month were never computed; March is up to date.
     assert tasks.refresh_drafts() == 2

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import BillingPeriod, IdlePolicy, LineKind, Statement, StatementStatus
+from core import calendar
 from tests.billing.conftest import hour
 from tests.conftest import client_as
 from tests.factories import DepartmentMultiplierFactory, RateCardFactory
@@ -132,7 +133,7 @@ def test_finalize_freezes_the_statement_and_a_second_post_shows_why_not(world, c
 
 
 def test_a_month_that_has_not_ended_cannot_be_finalized(world, client):
-    month = services.month_of(timezone.now())
+    month = calendar.month_of(timezone.now())
     period = services.period_refresh(month=month)
     statement = Statement.objects.get(period=period, department=world.marketing)
     client = client_as(client, world, "finance")

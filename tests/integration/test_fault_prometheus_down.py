@@ -24,7 +24,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from metering import local_prometheus, services, synthetic, tasks, windows
+from core import calendar
+from metering import local_prometheus, services, synthetic, tasks
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import gaps, metering_status
 from tests.integration.conftest import free_port
@@ -176,8 +177,8 @@ def _backfill_as_scheduled(clock, settings, first_hour, h) -> list:
     """The hourly ``metering.backfill_gaps`` task, run at 14:02 and looking back to the
     first hour the scheduled pulls took."""
     clock.now = h.at(LAST_PULL) + dt.timedelta(minutes=2)
-    settings.METERING_GAP_LOOKBACK_HOURS = windows.hour_count(
-        first_hour, windows.floor_hour(clock.now)
+    settings.METERING_GAP_LOOKBACK_HOURS = calendar.hour_count(
+        first_hour, calendar.floor_hour(clock.now)
     )
     return list(MeteringRun.objects.filter(pk__in=tasks.backfill_gaps()))
 

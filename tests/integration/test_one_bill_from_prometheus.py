@@ -27,6 +27,7 @@ from django.test import override_settings
 
 from billing import selectors, services
 from billing.models import LineKind, Statement, StatementLine, WorkerPoolHour
+from core import calendar
 from departments import services as department_services
 from departments.models import GpuClass
 from jobs import services as job_services
@@ -369,7 +370,7 @@ def _billed_once(django_db_setup, django_db_blocker, day, two_clusters_in_promet
                 assert run.warnings == []
             _run_jobs(attempts, departments)
             months = sorted(
-                {services.month_of(day), services.month_of(day + dt.timedelta(hours=23))}
+                {calendar.month_of(day), calendar.month_of(day + dt.timedelta(hours=23))}
             )
             periods = [services.period_refresh(month=month, force=True) for month in months]
             yield pods, attempts, departments, periods

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from core import calendar
 from tests.conftest import builtin_sources_install
 from tests.integration.conftest import CHROMIUM, require_chromium
 
@@ -146,7 +147,7 @@ def site(live_server, transactional_db, monkeypatch):
     now = timezone.now()
     _ledger(now)
     _jobs(now)
-    billing_services.period_refresh(month=billing_services.month_of(now))
+    billing_services.period_refresh(month=calendar.month_of(now))
     base = live_server.url
     ids = {
         "job": GenerationJob.objects.order_by("-submitted_at").first().pk,

@@ -12,10 +12,11 @@ import pytest
 
 from billing import services as billing
 from billing.models import LineKind, Statement, StatementLine
+from core import calendar
+from core.calendar import month_bounds
 from metering import services
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.quantities import gpu_hours
-from metering.selectors import month_bounds
 from tests import factories
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def priced(world, settings, prometheus_history):
     )
     assert run.status == MeteringRun.Status.SUCCEEDED, run.error
     months = sorted(
-        {billing.month_of(prometheus_history.day), billing.month_of(prometheus_history.at(47))}
+        {calendar.month_of(prometheus_history.day), calendar.month_of(prometheus_history.at(47))}
     )
     return source, [billing.period_refresh(month=month) for month in months]
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from core import calendar
 from jobs import gpu_time, services
 from jobs.models import GenerationJob, JobGpuTime
 from tests import factories
@@ -129,9 +130,9 @@ def test_an_unknown_cluster_slug_is_no_cluster(queued, settings):
 
 
 def test_hours_between_cuts_at_each_utc_hour():
-    assert gpu_time.hours_between(t(9, 59, 30), t(11, 0, 15)) == [
+    assert calendar.hours_between(t(9, 59, 30), t(11, 0, 15)) == [
         (t(9), dt.timedelta(seconds=30)),
         (t(10), dt.timedelta(hours=1)),
         (t(11), dt.timedelta(seconds=15)),
     ]
-    assert gpu_time.hours_between(t(10), t(10)) == []
+    assert calendar.hours_between(t(10), t(10)) == []

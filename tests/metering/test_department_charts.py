@@ -14,6 +14,7 @@ from django.contrib.staticfiles import finders
 from django.utils import timezone
 
 from billing import services as billing
+from core import calendar
 from departments.models import QuotaKind
 from tests.conftest import client_as
 from tests.factories import GpuClassFactory, QuotaFactory, UsageRecordFactory
@@ -227,7 +228,7 @@ def test_the_page_costs_the_same_queries_for_little_or_much_usage(
     client.force_login(world.user("finance"))
     # The page brings the month's statements up to date (its Spend section): done once
     # before each measure, so both count the page with current statements.
-    billing.period_refresh(month=billing.month_of(timezone.now()))
+    billing.period_refresh(month=calendar.month_of(timezone.now()))
     with django_assert_max_num_queries(40) as small:
         assert client.get(URL).status_code == 200
     midnight = today_start()
@@ -239,7 +240,7 @@ def test_the_page_costs_the_same_queries_for_little_or_much_usage(
                 gpu_class=gpu_class,
                 hour_start=midnight - dt.timedelta(days=day, hours=-n),
             )
-    billing.period_refresh(month=billing.month_of(timezone.now()))
+    billing.period_refresh(month=calendar.month_of(timezone.now()))
     with django_assert_max_num_queries(len(small.captured_queries)):
         page = client.get(URL).content.decode()
     assert len(figure_data(page, DAILY)) == 7

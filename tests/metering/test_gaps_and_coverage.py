@@ -5,9 +5,9 @@ import datetime as dt
 
 import pytest
 
+from core.calendar import ceil_hour, chunks, complement, floor_hour
 from metering.models import MeteringRun, MetricSource
 from metering.selectors import gaps
-from metering.windows import ceil_hour, chunks, complement, floor_hour
 
 T0 = dt.datetime(2026, 10, 25, 0, tzinfo=dt.UTC)
 

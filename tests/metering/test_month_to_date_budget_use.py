@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.calendar import month_bounds
 from departments.models import QuotaKind
-from metering.selectors import month_bounds, quota_metered_gpu_hours
+from metering.selectors import quota_metered_gpu_hours
 from tests.factories import MetricSourceFactory, QuotaFactory, UsageRecordFactory
 
 BERLIN = ZoneInfo("Europe/Berlin")

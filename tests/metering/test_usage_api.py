@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from core.calendar import month_bounds
 from metering.models import MetricSource, UsageRecord
-from metering.selectors import month_bounds
 from tests.conftest import client_as
 from tests.factories import MeteringRunFactory, MetricSourceFactory, UsageRecordFactory
 

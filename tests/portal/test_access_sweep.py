@@ -41,6 +41,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from billing import services
 from billing.models import Adjustment, Statement
+from core.calendar import month_bounds
 from departments.models import (
     Department,
     Membership,
@@ -52,7 +53,6 @@ from departments.models import (
 )
 from jobs.models import GenerationJob
 from metering.models import UsageRecord
-from metering.selectors import month_bounds
 from tests import factories
 from tests.billing.conftest import Ledger, hour
 from tests.billing.test_exports import pdf_text

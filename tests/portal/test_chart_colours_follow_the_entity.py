@@ -14,9 +14,11 @@ from django.utils import timezone
 
 from billing import selectors, services
 from billing.charts import cost_by_class_figure
+from core import calendar
+from core.calendar import month_bounds
 from departments.models import QuotaKind
 from metering import charts
-from metering.selectors import UNALLOCATED, UNKNOWN_MODEL, month_bounds
+from metering.selectors import UNALLOCATED, UNKNOWN_MODEL
 from tests.billing.test_dashboard import figure_parts
 from tests.conftest import client_as
 from tests.factories import (
@@ -88,7 +90,7 @@ def test_a_gpu_class_has_one_colour_on_every_page_for_every_role(world, client, 
 def test_a_new_department_does_not_recolour_the_others(world, client, priced):
     _usage(world.marketing, world.a100, "2")
     _usage(world.training, world.a100, "1")
-    services.period_refresh(month=services.month_of(timezone.now()))
+    services.period_refresh(month=calendar.month_of(timezone.now()))
     before = _colours(_page(client, world, "finance", DASHBOARD), TREND)
 
     # Sorted first by name, and a bigger spender than both.
@@ -149,7 +151,7 @@ def test_a_class_that_cost_nothing_has_no_bar_and_no_legend_entry(world, client,
 
     page = _page(client, world, "finance", DASHBOARD)
     traces, _ = figure_parts(page, BY_CLASS)
-    period = services.period_for_reading(month=services.month_of(timezone.now()))
+    period = services.period_for_reading(month=calendar.month_of(timezone.now()))
     report = selectors.chargeback_report(user=world.user("finance"), period=period)
 
     # The report has the class, at 0 EUR: the chart leaves it out.
@@ -216,7 +218,7 @@ def test_on_the_dashboard_a_department_and_a_gpu_class_never_share_a_colour(worl
     # A100 time of marketing, and A100 time of a namespace no department owns.
     _usage(world.marketing, world.a100, "2")
     _usage(None, world.a100, "5")
-    services.period_refresh(month=services.month_of(timezone.now()))
+    services.period_refresh(month=calendar.month_of(timezone.now()))
     page = _page(client, world, "finance", DASHBOARD)
 
     by_class = _colours(page, BY_CLASS)

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing import services as billing_services
 from billing.models import BillingPeriod
+from core import calendar
+from core.calendar import month_bounds
 from departments.models import QuotaKind
-from metering.selectors import month_bounds
 from tests.conftest import client_as
 from tests.factories import GenerationJobFactory, QuotaFactory, RateCardFactory, UsageRecordFactory
 
@@ -62,7 +62,7 @@ def test_finance_opens_on_the_months_spend_and_its_top_spenders(world, client, m
 
 def test_finance_sees_the_fleets_idle_share(world, client, month_of_usage):
     page = _home(client, world, "finance")
-    period = BillingPeriod.objects.get(month=billing_services.month_of(timezone.now()))
+    period = BillingPeriod.objects.get(month=calendar.month_of(timezone.now()))
     assert period.capacity_gpu_seconds > 0
     share = (period.idle_gpu_seconds * 100 / period.capacity_gpu_seconds).quantize(Decimal("0.1"))
     assert re.search(rf"Idle capacity</span>\s*<strong>{share} %</strong>", page)

@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_date, parse_datetime
 from tqdm import tqdm
 
-from metering import collector, services, windows
+from core import calendar
+from metering import collector, services
 from metering.models import MeteringRun, MetricSource
 
 
@@ -56,18 +57,18 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"No metric source {', '.join(sorted(missing))}; known: {known}."
                 )
-        start, end = windows.floor_hour(start), windows.ceil_hour(end)
+        start, end = calendar.floor_hour(start), calendar.ceil_hour(end)
         failed = []
         for metric_source in sources:
             runs, rows = 0, 0
             with tqdm(
-                total=windows.hour_count(start, end),
+                total=calendar.hour_count(start, end),
                 unit="h",
                 desc=metric_source.name,
                 disable=no_progress,
                 file=self.stderr,
             ) as bar:
-                for chunk_start, chunk_end in windows.chunks(start, end, collector.chunk_hours()):
+                for chunk_start, chunk_end in calendar.chunks(start, end, collector.chunk_hours()):
                     run = services.usage_pull(
                         source=metric_source, start=chunk_start, end=chunk_end, progress=bar.update
                     )

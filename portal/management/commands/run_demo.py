@@ -49,6 +49,7 @@ from django.core.management.utils import get_random_secret_key
 from django.db import connections
 
 from billing import services as billing
+from core import calendar
 from departments.models import GpuClass, Tier
 from metering import local_prometheus
 from portal import broker, demo, system_packages
@@ -523,10 +524,10 @@ class Command(BaseCommand):
     def _statements(self, start: dt.datetime, end: dt.datetime) -> None:
         """Price the months of the history: past months past their grace period are
         finalized (as the hourly task would), the current month stays a draft."""
-        month, months = billing.month_of(start), []
-        while month <= billing.month_of(end):
+        month, months = calendar.month_of(start), []
+        while month <= calendar.month_of(end):
             months.append(month)
-            month = billing.next_month(month)
+            month = calendar.next_month(month)
         billing.periods_refresh(months=months)
         finalized = billing.statements_finalize_due()
         self.stdout.write(f"  priced {len(months)} months into statements ({finalized} finalized).")
