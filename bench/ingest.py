@@ -154,7 +154,7 @@ def gpus_of(index: int, model: str) -> int:
 
 
 def pods_of(namespaces: int, start: dt.datetime, end: dt.datetime) -> list:
-    from metering.synthetic import Pod
+    from demo.synthetic import Pod
 
     # A little before and after the window, so that its first and last hours are whole.
     return [
@@ -184,7 +184,7 @@ def pods_of(namespaces: int, start: dt.datetime, end: dt.datetime) -> list:
 def counters_of(namespaces: int, start: dt.datetime, end: dt.datetime, step_s: int) -> Iterator:
     """The portal workers' counter, sampled every ``step_s``: each namespace's jobs keep a
     GPU of each class busy, 1 GPU-second a second."""
-    from metering.synthetic import CounterSample
+    from demo.synthetic import CounterSample
 
     first = start - dt.timedelta(hours=2)
     steps = int((end + dt.timedelta(hours=1) - first).total_seconds()) // step_s
@@ -202,7 +202,7 @@ def counters_of(namespaces: int, start: dt.datetime, end: dt.datetime, step_s: i
 
 def dataset(workdir: Path, *, namespaces: int, days: int, step_s: int, rebuild: bool) -> Dataset:
     """The cached dataset of this shape, generated and backfilled when missing."""
-    from metering import local_prometheus, synthetic
+    from demo import local_prometheus, synthetic
 
     directory = workdir / f"ns{namespaces}-days{days}-step{step_s}"
     meta_path = directory / "dataset.json"
@@ -918,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, url: str, code: dict[str, str]) -> int:
     from django.conf import settings
 
-    from metering import local_prometheus
+    from demo import local_prometheus
 
     if settings.DEBUG:
         log("warning: DEBUG is on, so Django keeps every query in memory; set DEBUG=0")

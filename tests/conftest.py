@@ -99,7 +99,7 @@ def builtin_sources_install() -> None:
 
 def require_prometheus() -> None:
     """The distribution's ``prometheus`` and ``promtool`` are installed (CI installs them)."""
-    from metering import local_prometheus
+    from demo import local_prometheus
 
     try:
         local_prometheus.binaries()

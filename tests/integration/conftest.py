@@ -290,7 +290,7 @@ class History:
 
 
 def _history_pods(day: dt.datetime) -> list:
-    from metering.synthetic import Pod
+    from demo.synthetic import Pod
 
     def at(hours: float) -> dt.datetime:
         return day + dt.timedelta(hours=hours)
@@ -314,7 +314,7 @@ def _history_pods(day: dt.datetime) -> list:
 def _history_counters(day: dt.datetime) -> list:
     """One busy GPU counted by a worker (1 GPU-second per second) from 09:00 to 13:00,
     restarted at 10:30 (the counter drops back to zero)."""
-    from metering.synthetic import CounterSample
+    from demo.synthetic import CounterSample
 
     samples, value = [], 0.0
     for step in range(0, 4 * 3600 + 1, 15):
@@ -327,7 +327,7 @@ def _history_counters(day: dt.datetime) -> list:
 
 
 def _history_latencies(day: dt.datetime) -> list:
-    from metering.synthetic import LatencyProfile
+    from demo.synthetic import LatencyProfile
 
     return [
         LatencyProfile(
@@ -344,7 +344,7 @@ def _history_latencies(day: dt.datetime) -> list:
 def prometheus_history(tmp_path_factory) -> Iterator[History]:
     """A real Prometheus (the distribution's binary) on 127.0.0.1 over two days of
     synthetic history backfilled with promtool, three days ago; stopped at session end."""
-    from metering import local_prometheus, synthetic
+    from demo import local_prometheus, synthetic
 
     require_prometheus()
 

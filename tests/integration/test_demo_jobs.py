@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.demo import DEMO_PASSWORD
+from demo.scenario import DEMO_PASSWORD
 from tests.conftest import require_prometheus
 from tests.integration.conftest import ROOT, free_port, free_port_pair, running
 from tests.integration.test_demo_boots_on_sqlite import (

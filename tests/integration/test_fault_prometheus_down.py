@@ -25,7 +25,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from core import calendar
-from metering import local_prometheus, services, synthetic, tasks
+from demo import local_prometheus, synthetic
+from metering import services, tasks
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import gaps, metering_status
 from tests.integration.conftest import free_port

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.demo import DEMO_PASSWORD
+from demo.scenario import DEMO_PASSWORD
 from tests.conftest import builtin_sources_install
 from tests.integration.conftest import (
     CHROMIUM,
@@ -83,7 +83,7 @@ def _seed() -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-    from portal.demo import demo_seed
+    from demo.scenario import demo_seed
 
     demo_seed()
     User = get_user_model()

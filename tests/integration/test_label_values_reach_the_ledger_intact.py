@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from metering import local_prometheus, services, synthetic
+from demo import local_prometheus, synthetic
+from metering import services
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from tests.conftest import require_prometheus
 from tests.integration.conftest import A100, MI300

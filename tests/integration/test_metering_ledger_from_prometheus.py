@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
+from demo.synthetic import expected_gpu_hours_by_hour
 from metering import services
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.quantities import gpu_hours
-from metering.synthetic import expected_gpu_hours_by_hour
 from tests.integration.conftest import A100, MI300, T4
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from metering import local_prometheus, services
+from demo import local_prometheus
+from metering import services
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from metering.selectors import gaps
 

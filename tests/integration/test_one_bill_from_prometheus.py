@@ -28,11 +28,11 @@ from django.test import override_settings
 from billing import selectors, services
 from billing.models import LineKind, Statement, StatementLine, WorkerPoolHour
 from core import calendar
+from demo import local_prometheus, synthetic
 from departments import services as department_services
 from departments.models import GpuClass
 from jobs import services as job_services
 from jobs.models import GenerationJob, JobGpuTime
-from metering import local_prometheus, synthetic
 from metering import services as metering_services
 from metering.models import MeteringRun, MetricSource, UsageRecord
 from tests import factories

@@ -57,10 +57,10 @@ def _ledger(now: dt.datetime) -> None:
     customer service on A100, over the last six days and a day of last month."""
     from django.utils import timezone
 
+    from demo.scenario import A100_MODEL, T4_MODEL
     from departments.models import Department, GpuClass
     from metering.models import MeteringRun, RunStatus, UsageRecord
     from metering.selectors import billing_sources
-    from portal.demo import A100_MODEL, T4_MODEL
 
     (source,) = billing_sources()
     hour = now.replace(minute=0, second=0, microsecond=0)
@@ -138,9 +138,9 @@ def site(live_server, transactional_db, monkeypatch):
 
     from billing import services as billing_services
     from billing.models import Statement
+    from demo.scenario import demo_seed
     from departments.models import GpuClass
     from jobs.models import GenerationJob
-    from portal.demo import demo_seed
 
     _restore_migration_data()
     demo_seed()

@@ -23,8 +23,8 @@ def site(live_server, transactional_db, monkeypatch):
     require_chromium()
     from django.contrib.auth import get_user_model
 
+    from demo.scenario import demo_seed
     from departments.models import Department, Membership
-    from portal.demo import demo_seed
 
     _restore_migration_data()
     demo_seed()

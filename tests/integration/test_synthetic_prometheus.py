@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 import requests
 
-from metering import local_prometheus
-from metering.local_prometheus import PrometheusProcess
-from metering.synthetic import (
+from demo import local_prometheus
+from demo.local_prometheus import PrometheusProcess
+from demo.synthetic import (
     CounterSample,
     LatencyProfile,
     Pod,

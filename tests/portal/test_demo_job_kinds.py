@@ -11,10 +11,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from demo.scenario import JOB_KINDS, demo_seed
 from departments.models import Department
 from jobs import runner, services
 from jobs.models import GenerationJob, JobKind
-from portal.demo import JOB_KINDS, demo_seed
 from tests.conftest import require_service
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,9 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from demo.scenario import DEMO_PASSWORD
 from departments.models import Department, GpuClass, Membership, OffPeakWindow, Quota, ServiceLevel
 from jobs.models import JobKind
-from portal.demo import DEMO_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +59,7 @@ def test_seeding_converges_after_someone_edited_the_demo():
     assert cpu_load.argv_template == [
         "{python}",
         "-m",
-        "jobs.demo.cpu_load",
+        "demo.programs.cpu_load",
         "--seconds",
         "{seconds}",
     ]

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.demo import DEMO_PASSWORD, demo_seed
+from demo.scenario import DEMO_PASSWORD, demo_seed
 
 
 class Command(BaseCommand):

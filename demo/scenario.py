@@ -3,7 +3,7 @@
 Marketing renders lip-sync videos in batch, Customer Service runs a realtime virtual
 agent, Training builds teaching assistants; they share 8 A100s and 16 T4s. The job kinds
 they submit are stand-ins that run on any machine (``espeak-ng``, ``ffmpeg`` and small
-Python programs in :mod:`jobs.demo`); the production ones are in ``jobs/kinds/``. Seeding
+Python programs in :mod:`demo.programs`); the production ones are in ``jobs/kinds/``. Seeding
 is idempotent: it converges on this data whatever is there, so running it twice leaves
 the same rows.
 
@@ -158,7 +158,7 @@ JOB_KINDS = [
         "Production runs Wav2Lip.",
         "argv_template": [
             "{python}",
-            *("-m", "jobs.demo.lipsync"),
+            *("-m", "demo.programs.lipsync"),
             *("--voice", "{voice}", "--speed", "{speed}"),
             *("--output", "{output_dir}/talking-head.mp4"),
             "--",
@@ -180,7 +180,7 @@ JOB_KINDS = [
         "description": "Keeps a CPU busy for the given seconds, as a model keeps its GPU "
         "busy, and writes result.json: the quickest way to watch a job go through "
         "admission, a worker and metering.",
-        "argv_template": ["{python}", "-m", "jobs.demo.cpu_load", "--seconds", "{seconds}"],
+        "argv_template": ["{python}", "-m", "demo.programs.cpu_load", "--seconds", "{seconds}"],
         "params_schema": {
             "type": "object",
             "properties": {
@@ -436,7 +436,7 @@ HISTORY_DAYS = 90
 HISTORY_SEED = 2026
 # One sample a minute keeps 90 days quick to write and to backfill. Backfilled series have
 # no staleness markers, so the server's lookback must be just over the step (see
-# metering.local_prometheus).
+# demo.local_prometheus).
 HISTORY_STEP_S = 60
 HISTORY_LOOKBACK_DELTA = "61s"
 # promtool should not write into the last 3 hours (a running server's head block); node
@@ -475,7 +475,7 @@ def demo_history(
     A100 jobs of hours, each sometimes followed by an evaluation on an L4 that no GPU class
     matches; a research team nobody owns in the portal runs T4 notebooks.
     """
-    from metering.synthetic import LatencyProfile, Pod
+    from demo.synthetic import LatencyProfile, Pod
 
     end = end.astimezone(dt.UTC)
     start = end - days * _DAY
@@ -639,7 +639,7 @@ def demo_history_write(
     when complete, so an interrupted build leaves no half-built history behind.
 
     Needs ``promtool`` and no Prometheus running on ``data_dir``."""
-    from metering import local_prometheus, synthetic
+    from demo import local_prometheus, synthetic
 
     now = now or dt.datetime.now(dt.UTC)
     end = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) - HISTORY_END_MARGIN

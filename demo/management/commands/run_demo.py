@@ -50,9 +50,9 @@ from django.db import connections
 
 from billing import services as billing
 from core import calendar
+from demo import local_prometheus, scenario
 from departments.models import GpuClass, Tier
-from metering import local_prometheus
-from portal import broker, demo, system_packages
+from portal import broker, system_packages
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 STOP_TIMEOUT_S = 20
@@ -143,7 +143,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--days",
             type=int,
-            default=demo.HISTORY_DAYS,
+            default=scenario.HISTORY_DAYS,
             help="Days of demo history to write (the first time) and to pull into the ledger.",
         )
         parser.add_argument(
@@ -216,7 +216,7 @@ class Command(BaseCommand):
         try:
             if prometheus_port is not None:
                 # What kube-state-metrics would say of the worker's pods (its allocation).
-                demo.demo_worker_pool_exporter_start(
+                scenario.demo_worker_pool_exporter_start(
                     port=pool_port, gpus_per_class=worker_concurrency
                 )
                 prometheus = self._start_prometheus(
@@ -236,8 +236,8 @@ class Command(BaseCommand):
                 "JOBS_METRICS_ADDR": "127.0.0.1",
                 # The worker runs in the demo's worker pool: its jobs are billed to the
                 # departments that submit them.
-                "JOBS_WORKER_NAMESPACE": demo.WORKER_POOL_NAMESPACE,
-                # Jobs run `python -m jobs.demo...` in their own folders: find the portal
+                "JOBS_WORKER_NAMESPACE": scenario.WORKER_POOL_NAMESPACE,
+                # Jobs run `python -m demo.programs...` in their own folders: find the portal
                 # even where it is not installed into the interpreter.
                 "PYTHONPATH": os.pathsep.join(
                     p for p in (str(settings.BASE_DIR), os.environ.get("PYTHONPATH")) if p
@@ -368,7 +368,7 @@ class Command(BaseCommand):
                 prometheus.data_dir,
                 port=urlsplit(prometheus.url).port,
                 config_path=prometheus.data_dir.with_name("prometheus.yml"),
-                lookback_delta=demo.HISTORY_LOOKBACK_DELTA,
+                lookback_delta=scenario.HISTORY_LOOKBACK_DELTA,
                 log_path=prometheus.log_path,
             )
         except RuntimeError as failed:
@@ -473,9 +473,9 @@ class Command(BaseCommand):
         self, data_dir, port, log_dir, days, rebuild, *, scrape_targets, scrape_interval
     ):
         self.stdout.write(f"Demo GPU history in {data_dir} (written on the first start only) …")
-        written = demo.demo_history_ensure(data_dir=data_dir, days=days, rebuild=rebuild)
+        written = scenario.demo_history_ensure(data_dir=data_dir, days=days, rebuild=rebuild)
         if written is None:
-            first, last = demo.demo_history_span(data_dir)
+            first, last = scenario.demo_history_span(data_dir)
             self.stdout.write(
                 f"  kept from an earlier start ({first:%Y-%m-%d} to {last:%Y-%m-%d}); "
                 "--rebuild-history writes it again."
@@ -495,7 +495,7 @@ class Command(BaseCommand):
             data_dir,
             port=port,
             config_path=config,
-            lookback_delta=demo.HISTORY_LOOKBACK_DELTA,
+            lookback_delta=scenario.HISTORY_LOOKBACK_DELTA,
             log_path=log_dir / "prometheus.log",
         )
         self.stdout.write(
@@ -593,8 +593,8 @@ class Command(BaseCommand):
             "  Submit a job (demo kinds: cpu-load, speech-synthesis, video-render, "
             f"lipsync-render) with POST {url}/api/v1/jobs/"
         )
-        out.write(f"\n  Every demo user's password is {demo.DEMO_PASSWORD}")
-        logins = demo.demo_logins()
+        out.write(f"\n  Every demo user's password is {scenario.DEMO_PASSWORD}")
+        logins = scenario.demo_logins()
         width = max(len(login.username) for login in logins)
         for login in logins:
             out.write(f"    {login.username:<{width}}  {login.role:<8}  {login.department}")

@@ -4,7 +4,7 @@ The file imitates what the portal finds in a real Prometheus: kube-state-metrics
 requests, pod phase, node labels), the NVIDIA DCGM exporter (per-GPU utilisation), the
 portal workers' own GPU-seconds counter and a service's request-duration histogram. It is
 meant for ``promtool tsdb create-blocks-from openmetrics`` (see
-:mod:`metering.local_prometheus`), so it follows what that parser accepts: metric families
+:mod:`demo.local_prometheus`), so it follows what that parser accepts: metric families
 are not interleaved, each series' timestamps strictly increase, and the text ends with
 ``# EOF``.
 

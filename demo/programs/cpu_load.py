@@ -1,4 +1,4 @@
-"""``python -m jobs.demo.cpu_load --seconds N``: keep one CPU busy for N seconds, as a GPU
+"""``python -m demo.programs.cpu_load --seconds N``: keep one CPU busy for N seconds, as a GPU
 job keeps its GPU busy, then write ``result.json`` into the current folder (the job's).
 
 It prints a line a second, which the worker keeps in the job's log.
@@ -38,7 +38,7 @@ def burn(seconds: float, *, report=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo.cpu_load", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.programs.cpu_load", description=__doc__)
     parser.add_argument("--seconds", type=float, required=True, help="How long to keep busy.")
     parser.add_argument(
         "--output", type=Path, default=Path("result.json"), help="Where to write the result."

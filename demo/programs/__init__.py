@@ -3,5 +3,5 @@ broker, a worker, output files, GPU-seconds in Prometheus and in the ledger) wor
 machine, without a GPU or model weights.
 
 They use only the standard library and the ``espeak-ng`` and ``ffmpeg`` binaries: a job
-runs them with ``{python} -m jobs.demo.<name>`` in its own folder, outside Django.
+runs them with ``{python} -m demo.programs.<name>`` in its own folder, outside Django.
 """

@@ -1,4 +1,4 @@
-"""``python -m jobs.demo.lipsync --output DIR/talking-head.mp4 -- TEXT``: the digital
+"""``python -m demo.programs.lipsync --output DIR/talking-head.mp4 -- TEXT``: the digital
 human's stand-in. Where production runs Wav2Lip over a face video and cloned speech, this
 synthesises the speech with ``espeak-ng`` (``speech.wav`` next to the output) and has
 ``ffmpeg`` make a video of a drawn face whose mouth opens with the loudness of the speech.
@@ -124,7 +124,7 @@ def render(wav_path: Path, output: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo.lipsync", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.programs.lipsync", description=__doc__)
     parser.add_argument("text", help="What the face says.")
     parser.add_argument("--voice", default="en-gb", help="An espeak-ng voice.")
     parser.add_argument("--speed", type=int, default=160, help="Words per minute.")

@@ -1,6 +1,6 @@
 """A local Prometheus server over backfilled data, for tests, the demo and benchmarks.
 
-The flow is: write OpenMetrics text (:func:`metering.synthetic.write_openmetrics`), turn it
+The flow is: write OpenMetrics text (:func:`demo.synthetic.write_openmetrics`), turn it
 into TSDB blocks with :func:`backfill`, then serve the blocks with :func:`running` (or
 :func:`start` and :meth:`PrometheusProcess.stop`). It runs the ``prometheus`` and
 ``promtool`` binaries found on ``PATH`` (or named by ``PROMETHEUS_BIN`` / ``PROMTOOL_BIN``).
