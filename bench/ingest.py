@@ -417,7 +417,7 @@ def raw_pull(source, start: dt.datetime, end: dt.datetime) -> int:
     headers = {"Authorization": source.auth_header} if source.auth_header else None
     points = 0
     # pull_usage runs one usage_pull, hence one client, per chunk: so does this.
-    for chunk_start, chunk_end in calendar.chunks(start, end, collector.chunk_hours()):
+    for chunk_start, chunk_end in collector.query_windows(start, end):
         with requests.Session() as session:
             response = session.get(
                 url,

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -68,8 +68,12 @@ def base_url(source: MetricSource) -> str:
     return (source.prometheus_url or settings.PROMETHEUS_URL).rstrip("/")
 
 
-def chunk_hours() -> int:
-    return max(1, min(settings.METERING_QUERY_HOURS, MAX_POINTS_PER_SERIES - 1))
+def query_windows(start: dt.datetime, end: dt.datetime) -> Iterator[tuple]:
+    """``[start, end)`` cut into the windows one range query reads: ``METERING_QUERY_HOURS``
+    hours at most, and always under Prometheus' 11,000 points per series. The one rule for
+    the collector, the gap backfill and ``pull_usage``."""
+    hours = max(1, min(settings.METERING_QUERY_HOURS, MAX_POINTS_PER_SERIES - 1))
+    return calendar.chunks(start, end, hours)
 
 
 def client(source: MetricSource) -> PrometheusConnect:
@@ -157,7 +161,7 @@ def fetch(
     fetched = Fetched()
     seen_series = set()
     with client(source) as prometheus:
-        for chunk_start, chunk_end in calendar.chunks(start, end, chunk_hours()):
+        for chunk_start, chunk_end in query_windows(start, end):
             try:
                 result = prometheus.custom_query_range(
                     query,

@@ -306,7 +306,7 @@ def usage_backfill_gaps(
     budget = max_hours or settings.METERING_GAP_MAX_HOURS
     runs = []
     for gap_start, gap_end in selectors.gaps(source=source, start=since, end=now):
-        for chunk_start, chunk_end in calendar.chunks(gap_start, gap_end, collector.chunk_hours()):
+        for chunk_start, chunk_end in collector.query_windows(gap_start, gap_end):
             if budget <= 0:
                 return runs
             chunk_end = min(chunk_end, chunk_start + dt.timedelta(hours=budget))

@@ -68,7 +68,7 @@ class Command(BaseCommand):
                 disable=no_progress,
                 file=self.stderr,
             ) as bar:
-                for chunk_start, chunk_end in calendar.chunks(start, end, collector.chunk_hours()):
+                for chunk_start, chunk_end in collector.query_windows(start, end):
                     run = services.usage_pull(
                         source=metric_source, start=chunk_start, end=chunk_end, progress=bar.update
                     )
