@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from core.calendar import floor_hour, hours_between
+from departments.models import Cluster
 from jobs.models import GenerationJob, JobGpuTime
 
 logger = logging.getLogger(__name__)
@@ -27,8 +28,6 @@ MILLISECOND = Decimal("0.001")
 def worker_pool() -> tuple[str, int | None]:
     """Where this worker runs: its namespace (``JOBS_WORKER_NAMESPACE``) and the id of its
     cluster (``JOBS_WORKER_CLUSTER``, a cluster slug), for the jobs it starts."""
-    from departments.models import Cluster
-
     slug = settings.JOBS_WORKER_CLUSTER
     cluster_id = None
     if slug:

@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Count, Q, QuerySet, Sum
 
-from core import calendar
+from core import calendar, roles
 from core.calendar import floor_hour, portal_day_bounds
 from departments.models import (
     Department,
@@ -276,8 +276,6 @@ def waiting_position(job: GenerationJob) -> int | None:
 
 
 def user_can_cancel(*, user, job: GenerationJob) -> bool:
-    from core import roles
-
     if roles.is_it_admin(user):
         return True
     if job.submitter_id == user.pk:
