@@ -93,7 +93,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from _database import postgres_database
+from common import postgres_database
 
 from core import calendar
 

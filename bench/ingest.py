@@ -78,13 +78,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from _database import postgres_database
+from common import log, postgres_database
+from common import setup_django as django_setup
 
 from core import calendar
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 GPU_MODELS = ("NVIDIA-A100-SXM4-80GB", "Tesla-T4", "NVIDIA-L4")
 # Two of the three models have a GPU class; NVIDIA-L4 stays *Unknown model*.
@@ -100,10 +97,6 @@ DATASET_VERSION = 2  # bump when the generated data changes, so old caches are r
 POOL = "gpu-workers"
 POOL_GPUS = 8
 JOB_CLASSES = ("a100", "t4")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- data: generated once, cached as TSDB blocks ---------------------------------------------
@@ -282,27 +275,14 @@ def database(url: str, *, reuse: bool, keep: bool) -> Iterator[str]:
 
 def setup_django(database_url: str) -> dict[str, str]:
     """Set Django up on ``database_url``; returns the fingerprints of the measured code."""
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
-    os.environ.setdefault("DEBUG", "0")
-    os.environ.setdefault("SECRET_KEY", "bench-ingest-only")
-    import django
-
-    django.setup()
-    # Import what is measured now, so that every pass runs the same code even if the files
-    # change while the bench runs; the results say which version that was.
-    import hashlib
-
-    import metering.collector
-    import metering.management.commands.pull_usage as pull_usage
-    import metering.services
-
-    return {
-        str(Path(module.__file__).relative_to(ROOT)): hashlib.sha256(
-            Path(module.__file__).read_bytes()
-        ).hexdigest()[:12]
-        for module in (metering.collector, metering.services, pull_usage)
-    }
+    return django_setup(
+        {
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings"),
+            "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-ingest-only"),
+        },
+        ["metering.collector", "metering.services", "metering.management.commands.pull_usage"],
+    )
 
 
 def prepare_ledger() -> None:

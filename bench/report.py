@@ -65,7 +65,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import io
 import json
 import os
@@ -79,13 +78,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from _database import postgres_database
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from common import bench_database, log
+from common import setup_django as django_setup
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bench_report"
 TARGET_RATIO = 1.5
@@ -107,36 +102,23 @@ QUANTITIES = 4001  # quantities are 0.000 to 4.000 GPU-hours per series and hour
 # (kept in GPU-seconds, as the ledger keeps them: 0.0 to 14400.0, multiples of 3.6 s)
 
 
-def log(message: str) -> None:
-    # UTC: Django sets the process' zone to TIME_ZONE part of the way through.
-    print(f"[{time.strftime('%H:%M:%S', time.gmtime())}Z] {message}", file=sys.stderr, flush=True)
-
-
 # --- the database and Django ------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(url: str, *, reuse: bool, keep: bool) -> Iterator[str]:
-    if not urlsplit(url).scheme.startswith("postgres"):
-        raise SystemExit("The bench needs PostgreSQL (COPY, and the figures it measures).")
-    with postgres_database(
-        url,
-        reuse=reuse,
-        keep=keep,
-        reused_means="its departments, ledger and billing tables",
-        log=log,
-    ) as ready:
-        yield ready
+def database(url: str, *, reuse: bool, keep: bool):
+    return bench_database(
+        url, reuse=reuse, keep=keep, reused_means="its departments, ledger and billing tables"
+    )
 
 
 def setup_django(database_url: str, scratch: Path, static_root: Path) -> dict[str, str]:
     """Django with ``bench.settings`` and DEBUG off; returns the fingerprints of the code
     measured."""
-    os.environ.update(
+    os.environ.setdefault("TIME_ZONE", ZONE)
+    return django_setup(
         {
             "DJANGO_SETTINGS_MODULE": "bench.settings",
             "DATABASE_URL": database_url,
-            "DEBUG": os.environ.get("DEBUG", "0"),
             "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-report-only"),
             "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
             "SECURE_SSL_REDIRECT": "0",
@@ -145,26 +127,15 @@ def setup_django(database_url: str, scratch: Path, static_root: Path) -> dict[st
             "LOG_LEVEL": "WARNING",
             "PORTAL_VAR_DIR": str(scratch),
             "STATIC_ROOT": str(static_root),
-        }
+        },
+        [
+            "billing.pricing",
+            "billing.services",
+            "billing.selectors",
+            "billing.api",
+            "billing.views",
+        ],
     )
-    os.environ.setdefault("TIME_ZONE", ZONE)
-    import django
-
-    django.setup()
-    import billing.pricing
-    import billing.selectors
-    import billing.services
-
-    modules = [billing.pricing, billing.services, billing.selectors]
-    for name in ("billing.api", "billing.views"):
-        with contextlib.suppress(ImportError):
-            modules.append(__import__(name, fromlist=["_"]))
-    return {
-        str(Path(module.__file__).relative_to(ROOT)): hashlib.sha256(
-            Path(module.__file__).read_bytes()
-        ).hexdigest()[:12]
-        for module in modules
-    }
 
 
 def collect_static(static_root: Path) -> None:
