@@ -92,9 +92,12 @@ def department_overviews_for_user(*, user) -> QuerySet[Department]:
     )
 
 
-def job_namespace() -> Subquery:
-    """For a queryset of departments: the namespace their portal jobs are counted under,
-    the first of theirs by name (``None`` for a department without one)."""
+def job_namespace(department: str = "pk") -> Subquery:
+    """For a queryset of departments (or of rows whose ``department`` path names one): the
+    namespace their portal jobs are counted under, the first of theirs by name (``None``
+    for a department without one)."""
     return Subquery(
-        Namespace.objects.filter(department=OuterRef("pk")).order_by("name").values("name")[:1]
+        Namespace.objects.filter(department=OuterRef(department))
+        .order_by("name")
+        .values("name")[:1]
     )

@@ -40,23 +40,8 @@ class JobKindViewSet(viewsets.ModelViewSet):
 
 
 def refusal_body(job: GenerationJob, context) -> dict:
-    quota = job.blocking_quota
-    return {
-        "detail": job.reason,
-        "quota": None
-        if quota is None
-        else {
-            "id": quota.pk,
-            "kind": quota.kind,
-            "job_kind": quota.job_kind,
-            "gpu_class": quota.gpu_class.slug if quota.gpu_class_id else None,
-            "enforcement": quota.enforcement,
-            "limit": str(quota.limit),
-            "use": None if job.blocking_use is None else str(job.blocking_use),
-            "unit": quota.unit,
-        },
-        "job": JobSerializer(job, context=context).data,
-    }
+    """The 409 answer to a refused submission (:class:`JobRefusalSerializer`)."""
+    return JobRefusalSerializer(job, context=context).data
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -116,6 +101,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         submission = services.job_submit(user=request.user, **incoming.validated_data)
         job = submission.job  # every object the answer shows is already attached
         context = self.get_serializer_context()
+        if submission.waiting_position is not None:
+            context["waiting_positions"] = {job.pk: submission.waiting_position}
         if job.state == JobState.REJECTED:
             return Response(refusal_body(job, context), status=status.HTTP_409_CONFLICT)
         code = status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK

@@ -138,10 +138,16 @@ class GenerationJobQuerySet(models.QuerySet):
 
     def ahead_of(self, job: "GenerationJob") -> "GenerationJobQuerySet":
         """The jobs that come before ``job`` in the line."""
-        return self.filter(
-            Q(priority__gt=job.priority)
-            | Q(priority=job.priority, submitted_at__lt=job.submitted_at)
-        )
+        return self.filter(ahead_of(job))
+
+
+def ahead_of(job: "GenerationJob", *, path: str = "") -> Q:
+    """The condition of :meth:`GenerationJobQuerySet.ahead_of`, for jobs reached through
+    ``path`` (a relation to jobs, e.g. in an aggregate's filter)."""
+    prefix = f"{path}__" if path else ""
+    return Q(**{f"{prefix}priority__gt": job.priority}) | Q(
+        **{f"{prefix}priority": job.priority, f"{prefix}submitted_at__lt": job.submitted_at}
+    )
 
 
 class GenerationJob(models.Model):

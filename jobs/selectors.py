@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Exists, FilteredRelation, OuterRef, Q, QuerySet, Subquery, Sum
 
 from core import calendar, roles
 from core.calendar import floor_hour, portal_day_bounds
@@ -25,7 +25,8 @@ from departments.models import (
     Tier,
 )
 from departments.selectors import department_ids_for_user, department_roles_for_user
-from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState
+from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, ahead_of
+from metering import quantities
 from metering import selectors as metering_selectors
 
 
@@ -131,7 +132,7 @@ def quota_period(quota: Quota, moment: dt.datetime) -> str:
     return local.strftime("%Y-%m-%d")
 
 
-def _metered_until(at: dt.datetime) -> dt.datetime | None:
+def _metered_until(at: dt.datetime, *, counts_jobs: bool | None = None) -> dt.datetime | None:
     """Up to when the metered figure already holds the month's finished jobs, or ``None``
     when it never does.
 
@@ -143,7 +144,9 @@ def _metered_until(at: dt.datetime) -> dt.datetime | None:
     that ended before it, less an hour (the counter rises when a job ends and is scraped a
     little later).
     """
-    if not metering_selectors.billing_source_counts_jobs():
+    if counts_jobs is None:
+        counts_jobs = metering_selectors.billing_source_counts_jobs()
+    if not counts_jobs:
         return None
     start, _ = calendar.month_bounds(at)
     covered = metering_selectors.billing_covered_intervals(start=start, end=floor_hour(at))
@@ -154,8 +157,9 @@ def _metered_until(at: dt.datetime) -> dt.datetime | None:
 
 def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
     """What counts against each of ``quotas`` (all of one department) at ``at``, before
-    any new job, by quota id; one query over the department's jobs, plus the metered
-    figures for GPU-hours budgets.
+    any new job, by quota id; one query over the department's jobs and the metered
+    figures for GPU-hours budgets (a second and third only where the billing source
+    counts the jobs themselves, see :func:`_metered_until`).
 
     - ``jobs_day``: jobs of its scope admitted on the portal day of ``at``;
     - ``concurrent_jobs``: jobs queued or running;
@@ -167,56 +171,135 @@ def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
     """
     if not quotas:
         return {}
+    return _department_figures(quotas[0].department_id, quotas, at=at)[0]
+
+
+# The department's jobs that any figure of :func:`_department_figures` counts.
+_JOBS = "counted_jobs"
+
+
+def _department_figures(
+    department_id: int,
+    quotas: list[Quota],
+    *,
+    at: dt.datetime,
+    waiting: bool = False,
+    extra: dict | None = None,
+) -> tuple[dict[int, Decimal], dict]:
+    """The uses of ``quotas`` (see :func:`quota_uses`) and the ``extra`` figures, in one
+    query on the department's row: aggregates over its jobs that can count (open ones,
+    today's admissions, this month's ends, and with ``waiting`` the waiting ones, as
+    ``counted_jobs``), the metered GPU-hours as subqueries. Returns the uses by quota id
+    and the row (the ``extra`` figures by name)."""
     day_start, day_end = portal_day_bounds(at)
     month_start, month_end = calendar.month_bounds(at)
-    active = Q(state__in=ACTIVE_STATES)
-    budgets = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH]
-    until = _metered_until(at) if any(not q.job_kind for q in budgets) else None
+    metered = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH and not q.job_kind]
+    figures: dict = dict(extra or {})
+    if metered:
+        figures["counts_jobs"] = Exists(metering_selectors.billing_sources_counting_jobs())
+        for quota in metered:
+            figures[f"q{quota.pk}_metered_s"] = Subquery(
+                metering_selectors.billing_records(
+                    department=department_id,
+                    start=month_start,
+                    end=month_end,
+                    gpu_class=quota.gpu_class_id,
+                )
+                .order_by()
+                .values("department")
+                .annotate(total=Sum("quantity"))
+                .values("total")
+            )
+    row = _figures_row(
+        department_id,
+        quotas,
+        figures,
+        day=(day_start, day_end),
+        month=(month_start, month_end),
+        unmetered_from=month_start,
+        waiting=waiting,
+    )
+    if row.get("counts_jobs"):
+        # The metered figure holds the jobs that ended before some hour: only the later
+        # ones count on top of it.
+        until = _metered_until(at, counts_jobs=True)
+        if until is not None and until > month_start:
+            row = _figures_row(
+                department_id,
+                quotas,
+                figures,
+                day=(day_start, day_end),
+                month=(month_start, month_end),
+                unmetered_from=until,
+                waiting=waiting,
+            )
+    uses = {}
+    for quota in quotas:
+        value = Decimal(row[f"q{quota.pk}"] or 0)
+        if quota.kind == QuotaKind.GPU_HOURS_MONTH:
+            finished = Decimal(row[f"q{quota.pk}_finished_s"] or 0) / SECONDS_PER_HOUR
+            metered = quantities.gpu_hours(row.get(f"q{quota.pk}_metered_s"))
+            value = (metered + value + finished).quantize(GPU_HOURS_PLACES)
+        uses[quota.pk] = value
+    return uses, row
+
+
+def _figures_row(
+    department_id: int,
+    quotas: list[Quota],
+    figures: dict,
+    *,
+    day: tuple[dt.datetime, dt.datetime],
+    month: tuple[dt.datetime, dt.datetime],
+    unmetered_from: dt.datetime,
+    waiting: bool,
+) -> dict:
+    day_start, day_end = day
+    month_start, month_end = month
+    active = Q(**{f"{_JOBS}__state__in": ACTIVE_STATES})
     aggregates: dict = {}
     for quota in quotas:
         scope = Q()
         if quota.job_kind:
-            scope &= Q(kind__slug=quota.job_kind)
+            scope &= Q(**{f"{_JOBS}__kind__slug": quota.job_kind})
         if quota.gpu_class_id is not None:
-            scope &= Q(gpu_class_id=quota.gpu_class_id)
+            scope &= Q(**{f"{_JOBS}__gpu_class_id": quota.gpu_class_id})
         key = f"q{quota.pk}"
         if quota.kind == QuotaKind.JOBS_DAY:
-            aggregates[key] = Count(
-                "pk", filter=scope & Q(admitted_at__gte=day_start, admitted_at__lt=day_end)
+            admitted_today = Q(
+                **{f"{_JOBS}__admitted_at__gte": day_start, f"{_JOBS}__admitted_at__lt": day_end}
             )
+            aggregates[key] = Count(_JOBS, filter=scope & admitted_today)
         elif quota.kind == QuotaKind.CONCURRENT_JOBS:
-            aggregates[key] = Count("pk", filter=scope & active)
+            aggregates[key] = Count(_JOBS, filter=scope & active)
         elif quota.kind == QuotaKind.GPUS:
-            aggregates[key] = Sum("gpus", filter=scope & active)
+            aggregates[key] = Sum(f"{_JOBS}__gpus", filter=scope & active)
         else:
-            unmetered_from = month_start
-            if not quota.job_kind and until:
-                unmetered_from = max(month_start, until)
-            aggregates[key] = Sum("gpu_hours_reserved", filter=scope & active)
-            aggregates[f"{key}_finished_s"] = Sum(
-                "gpu_seconds",
-                filter=scope
-                & ~active
-                & Q(finished_at__gte=unmetered_from, finished_at__lt=month_end),
+            since = unmetered_from if not quota.job_kind else month_start
+            ended = Q(
+                **{f"{_JOBS}__finished_at__gte": since, f"{_JOBS}__finished_at__lt": month_end}
             )
-    # Only the rows any figure can count: open ones, today's admissions, this month's ends.
-    relevant = (
-        active | Q(admitted_at__gte=min(day_start, month_start)) | Q(finished_at__gte=month_start)
+            aggregates[key] = Sum(f"{_JOBS}__gpu_hours_reserved", filter=scope & active)
+            aggregates[f"{key}_finished_s"] = Sum(
+                f"{_JOBS}__gpu_seconds", filter=scope & ~active & ended
+            )
+    # Only the rows any figure can count: open ones, today's admissions, this month's ends
+    # (joined on these conditions, so a department with none still has its row).
+    counted = (
+        Q(jobs__state__in=ACTIVE_STATES)
+        | Q(jobs__admitted_at__gte=min(day_start, month_start))
+        | Q(jobs__finished_at__gte=month_start)
     )
-    figures = (
-        GenerationJob.objects.filter(department_id=quotas[0].department_id)
-        .filter(relevant)
-        .aggregate(**aggregates)
+    if waiting:
+        counted |= Q(jobs__state=JobState.WAITING)
+    names = [*aggregates, *figures]
+    return (
+        Department.objects.filter(pk=department_id)
+        .annotate(**{_JOBS: FilteredRelation("jobs", condition=counted)})
+        .annotate(**aggregates, **figures)
+        .values(*names)
+        .get()
     )
-    uses = {}
-    for quota in quotas:
-        value = Decimal(figures[f"q{quota.pk}"] or 0)
-        if quota.kind == QuotaKind.GPU_HOURS_MONTH:
-            finished = Decimal(figures[f"q{quota.pk}_finished_s"] or 0) / SECONDS_PER_HOUR
-            metered = metering_selectors.quota_metered_gpu_hours(quota=quota, at=at)
-            value = (metered + value + finished).quantize(GPU_HOURS_PLACES)
-        uses[quota.pk] = value
-    return uses
 
 
 def quota_use(quota: Quota, *, at: dt.datetime) -> Decimal:
@@ -258,6 +341,61 @@ def quota_checks(
     applicable = applicable_quotas(job, quotas)
     uses = quota_uses(applicable, at=at)
     return [QuotaCheck(quota=q, use=uses[q.pk], demand=job_demand(q, job)) for q in applicable]
+
+
+@dataclass(frozen=True)
+class AdmissionFigures:
+    """What admission reads about a new job once its department is locked."""
+
+    checks: list[QuotaCheck]  # the quotas that apply to the job, as quota_checks
+    # The department's waiting jobs held by a quota that applies to the job (None: not
+    # read): with none, no job waits ahead of it for one of its quotas.
+    held: int | None
+    # The department's waiting jobs ahead of the job, whatever holds them (None: not read).
+    line_ahead: int | None
+    key_taken: bool  # the idempotency key names an earlier job of the department
+
+
+def admission_figures(
+    job: GenerationJob,
+    quotas: Iterable[Quota],
+    *,
+    at: dt.datetime,
+    waiting_line: bool = True,
+    idempotency_key: str = "",
+) -> AdmissionFigures:
+    """:func:`quota_checks` for ``job`` and, in the same query, with ``waiting_line`` the
+    department's waiting jobs held by the quotas that apply to it and those ahead of it
+    in line, and whether ``idempotency_key`` is taken. No query when nothing is asked: no
+    quota applies, no key, and the job cannot wait for the off-peak hours."""
+    applicable = applicable_quotas(job, quotas)
+    waiting_line = waiting_line and (bool(applicable) or job.off_peak)
+    if not (applicable or waiting_line or idempotency_key):
+        return AdmissionFigures(checks=[], held=None, line_ahead=None, key_taken=False)
+    extra: dict = {}
+    if waiting_line:
+        waiting = Q(**{f"{_JOBS}__state": JobState.WAITING})
+        extra["line_ahead"] = Count(_JOBS, filter=waiting & ahead_of(job, path=_JOBS))
+        extra["held"] = Count(
+            _JOBS,
+            filter=waiting
+            & Q(**{f"{_JOBS}__blocking_quota_id__in": [quota.pk for quota in applicable]}),
+        )
+    if idempotency_key:
+        extra["key_taken"] = Exists(
+            GenerationJob.objects.filter(
+                department_id=OuterRef("pk"), idempotency_key=idempotency_key
+            )
+        )
+    uses, row = _department_figures(
+        job.department_id, applicable, at=at, waiting=waiting_line, extra=extra
+    )
+    return AdmissionFigures(
+        checks=[QuotaCheck(quota=q, use=uses[q.pk], demand=job_demand(q, job)) for q in applicable],
+        held=row["held"] if waiting_line else None,
+        line_ahead=row["line_ahead"] if waiting_line else None,
+        key_taken=bool(row.get("key_taken")),
+    )
 
 
 # --- The waiting line and cancel rights ------------------------------------------------------

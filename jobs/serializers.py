@@ -94,6 +94,11 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_waiting_position(self, job) -> int | None:
+        # Admission knows the place of the job it just made wait (context
+        # "waiting_positions", by job id); any other job's is read.
+        known = self.context.get("waiting_positions", {})
+        if job.pk in known:
+            return known[job.pk]
         return selectors.waiting_position(job)
 
     @extend_schema_field(JobOutputSerializer(many=True))
@@ -185,17 +190,26 @@ class JobCancelRefusalSerializer(serializers.Serializer):
 
 
 class JobRefusalQuotaSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    kind = serializers.CharField()
-    job_kind = serializers.CharField()
-    gpu_class = serializers.CharField(allow_null=True)
-    enforcement = serializers.CharField()
-    limit = serializers.DecimalField(max_digits=12, decimal_places=3)
-    use = serializers.DecimalField(max_digits=14, decimal_places=3, allow_null=True)
-    unit = serializers.CharField()
+    """The quota that refused a job, and its use when it did; written from the job."""
+
+    id = serializers.IntegerField(source="blocking_quota.pk")
+    kind = serializers.CharField(source="blocking_quota.kind")
+    job_kind = serializers.CharField(source="blocking_quota.job_kind")
+    gpu_class = serializers.CharField(source="blocking_quota.gpu_class.slug", allow_null=True)
+    enforcement = serializers.CharField(source="blocking_quota.enforcement")
+    limit = serializers.DecimalField(max_digits=12, decimal_places=3, source="blocking_quota.limit")
+    use = serializers.DecimalField(
+        max_digits=14, decimal_places=3, allow_null=True, source="blocking_use"
+    )
+    unit = serializers.CharField(source="blocking_quota.unit")
+
+    def to_representation(self, job):
+        return None if job.blocking_quota is None else super().to_representation(job)
 
 
 class JobRefusalSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    quota = JobRefusalQuotaSerializer(allow_null=True)
-    job = JobSerializer()
+    """The 409 answer to a submission a quota refused: written from the refused job."""
+
+    detail = serializers.CharField(source="reason")
+    quota = JobRefusalQuotaSerializer(source="*", allow_null=True)
+    job = JobSerializer(source="*")

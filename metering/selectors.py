@@ -136,13 +136,27 @@ def gpu_hours_used(
     gpu_class: GpuClass | None = None,
 ) -> Decimal:
     """GPU-hours the billing source metered for ``department`` in ``[start, end)``."""
-    # Joined rather than looked up first: admission calls this on every submission.
+    records = billing_records(department=department, start=start, end=end, gpu_class=gpu_class)
+    return quantities.gpu_hours(records.aggregate(total=Coalesce(Sum("quantity"), ZERO))["total"])
+
+
+def billing_records(
+    *,
+    department: Department | int,
+    start: dt.datetime,
+    end: dt.datetime,
+    gpu_class: GpuClass | int | None = None,
+) -> QuerySet[UsageRecord]:
+    """The billing source's records of ``department`` in ``[start, end)`` (of one GPU
+    class if given), whose ``quantity`` :func:`gpu_hours_used` sums: admission sums them
+    inside its own query, as a subquery."""
+    # Joined rather than looked up first: admission reads this on every submission.
     records = UsageRecord.objects.filter(
         source__is_billing=True, department=department, hour_start__gte=start, hour_start__lt=end
     )
     if gpu_class is not None:
         records = records.filter(gpu_class=gpu_class)
-    return quantities.gpu_hours(records.aggregate(total=Coalesce(Sum("quantity"), ZERO))["total"])
+    return records
 
 
 def quota_metered_gpu_hours(*, quota: Quota, at: dt.datetime | None = None) -> Decimal:
@@ -256,9 +270,13 @@ JOB_COUNTER = "portal_job_gpu_seconds_total"
 def billing_source_counts_jobs() -> bool:
     """Whether the billing source reads the portal workers' own job counter (then its
     ledger holds the jobs' GPU-seconds under their departments)."""
-    return MetricSource.objects.filter(
-        is_billing=True, query_template__contains=JOB_COUNTER
-    ).exists()
+    return billing_sources_counting_jobs().exists()
+
+
+def billing_sources_counting_jobs() -> QuerySet[MetricSource]:
+    """The billing sources that read the portal workers' own job counter (admission asks
+    whether there is one inside its own query)."""
+    return MetricSource.objects.filter(is_billing=True, query_template__contains=JOB_COUNTER)
 
 
 def billing_covered_intervals(

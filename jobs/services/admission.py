@@ -6,7 +6,9 @@ jobs are released by priority then age. Dispatch to the broker happens after com
 """
 
 import datetime as dt
+import functools
 import logging
+import operator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -14,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from departments import selectors as department_selectors
@@ -32,11 +34,12 @@ from jobs import argv as argv_rules
 from jobs import dispatch
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, QuotaAlert
 from jobs.selectors import (
+    AdmissionFigures,
     QuotaCheck,
+    admission_figures,
     applicable_quotas,
     fmt_quantity,
     jobs_for_user,
-    quota_checks,
     quota_period,
     reservation_gpu_hours,
 )
@@ -48,6 +51,9 @@ logger = logging.getLogger(__name__)
 class Submission:
     job: GenerationJob
     created: bool  # False: the idempotency key named an earlier job, which is returned
+    # 1 for the department's next waiting job, as admission saw the line; None when the
+    # job does not wait or admission did not read the line.
+    waiting_position: int | None = None
 
 
 def _lock_department(department_id: int) -> Department:
@@ -58,6 +64,24 @@ def _lock_department(department_id: int) -> Department:
         .annotate(job_namespace=department_selectors.job_namespace())
         .get(pk=department_id)
     )
+
+
+def _lock_department_with_quotas(department_id: int) -> tuple[Department, list[Quota]]:
+    """:func:`_lock_department` and the department's quotas (with their GPU classes), in
+    one query where it has quotas."""
+    quotas = list(
+        Quota.objects.filter(department_id=department_id)
+        .select_related("department", "gpu_class")
+        .select_for_update(of=("department",))
+        .annotate(department_job_namespace=department_selectors.job_namespace("department"))
+    )
+    if not quotas:
+        return _lock_department(department_id), []
+    department = quotas[0].department
+    department.job_namespace = quotas[0].department_job_namespace
+    for quota in quotas:
+        quota.department = department
+    return department, quotas
 
 
 def off_peak_open(at: dt.datetime) -> bool:
@@ -90,8 +114,10 @@ def off_peak_start(at: dt.datetime) -> OffPeakStart | None:
     return OffPeakStart(window=window, at=when, open_now=False)
 
 
-def _choose_gpu_class(service_level: ServiceLevel, gpu_class: GpuClass | None) -> GpuClass:
-    allowed = sorted(service_level.gpu_classes.all(), key=lambda c: c.name)  # prefetched
+def _choose_gpu_class(
+    service_level: ServiceLevel, allowed: list[GpuClass], gpu_class: GpuClass | None
+) -> GpuClass:
+    """``allowed``: the service level's GPU classes, by name."""
     if not allowed:
         raise ValidationError(
             {"tier": [f"The {service_level.tier} service level allows no GPU class yet."]}
@@ -147,14 +173,21 @@ def job_validate(
         errors["tier"] = [f"{kind} runs as {', '.join(kind.allowed_tiers)}, not {tier}."]
     if errors:
         raise ValidationError(errors)
-    service_level = (
-        ServiceLevel.objects.filter(department=department, tier=tier)
-        .prefetch_related("gpu_classes")
-        .first()
+    # The service level with its GPU classes in one query, through the table that links
+    # them; a service level that allows no class yet is read on its own.
+    links = list(
+        ServiceLevel.gpu_classes.through.objects.filter(
+            servicelevel__department=department, servicelevel__tier=tier
+        ).select_related("servicelevel", "gpuclass")
     )
+    if links:
+        service_level = links[0].servicelevel
+    else:
+        service_level = ServiceLevel.objects.filter(department=department, tier=tier).first()
     if service_level is None:
         raise ValidationError({"tier": [f"{department} has no service level for {tier} work."]})
-    chosen = _choose_gpu_class(service_level, gpu_class)
+    allowed = sorted((link.gpuclass for link in links), key=lambda c: c.name)
+    chosen = _choose_gpu_class(service_level, allowed, gpu_class)
     if service_level.hold_for_off_peak:
         # The department's SLA holds its batch work for the off-peak hours: not the
         # submitter's call.
@@ -245,24 +278,7 @@ def job_submit(
         user=user,
     )
     with transaction.atomic():
-        department = _lock_department(department.pk)
-        if idempotency_key:
-            earlier = GenerationJob.objects.filter(
-                department=department, idempotency_key=idempotency_key
-            ).first()
-            if earlier is not None:
-                if earlier.submitter_id != user.pk:
-                    # Someone else's job is none of this user's business (a member sees
-                    # only their own): the key is taken, nothing more.
-                    raise ValidationError(
-                        {
-                            "idempotency_key": [
-                                "This key was already used for another person's job in "
-                                f"{department}; pick a key of your own."
-                            ]
-                        }
-                    )
-                return Submission(job=earlier, created=False)
+        department, quotas = _lock_department_with_quotas(department.pk)
         job = GenerationJob(
             department=department,
             submitter=user,
@@ -279,13 +295,36 @@ def job_submit(
             state=JobState.SUBMITTED,
             submitted_at=timezone.now(),
         )
+        now = now or job.submitted_at
+        # Read after the lock, in one query: every admission before this one is counted.
+        figures = admission_figures(job, quotas, at=now, idempotency_key=idempotency_key)
+        if figures.key_taken:
+            earlier = (
+                GenerationJob.objects.filter(department=department, idempotency_key=idempotency_key)
+                .select_related("kind", "gpu_class", "blocking_quota__gpu_class")
+                .first()
+            )
+            if earlier is not None:
+                if earlier.submitter_id != user.pk:
+                    # Someone else's job is none of this user's business (a member sees
+                    # only their own): the key is taken, nothing more.
+                    raise ValidationError(
+                        {
+                            "idempotency_key": [
+                                "This key was already used for another person's job in "
+                                f"{department}; pick a key of your own."
+                            ]
+                        }
+                    )
+                earlier.department = department  # what the answer shows, in hand
+                earlier.submitter = user
+                return Submission(job=earlier, created=False)
         # Decided before it is written: one INSERT with the outcome.
-        _admit(
-            job,
-            quotas=list(department.quotas.select_related("gpu_class")),
-            now=now or job.submitted_at,
-        )
-        return Submission(job=job, created=True)
+        _admit(job, quotas=quotas, now=now, figures=figures)
+        position = None
+        if job.state == JobState.WAITING and figures.line_ahead is not None:
+            position = figures.line_ahead + 1
+        return Submission(job=job, created=True, waiting_position=position)
 
 
 def _waiting_ahead(job: GenerationJob, quotas: list[Quota]) -> tuple[int, Quota | None]:
@@ -313,13 +352,17 @@ def _admit(
     quotas: list[Quota],
     now: dt.datetime | None,
     blocked: set[int] | None = None,
+    figures: AdmissionFigures | None = None,
 ) -> None:
-    """Decide a submitted or waiting job; the caller holds the department lock."""
+    """Decide a submitted or waiting job; the caller holds the department lock and may
+    pass the :func:`~jobs.selectors.admission_figures` it read under it."""
     now = now or timezone.now()
     applicable = applicable_quotas(job, quotas)
     if blocked is not None and any(q.pk in blocked for q in applicable):
         return  # an earlier waiting job holds a quota this one needs: keep the order
-    checks = quota_checks(job, applicable, at=now)
+    if figures is None:
+        figures = admission_figures(job, applicable, at=now, waiting_line=blocked is None)
+    checks = figures.checks
     refusing = next(
         (
             c
@@ -364,7 +407,8 @@ def _admit(
         )
         return
     if blocked is None:
-        ahead, quota = _waiting_ahead(job, applicable)
+        # No waiting job held by its quotas, none ahead of it: not read again.
+        ahead, quota = (0, None) if figures.held == 0 else _waiting_ahead(job, applicable)
         if ahead:
             _set_state(
                 job,
@@ -418,7 +462,9 @@ def _set_state(job, state, *, reason, quota, use, **fields) -> None:
 
 def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) -> None:
     """Record each alert threshold the admission reached (once per quota and period) and
-    mail the department's managers after commit."""
+    mail the department's managers after commit. Reads nothing when no threshold is
+    reached, and the alerts already sent in one query when some are."""
+    candidates = []
     for check in checks:
         quota = check.quota
         thresholds = set(quota.alert_thresholds_pct or [])
@@ -426,39 +472,46 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
             thresholds.add(100)
         pct = check.after * 100 / quota.limit
         reached = sorted(t for t in thresholds if pct >= t)
-        if not reached:
-            continue
-        period = quota_period(quota, now)
-        # The department is locked: nobody else writes this quota's alerts meanwhile.
-        sent = set(
-            QuotaAlert.objects.filter(quota=quota, period=period).values_list(
-                "threshold_pct", flat=True
+        if reached:
+            candidates.append((check, pct, reached, quota_period(quota, now)))
+    if not candidates:
+        return
+    # The department is locked: nobody else writes its quotas' alerts meanwhile.
+    sent = set(
+        QuotaAlert.objects.filter(
+            functools.reduce(
+                operator.or_,
+                (Q(quota=check.quota, period=period) for check, _, _, period in candidates),
             )
-        )
-        created = [t for t in reached if t not in sent]
+        ).values_list("quota_id", "period", "threshold_pct")
+    )
+    recipients = None
+    alerts = []
+    for check, pct, reached, period in candidates:
+        quota = check.quota
+        created = [t for t in reached if (quota.pk, period, t) not in sent]
         if not created:
             continue
-        recipients = sorted(
-            Membership.objects.filter(
-                department_id=quota.department_id, role=Membership.Role.MANAGER
-            )
-            .exclude(user__email="")
-            .values_list("user__email", flat=True)
-        )
-        QuotaAlert.objects.bulk_create(
-            [
-                QuotaAlert(
-                    quota=quota,
-                    period=period,
-                    threshold_pct=threshold,
-                    use=check.after,
-                    limit=quota.limit,
-                    job=job,
-                    recipients=recipients,
+        if recipients is None:  # the quotas are all the department's
+            recipients = sorted(
+                Membership.objects.filter(
+                    department_id=quota.department_id, role=Membership.Role.MANAGER
                 )
-                for threshold in created
-            ]
-        )
+                .exclude(user__email="")
+                .values_list("user__email", flat=True)
+            )
+        alerts += [
+            QuotaAlert(
+                quota=quota,
+                period=period,
+                threshold_pct=threshold,
+                use=check.after,
+                limit=quota.limit,
+                job=job,
+                recipients=recipients,
+            )
+            for threshold in created
+        ]
         top = created[-1]
         subject = (
             f"[GPU portal] {quota.department}: {quota.get_kind_display()} at {pct:.0f} % "
@@ -472,6 +525,8 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
         )
         if recipients:
             transaction.on_commit(lambda s=subject, b=body, r=recipients: _send_alert(s, b, r))
+    if alerts:
+        QuotaAlert.objects.bulk_create(alerts)
 
 
 def _send_alert(subject: str, body: str, recipients: list[str]) -> None:
@@ -489,8 +544,7 @@ def jobs_release(*, department_id: int, now: dt.datetime | None = None) -> list[
     now = now or timezone.now()
     changed = []
     with transaction.atomic():
-        department = _lock_department(department_id)
-        quotas = list(department.quotas.select_related("gpu_class"))
+        department, quotas = _lock_department_with_quotas(department_id)
         blocked: set[int] = set()
         waiting = (
             GenerationJob.objects.filter(department=department, state=JobState.WAITING)
