@@ -399,11 +399,11 @@ class BillingPeriod(TimestampedModel):
 
     @property
     def idle_share(self) -> Decimal | None:
-        """The share of the fleet's capacity so far that nothing used (0 to 1); ``None``
-        before any capacity is counted."""
+        """The share of the fleet's capacity so far that nothing used (0 to 1), unrounded (a
+        page rounds it once, as it shows it); ``None`` before any capacity is counted."""
         if not self.capacity_gpu_seconds:
             return None
-        return (self.idle_gpu_seconds / self.capacity_gpu_seconds).quantize(Decimal("0.0001"))
+        return Decimal(self.idle_gpu_seconds) / Decimal(self.capacity_gpu_seconds)
 
     @property
     def unpriced_gpu_hours(self) -> Decimal:
