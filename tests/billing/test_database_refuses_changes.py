@@ -37,8 +37,8 @@ def finalized(postgres, ledger):
         "DELETE FROM billing_statementline WHERE statement_id = %(statement)s",
         "INSERT INTO billing_statementline (period_id, statement_id, kind, namespace, tier, "
         "gpu_seconds, off_peak_multiplier, department_multiplier, list_amount, amount, "
-        "description, position) SELECT period_id, id, 'adjustment', '', '', 0, 1, 1, 5, 5, "
-        "'sneaked in', 99 FROM billing_statement WHERE id = %(statement)s",
+        "description, position, jobs_count) SELECT period_id, id, 'adjustment', '', '', 0, 1, "
+        "1, 5, 5, 'sneaked in', 99, 0 FROM billing_statement WHERE id = %(statement)s",
     ],
 )
 def test_raw_sql_cannot_change_a_finalized_statement(finalized, sql):
