@@ -18,6 +18,10 @@ from pathlib import Path
 
 from django.conf import settings
 
+from departments.models import Department, ServiceLevel
+from departments.selectors import job_namespace
+from jobs.models import JobKind
+
 logger = logging.getLogger(__name__)
 
 METRIC = "portal_job_gpu_seconds"
@@ -46,10 +50,6 @@ def known_series() -> set[tuple[str, str, str]]:
     """Every (namespace, GPU class, kind) a job could be counted under: each department's
     namespace (the first by name, as admission picks it) with each GPU class its SLAs
     allow, and each active kind that allows that tier."""
-    from departments.models import Department, ServiceLevel
-    from departments.selectors import job_namespace
-    from jobs.models import JobKind
-
     namespace_of = dict(
         Department.objects.annotate(job_namespace=job_namespace()).values_list(
             "pk", "job_namespace"
