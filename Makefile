@@ -55,7 +55,7 @@ test: install lint system-packages
 	@$(MAKE) --no-print-directory _pytest
 
 # The tests without tests/integration/ (no Prometheus, broker, browser or demo processes):
-# about 2.5 minutes on 2 cores.
+# 2.5 to 4.5 minutes on 2 cores.
 test-fast: install lint
 	@$(MAKE) --no-print-directory _pytest PYTEST_ARGS="--ignore=tests/integration $(PYTEST_ARGS)"
 
