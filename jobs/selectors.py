@@ -210,29 +210,26 @@ def _department_figures(
                 .annotate(total=Sum("quantity"))
                 .values("total")
             )
-    row = _figures_row(
-        department_id,
-        quotas,
-        figures,
-        day=(day_start, day_end),
-        month=(month_start, month_end),
-        unmetered_from=month_start,
-        waiting=waiting,
-    )
+
+    def row_from(unmetered_from: dt.datetime) -> dict:
+        return _figures_row(
+            department_id,
+            quotas,
+            figures,
+            day=(day_start, day_end),
+            month=(month_start, month_end),
+            unmetered_from=unmetered_from,
+            waiting=waiting,
+        )
+
+    row = row_from(month_start)
     if row.get("counts_jobs"):
         # The metered figure holds the jobs that ended before some hour: only the later
         # ones count on top of it.
         until = _metered_until(at, counts_jobs=True)
+        # (Read again from there: only where the billing source is the workers' counter.)
         if until is not None and until > month_start:
-            row = _figures_row(
-                department_id,
-                quotas,
-                figures,
-                day=(day_start, day_end),
-                month=(month_start, month_end),
-                unmetered_from=until,
-                waiting=waiting,
-            )
+            row = row_from(until)
     uses = {}
     for quota in quotas:
         value = Decimal(row[f"q{quota.pk}"] or 0)
