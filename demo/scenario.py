@@ -65,6 +65,7 @@ GPU_CLASSES = [
         "slug": "a100",
         "name": "A100",
         "model_regex": ".*A100.*",
+        "gpu_product": "NVIDIA-A100-SXM4-80GB",
         "capacity_gpus": 8,
         "queue_prefix": "gpu.a100",
         "description": "NVIDIA A100 80 GB, realtime-capable: low-latency LLM and speech for "
@@ -74,6 +75,7 @@ GPU_CLASSES = [
         "slug": "t4",
         "name": "T4",
         "model_regex": ".*T4.*",
+        "gpu_product": "Tesla-T4",
         "capacity_gpus": 16,
         "queue_prefix": "gpu.t4",
         "description": "NVIDIA T4 16 GB, for rendering: lip-sync video batches.",

@@ -98,7 +98,7 @@ class AuditHistoryAdmin(SimpleHistoryAdmin):
 
 class NamespaceInline(admin.TabularInline):
     model = Namespace
-    fields = ["name", "cluster", "tier"]
+    fields = ["name", "cluster", "tier", "default_gpus"]
     extra = 1
     verbose_name = "Kubernetes namespace"
 
@@ -283,7 +283,19 @@ class GpuClassAdmin(AuditHistoryAdmin):
     list_select_related = ["physical_class"]
     search_fields = ["name", "slug", "model_regex", "mig_profile"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "model_regex", "capacity_gpus", "queue_prefix"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "model_regex",
+                    "gpu_product",
+                    "capacity_gpus",
+                    "queue_prefix",
+                ]
+            },
+        ),
         (
             "A fraction of a GPU (MIG profile or time-sliced replica)",
             {

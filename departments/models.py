@@ -22,6 +22,12 @@ from simple_history.models import HistoricalRecords
 
 # A Kubernetes namespace name is an RFC 1123 DNS label.
 NAMESPACE_NAME_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Namespaces Kubernetes keeps for itself: the portal never claims, renders or prunes them.
+RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+RESERVED_NAMESPACE_PREFIX = "kube-"
+# The value of the node label GPU feature discovery sets (nvidia.com/gpu.product): a
+# Kubernetes label value.
+LABEL_VALUE_RE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 # Celery queue prefixes: the queue is "<prefix>.<tier>".
 QUEUE_PREFIX_RE = r"^[a-z0-9][a-z0-9._-]*$"
 WEEKDAYS = ((0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun"))
@@ -200,6 +206,16 @@ namespace_name_validator = RegexValidator(
 )
 
 
+def validate_not_reserved_namespace(value: str) -> None:
+    """Kubernetes keeps ``default`` and the ``kube-`` namespaces for itself; the portal
+    renders and prunes the namespaces departments claim, so it must never claim those."""
+    if value in RESERVED_NAMESPACES or value.startswith(RESERVED_NAMESPACE_PREFIX):
+        raise ValidationError(
+            f"“{value}” is a namespace Kubernetes keeps for itself (default and kube-*); "
+            "choose another name."
+        )
+
+
 def overlapping_claim(claims: models.QuerySet, *, cluster_id: int | None, pk: int | None):
     """The first of ``claims`` (rows of one namespace name, in one cluster or in all) that
     overlaps a claim in ``cluster_id`` (``None``: every cluster), other than row ``pk``."""
@@ -224,7 +240,7 @@ class Namespace(models.Model):
 
     name = models.CharField(
         max_length=63,
-        validators=[namespace_name_validator],
+        validators=[namespace_name_validator, validate_not_reserved_namespace],
     )
     cluster = models.ForeignKey(
         Cluster,
@@ -241,6 +257,14 @@ class Namespace(models.Model):
         blank=True,
         help_text="The tier of the work it runs (the virtual agent's namespace runs realtime "
         "work); its usage is priced at that tier's rate card when there is one.",
+    )
+    default_gpus = models.PositiveSmallIntegerField(
+        "default GPUs per container",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Rendered as the namespace's LimitRange: a container that asks for no GPU "
+        "gets this many of nvidia.com/gpu. Blank: no LimitRange.",
     )
 
     history = HistoricalRecords()
@@ -368,6 +392,22 @@ class GpuClass(TimestampedModel):
         ],
         help_text="Workers of this class consume the queues <prefix>.<tier>; "
         "defaults to gpu.<slug>.",
+    )
+    gpu_product = models.CharField(
+        "GPU product (node label)",
+        max_length=63,
+        blank=True,
+        validators=[
+            RegexValidator(
+                LABEL_VALUE_RE,
+                "A Kubernetes label value: up to 63 letters, digits, '-', '_' and '.', "
+                "starting and ending with a letter or digit.",
+            )
+        ],
+        help_text="The nvidia.com/gpu.product label GPU feature discovery puts on this "
+        "class's nodes (NVIDIA-A100-SXM4-80GB; a MIG or shared class has its own, such as "
+        "NVIDIA-A100-SXM4-80GB-MIG-1g.10gb or Tesla-T4-SHARED). Kueue's ResourceFlavor for "
+        "the class selects nodes by it.",
     )
     description = models.TextField(blank=True)
 

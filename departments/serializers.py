@@ -118,6 +118,7 @@ class GpuClassSerializer(ModelValidationMixin, serializers.ModelSerializer):
             "slug",
             "name",
             "model_regex",
+            "gpu_product",
             "capacity_gpus",
             "physical_class",
             "fraction_numerator",

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "metering",
     "jobs",
     "billing",
+    "cluster",
     "demo",
 ]
 
