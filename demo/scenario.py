@@ -209,6 +209,9 @@ DEPARTMENTS = {
             (QuotaKind.GPU_HOURS_MONTH, 1200, Enforcement.HARD_QUEUE, "", None, [80, 100]),
             # Two renders at once on the T4s; a third waits and starts when one ends.
             (QuotaKind.CONCURRENT_JOBS, 2, Enforcement.HARD_QUEUE, "", "t4", [100]),
+            # At most 8 of the 16 T4s at once: the cluster's ResourceQuota and Kueue queue
+            # hold its own workloads to the same.
+            (QuotaKind.GPUS, 8, Enforcement.HARD_QUEUE, "", "t4", [100]),
         ],
         [
             (Tier.BATCH, 2, None, 8 * 3600, ["t4"], True, True),

@@ -264,6 +264,13 @@ JOBS_WORKER_CLUSTER = env("JOBS_WORKER_CLUSTER", default="")
 
 # --- Billing -------------------------------------------------------------------------------
 # Statements are kept in one currency (ISO 4217); every rate card is priced in it.
+# The cluster's objects (cluster/manifests.py): the prefix of the portal's own labels
+# (<prefix>/department, <prefix>/cost-centre), the Kueue cohort every department's queue
+# shares, and the name of the fleet's one cluster while no Cluster is defined.
+CLUSTER_LABEL_PREFIX = env("CLUSTER_LABEL_PREFIX", default="gpu-chargeback-portal")
+CLUSTER_COHORT = env("CLUSTER_COHORT", default="gpu-fleet")
+CLUSTER_DEFAULT_SLUG = env("CLUSTER_DEFAULT_SLUG", default="default")
+
 BILLING_CURRENCY = env("BILLING_CURRENCY", default="EUR")
 # The idle-cost policy a new month starts with: absorbed, shared or charged (finance
 # changes it per month in the admin; "charged" needs a department, so it is not a default).

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from cluster import api as cluster_api
 from core import ratelimits
 from departments import api as departments_api
 from jobs import api as jobs_api
@@ -62,6 +63,11 @@ urlpatterns = [
         "api/v1/reports/pools/",
         billing_api.PoolReportView.as_view(),
         name="pool-report",
+    ),
+    path(
+        "api/v1/cluster/manifests/",
+        cluster_api.ManifestsView.as_view(),
+        name="cluster-manifests",
     ),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

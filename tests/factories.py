@@ -100,6 +100,7 @@ class GpuClassFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"GPU {n}")
     slug = factory.Sequence(lambda n: f"gpu{n}")
     model_regex = factory.LazyAttribute(lambda g: f".*{g.name}.*")
+    gpu_product = factory.LazyAttribute(lambda g: f"NVIDIA-{g.slug.upper()}")
     capacity_gpus = 8
 
 

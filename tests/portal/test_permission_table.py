@@ -44,6 +44,20 @@ def writes(success):
 # (name, method, url(world), body(world) or None, expected statuses)
 API = [
     ("api root", "get", lambda w: "/api/v1/", None, READ_ALL),
+    (
+        "cluster manifests",
+        "get",
+        lambda w: "/api/v1/cluster/manifests/",
+        None,
+        expect(401, 403, 403, 403, 403, 200),
+    ),
+    (
+        "cluster manifests of a department",
+        "get",
+        lambda w: "/api/v1/cluster/manifests/?department=marketing",
+        None,
+        expect(401, 403, 403, 403, 403, 200),
+    ),
     ("department list", "get", lambda w: "/api/v1/departments/", None, READ_ALL),
     ("department list csv", "get", lambda w: "/api/v1/departments/?format=csv", None, READ_ALL),
     ("own department", "get", lambda w: "/api/v1/departments/marketing/", None, READ_MARKETING),
