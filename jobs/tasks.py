@@ -34,3 +34,9 @@ def release_waiting() -> int:
 def sweep() -> dict[str, int]:
     """Send queued jobs no broker took, and queue again jobs whose worker died."""
     return services.jobs_sweep()
+
+
+@shared_task(name="jobs.alert_budgets", ignore_result=True)
+def alert_budgets() -> int:
+    """Alert on monthly GPU-hour budgets that use itself (metered or reserved) reached."""
+    return len(services.budgets_alert())

@@ -26,6 +26,13 @@ PERIODIC_TASKS = {
         "Waiting jobs that now have room (a new day, a freed slot, the off-peak hours), "
         "by priority then age.",
     ),
+    "Alert on monthly budgets": (
+        "jobs.alert_budgets",
+        600,
+        "Monthly GPU-hour budgets whose thresholds the department's metered use (its "
+        "namespaces' own workloads as well as portal jobs) reached: its managers are told "
+        "once per threshold and month; a spent hard budget holds its Kueue queue.",
+    ),
     "Sweep job dispatch": (
         "jobs.sweep",
         60,

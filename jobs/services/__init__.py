@@ -14,6 +14,7 @@ working.
 from jobs.services.admission import (
     OffPeakStart,
     Submission,
+    budgets_alert,
     job_submit,
     job_validate,
     jobs_release,
@@ -29,6 +30,7 @@ __all__ = [
     "Heartbeat",
     "OffPeakStart",
     "Submission",
+    "budgets_alert",
     "job_cancel",
     "job_finish",
     "job_heartbeat",

@@ -27,6 +27,7 @@ from departments.models import (
     Membership,
     OffPeakWindow,
     Quota,
+    QuotaKind,
     ServiceLevel,
     Tier,
 )
@@ -41,6 +42,7 @@ from jobs.selectors import (
     fmt_quantity,
     jobs_for_user,
     quota_period,
+    quota_uses,
     reservation_gpu_hours,
 )
 
@@ -460,10 +462,13 @@ def _set_state(job, state, *, reason, quota, use, **fields) -> None:
         job.save()
 
 
-def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) -> None:
-    """Record each alert threshold the admission reached (once per quota and period) and
-    mail the department's managers after commit. Reads nothing when no threshold is
-    reached, and the alerts already sent in one query when some are."""
+def _alert(
+    job: GenerationJob | None, checks: list[QuotaCheck], *, now: dt.datetime
+) -> list[QuotaAlert]:
+    """Record each alert threshold the admission (or, with no ``job``, the periodic budget
+    check) reached, once per quota and period, and mail the department's managers after
+    commit. Reads nothing when no threshold is reached, and the alerts already sent in one
+    query when some are. Returns the alerts recorded."""
     candidates = []
     for check in checks:
         quota = check.quota
@@ -475,7 +480,7 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
         if reached:
             candidates.append((check, pct, reached, quota_period(quota, now)))
     if not candidates:
-        return
+        return []
     # The department is locked: nobody else writes its quotas' alerts meanwhile.
     sent = set(
         QuotaAlert.objects.filter(
@@ -517,16 +522,58 @@ def _alert(job: GenerationJob, checks: list[QuotaCheck], *, now: dt.datetime) ->
             f"[GPU portal] {quota.department}: {quota.get_kind_display()} at {pct:.0f} % "
             f"({fmt_quantity(check.after)} of {quota.limit_text})"
         )
+        cause = (
+            f"after admitting {job.kind} job {job.short_id} submitted by {job.submitter}"
+            if job is not None
+            else "by the GPU-hours metered so far this month and the running jobs' reservations"
+        )
         body = (
             f"The quota {quota} of {quota.department} reached {top} % in {period}: "
-            f"{fmt_quantity(check.after)} of {quota.limit_text}, after admitting "
-            f"{job.kind} job {job.short_id} submitted by {job.submitter}.\n"
+            f"{fmt_quantity(check.after)} of {quota.limit_text}, {cause}.\n"
             f"Enforcement: {quota.get_enforcement_display()}.\n"
         )
+        if (
+            quota.kind == QuotaKind.GPU_HOURS_MONTH
+            and not quota.job_kind
+            and quota.enforcement != Enforcement.SOFT
+            and check.after >= quota.limit
+        ):
+            where = f"the {quota.gpu_class} flavor of " if quota.gpu_class_id else ""
+            body += (
+                f"The budget is spent: {where}the department's Kueue ClusterQueue is held "
+                "in the cluster (running work finishes, nothing new is admitted) until the "
+                "next month or until the budget grows.\n"
+            )
         if recipients:
             transaction.on_commit(lambda s=subject, b=body, r=recipients: _send_alert(s, b, r))
     if alerts:
         QuotaAlert.objects.bulk_create(alerts)
+    return alerts
+
+
+def budgets_alert(*, now: dt.datetime | None = None) -> list[QuotaAlert]:
+    """Alert on monthly GPU-hour budgets reached by use itself, not by a submission: the
+    department's own workloads in its namespaces, metered from Prometheus, count against
+    its budgets as much as portal jobs do. Each threshold once per quota and month, as
+    admission does (the same records); a soft budget alerts at 100 % when exceeded and never
+    holds anything. Each department under its lock, so admission and this never both send
+    one threshold."""
+    now = now or timezone.now()
+    department_ids = (
+        Quota.objects.filter(kind=QuotaKind.GPU_HOURS_MONTH, job_kind="", department__active=True)
+        .values_list("department_id", flat=True)
+        .distinct()
+        .order_by("department_id")
+    )
+    sent = []
+    for department_id in department_ids:
+        with transaction.atomic():
+            _, quotas = _lock_department_with_quotas(department_id)
+            budgets = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH and not q.job_kind]
+            uses = quota_uses(budgets, at=now)
+            checks = [QuotaCheck(quota=q, use=uses[q.pk], demand=Decimal(0)) for q in budgets]
+            sent += _alert(None, checks, now=now)
+    return sent
 
 
 def _send_alert(subject: str, body: str, recipients: list[str]) -> None:

@@ -15,6 +15,7 @@ def test_metering_job_and_billing_tasks_are_scheduled_after_migrate(db):
         "Pull recent GPU usage": ("metering.pull_recent", 300, "seconds", True),
         "Backfill metering gaps": ("metering.backfill_gaps", 3600, "seconds", True),
         "Release waiting jobs": ("jobs.release_waiting", 30, "seconds", True),
+        "Alert on monthly budgets": ("jobs.alert_budgets", 600, "seconds", True),
         "Sweep job dispatch": ("jobs.sweep", 60, "seconds", True),
         "Refresh draft statements": ("billing.refresh_drafts", 300, "seconds", True),
         "Finalize statements after the grace period": (
