@@ -536,7 +536,11 @@ def render(*, at: dt.datetime | None = None) -> Fleet:
         claimed: dict[str, Department] = {}
         used_classes: set[int] = set()
         for entry in entries:
-            here = [n for n in entry.namespaces if n.cluster_id in (None, cluster_id)]
+            # A name claimed in every cluster and again in this one by the same department
+            # is one namespace here.
+            here = list(
+                {n.name: n for n in entry.namespaces if n.cluster_id in (None, cluster_id)}.values()
+            )
             for namespace in here:
                 other = claimed.setdefault(namespace.name, entry.department)
                 if other != entry.department:
