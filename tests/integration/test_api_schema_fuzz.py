@@ -44,7 +44,13 @@ from tests import factories
 from tests.billing.conftest import Ledger, hour
 from tests.hostile_input import DATE_NAMES, HOSTILE_DATES
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+# It needs no shared service (the application runs in this process, on the test database),
+# so it runs beside the other integration tests rather than after them.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db,
+    pytest.mark.xdist_group("schema-fuzz"),
+]
 
 ROLES = ["anonymous", "member", "manager", "finance", "it_admin"]
 CHECKS = [
