@@ -174,6 +174,17 @@ def quota_uses(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
     return _department_figures(quotas[0].department_id, quotas, at=at)[0]
 
 
+def quota_uses_of_departments(quotas: list[Quota], *, at: dt.datetime) -> dict[int, Decimal]:
+    """:func:`quota_uses` of quotas of any number of departments, by quota id, counted the
+    same way in the same queries (one, or three where the billing source counts the jobs
+    themselves) whatever the number of departments: for a scrape of the whole fleet."""
+    if not quotas:
+        return {}
+    department_ids = sorted({quota.department_id for quota in quotas})
+    figures = _departments_figures(department_ids, quotas, at=at)
+    return {pk: use for uses, _ in figures.values() for pk, use in uses.items()}
+
+
 # The department's jobs that any figure of :func:`_department_figures` counts.
 _JOBS = "counted_jobs"
 
@@ -191,6 +202,22 @@ def _department_figures(
     today's admissions, this month's ends, and with ``waiting`` the waiting ones, as
     ``counted_jobs``), the metered GPU-hours as subqueries. Returns the uses by quota id
     and the row (the ``extra`` figures by name)."""
+    figures = _departments_figures([department_id], quotas, at=at, waiting=waiting, extra=extra)
+    if department_id not in figures:
+        raise Department.DoesNotExist(f"No department with id {department_id}.")
+    return figures[department_id]
+
+
+def _departments_figures(
+    department_ids: list[int],
+    quotas: list[Quota],
+    *,
+    at: dt.datetime,
+    waiting: bool = False,
+    extra: dict | None = None,
+) -> dict[int, tuple[dict[int, Decimal], dict]]:
+    """:func:`_department_figures` of each of ``department_ids`` (``quotas`` may belong to
+    any of them), by department id, in the same query: one row per department."""
     day_start, day_end = portal_day_bounds(at)
     month_start, month_end = calendar.month_bounds(at)
     metered = [q for q in quotas if q.kind == QuotaKind.GPU_HOURS_MONTH and not q.job_kind]
@@ -200,7 +227,7 @@ def _department_figures(
         for quota in metered:
             figures[f"q{quota.pk}_metered_s"] = Subquery(
                 metering_selectors.billing_records(
-                    department=department_id,
+                    department=quota.department_id,
                     start=month_start,
                     end=month_end,
                     gpu_class=quota.gpu_class_id,
@@ -211,9 +238,9 @@ def _department_figures(
                 .values("total")
             )
 
-    def row_from(unmetered_from: dt.datetime) -> dict:
-        return _figures_row(
-            department_id,
+    def rows_from(unmetered_from: dt.datetime) -> dict[int, dict]:
+        return _figures_rows(
+            department_ids,
             quotas,
             figures,
             day=(day_start, day_end),
@@ -222,27 +249,30 @@ def _department_figures(
             waiting=waiting,
         )
 
-    row = row_from(month_start)
-    if row.get("counts_jobs"):
+    rows = rows_from(month_start)
+    if any(row.get("counts_jobs") for row in rows.values()):
         # The metered figure holds the jobs that ended before some hour: only the later
         # ones count on top of it.
         until = _metered_until(at, counts_jobs=True)
         # (Read again from there: only where the billing source is the workers' counter.)
         if until is not None and until > month_start:
-            row = row_from(until)
-    uses = {}
+            rows = rows_from(until)
+    uses: dict[int, dict[int, Decimal]] = {pk: {} for pk in rows}
     for quota in quotas:
+        row = rows.get(quota.department_id)
+        if row is None:
+            continue
         value = Decimal(row[f"q{quota.pk}"] or 0)
         if quota.kind == QuotaKind.GPU_HOURS_MONTH:
             finished = Decimal(row[f"q{quota.pk}_finished_s"] or 0) / SECONDS_PER_HOUR
             metered = quantities.gpu_hours(row.get(f"q{quota.pk}_metered_s"))
             value = (metered + value + finished).quantize(GPU_HOURS_PLACES)
-        uses[quota.pk] = value
-    return uses, row
+        uses[quota.department_id][quota.pk] = value
+    return {pk: (uses[pk], row) for pk, row in rows.items()}
 
 
-def _figures_row(
-    department_id: int,
+def _figures_rows(
+    department_ids: list[int],
     quotas: list[Quota],
     figures: dict,
     *,
@@ -290,13 +320,13 @@ def _figures_row(
     if waiting:
         counted |= Q(jobs__state=JobState.WAITING)
     names = [*aggregates, *figures]
-    return (
-        Department.objects.filter(pk=department_id)
+    rows = (
+        Department.objects.filter(pk__in=department_ids)
         .annotate(**{_JOBS: FilteredRelation("jobs", condition=counted)})
         .annotate(**aggregates, **figures)
-        .values(*names)
-        .get()
+        .values("pk", *names)
     )
+    return {row.pop("pk"): row for row in rows}
 
 
 def quota_use(quota: Quota, *, at: dt.datetime) -> Decimal:
