@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F, Max, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDay, TruncMonth
+from django.db.models import F, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce, Least, Trunc, TruncDay, TruncMonth
 from django.utils import timezone
 
 from core import calendar, roles
@@ -262,6 +262,27 @@ def _covered(runs, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.dateti
         if covered_end > window_start:
             intervals.append((max(window_start, start), min(covered_end, end)))
     return calendar.merge(intervals)
+
+
+def covered_until_by_source() -> dict[str, dt.datetime | None]:
+    """For each enabled source, by name, the end of the latest hour a successful run
+    covered (as :func:`covered_intervals` counts it: a window up to the start of the hour
+    its run started in), ``None`` when none has covered an hour yet; one query, for the
+    metering lag on ``/metrics``."""
+    covered_end = Least("window_end", Trunc("started_at", "hour", tzinfo=dt.UTC))
+    latest = (
+        MeteringRun.objects.filter(source=OuterRef("pk"), status=MeteringRun.Status.SUCCEEDED)
+        .annotate(covered_end=covered_end)
+        .filter(covered_end__gt=F("window_start"))
+        .order_by("-covered_end")
+        .values("covered_end")[:1]
+    )
+    return dict(
+        MetricSource.objects.filter(enabled=True)
+        .annotate(covered_until=Subquery(latest))
+        .order_by("name")
+        .values_list("name", "covered_until")
+    )
 
 
 JOB_COUNTER = "portal_job_gpu_seconds_total"
