@@ -62,6 +62,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Times every request but static files, for portal_http_request_duration_seconds.
+    "portal.metrics.RequestDurationMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -156,8 +158,9 @@ STORAGES = {
 
 # --- Security (on by default whenever DEBUG is off) ----------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
-# Load balancers and Kubernetes probe /healthz over plain HTTP inside the cluster.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Load balancers and Kubernetes probe /healthz, and Prometheus scrapes /metrics, over plain
+# HTTP inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
@@ -256,6 +259,9 @@ JOBS_LOG_TAIL_CHARS = env.int("JOBS_LOG_TAIL_CHARS", default=4000)
 # Each worker serves portal_job_gpu_seconds_total here for Prometheus; 0 switches it off.
 JOBS_METRICS_PORT = env.int("JOBS_METRICS_PORT", default=0)
 JOBS_METRICS_ADDR = env("JOBS_METRICS_ADDR", default="127.0.0.1")
+# The web's /metrics: when set, a scrape must send "Authorization: Bearer <token>"; when
+# blank, anyone who reaches the web server reads it (department slugs, spend, budgets).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # Where this worker runs, recorded with each job it starts: the Kubernetes namespace of its
 # pod (the downward API's POD_NAMESPACE in deploy/) and the slug of its cluster. Billing
 # charges a job's GPU time to its department when that namespace is a marked worker pool.

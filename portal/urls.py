@@ -11,7 +11,7 @@ from core import ratelimits
 from departments import api as departments_api
 from jobs import api as jobs_api
 from metering import api as metering_api
-from portal import views
+from portal import metrics, views
 
 router = DefaultRouter()
 router.register("departments", departments_api.DepartmentViewSet, basename="departments")
@@ -33,6 +33,7 @@ router.register("adjustments", billing_api.AdjustmentViewSet, basename="adjustme
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path(
         "accounts/login/",
         ratelimits.login_rate_limited(

@@ -95,6 +95,10 @@ class Secret:
 
 @pytest.fixture
 def secret(world, settings) -> Secret:
+    # /metrics is Prometheus' (every department's slug, spend and budgets): open only where
+    # METRICS_TOKEN is blank, which the README tells to set wherever people reach the web
+    # server. Swept as set, so the sweep's people, who have no token, read nothing there.
+    settings.METRICS_TOKEN = "sweep-" + uuid.uuid4().hex
     zeta = factories.DepartmentFactory(
         slug="zeta-secret", name="Zeta Secret Lab", cost_centre="CC-SECRET-991"
     )

@@ -395,6 +395,8 @@ PAGES = [
     ("login page", lambda w: LOGIN, expect(200, "/", "/", "/", "/", "/")),
     ("api docs", lambda w: "/api/docs/", expect(LOGIN, 200, 200, 200, 200, 200)),
     ("health", lambda w: "/healthz", expect(200, 200, 200, 200, 200, 200)),
+    # Prometheus' (no session); METRICS_TOKEN, when set, is checked in test_metrics_endpoint.
+    ("metrics", lambda w: "/metrics", expect(200, 200, 200, 200, 200, 200)),
     (
         "admin index",
         lambda w: "/admin/",
