@@ -111,23 +111,33 @@ def write_config(
     path: str | PathLike[str],
     *,
     scrape_targets: list[str] | tuple[str, ...] = (),
+    web_targets: list[str] | tuple[str, ...] = (),
+    web_token: str = "",
     scrape_interval: str = "15s",
 ) -> None:
     """Write a minimal ``prometheus.yml``.
 
     ``scrape_targets`` are ``host:port`` of ``/metrics`` endpoints, scraped as job
-    ``portal-workers``; with none, the server only serves what was backfilled.
+    ``portal-workers``; ``web_targets`` those of the portal's web server, scraped as job
+    ``portal-web`` (with ``Authorization: Bearer <web_token>`` when a token is given). With
+    none, the server only serves what was backfilled.
     """
     # JSON-quoted strings are valid YAML scalars: no YAML library needed.
     lines = ["global:", f"  scrape_interval: {_quoted(scrape_interval)}"]
-    if scrape_targets:
-        targets = ", ".join(_quoted(target) for target in scrape_targets)
+    jobs = [("portal-workers", scrape_targets, ""), ("portal-web", web_targets, web_token)]
+    if any(targets for _, targets, _ in jobs):
+        lines.append("scrape_configs:")
+    for job, targets, token in jobs:
+        if not targets:
+            continue
+        listed = ", ".join(_quoted(target) for target in targets)
         lines += [
-            "scrape_configs:",
-            "  - job_name: portal-workers",
+            f"  - job_name: {job}",
             "    static_configs:",
-            f"      - targets: [{targets}]",
+            f"      - targets: [{listed}]",
         ]
+        if token:
+            lines += ["    authorization:", f"      credentials: {_quoted(token)}"]
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -4,6 +4,7 @@ Prometheus over backfilled demo history, the ledger pulled from it, a worker wit
 the web server, all stopped together."""
 
 import http.cookiejar
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from contextlib import suppress
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from demo.scenario import DEMO_PASSWORD
 from tests.conftest import require_prometheus
@@ -160,11 +162,35 @@ def _statement_totals(database: Path) -> dict[str, float]:
     return {slug: float(total) for slug, total in rows}
 
 
+def _this_months_totals(database: Path) -> dict[str, float]:
+    """Each department's statement total of the latest month (the running one)."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            """
+            select d.slug, s.total
+            from billing_statement s
+            join departments_department d on d.id = s.department_id
+            join billing_billingperiod p on p.id = s.period_id
+            where p.month = (select max(month) from billing_billingperiod)
+            """
+        ).fetchall()
+    return {slug: float(total) for slug, total in rows}
+
+
+def _prometheus_query(url: str, query: str) -> list:
+    address = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(address, timeout=10) as answer:
+        return json.load(answer)["data"]["result"]
+
+
+METRICS_TOKEN = "demo-test-metrics-token"
+
+
 def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path):
     require_prometheus()
     var_dir = tmp_path / "var"
     prometheus_url = f"http://127.0.0.1:{free_port()}"
-    env = _embedded_env(var_dir, PROMETHEUS_URL=prometheus_url)
+    env = _embedded_env(var_dir, PROMETHEUS_URL=prometheus_url, METRICS_TOKEN=METRICS_TOKEN)
     var_dir.mkdir()
     _migrate_and_seed(env)
     base = f"http://127.0.0.1:{free_port()}"
@@ -206,6 +232,16 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             with urllib.request.urlopen(f"http://127.0.0.1:{pool_port}/metrics") as answer:
                 pods = answer.read().decode()
             assert 'namespace="gpu-workers"' in pods and 'resource="nvidia_com_gpu"' in pods
+            # ... and the web server's /metrics, with the bearer token it requires; the web
+            # runs with the portal's gunicorn configuration (its own multiprocess folder).
+            web_target = base.removeprefix("http://")
+            assert (
+                f'- job_name: portal-web\n    static_configs:\n      - targets: ["{web_target}"]'
+                in config
+            )
+            assert f'credentials: "{METRICS_TOKEN}"' in config
+            web_command = next(c for c in started.values() if "gunicorn portal.wsgi" in c)
+            assert "portal/gunicorn.conf.py" in web_command
 
             # The history was backfilled and pulled before the web server answered.
             output = log.read_text()
@@ -218,6 +254,39 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             assert "into statements" in output
             totals = _statement_totals(var_dir / "portal.sqlite3")
             assert all(totals[slug] > 0 for slug in ("marketing", "customer-service", "training"))
+
+            # The web's /metrics: refused without the token; with it, each department's
+            # spend is its draft of this month, as the ledger priced it.
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{base}/metrics", timeout=10)
+            assert refused.value.code == 401
+            scrape = urllib.request.Request(
+                f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+            )
+            with urllib.request.urlopen(scrape, timeout=30) as answer:
+                families = list(text_string_to_metric_families(answer.read().decode()))
+            spend = {
+                sample.labels["department"]: sample.value
+                for family in families
+                for sample in family.samples
+                if sample.name == "portal_department_spend_month_to_date"
+            }
+            this_month = _this_months_totals(var_dir / "portal.sqlite3")
+            assert {"marketing", "customer-service", "training"} <= this_month.keys()
+            assert {slug: spend[slug] for slug in this_month} == this_month
+            # The demo's Prometheus scrapes it (its first scrape of the web may have come
+            # before the web answered: the next one, within the scrape interval).
+            deadline = time.monotonic() + 60
+            while not _prometheus_query(
+                prometheus_url, 'portal_department_spend_month_to_date{job="portal-web"}'
+            ):
+                assert time.monotonic() < deadline, _prometheus_query(
+                    prometheus_url, 'up{job="portal-web"}'
+                )
+                time.sleep(1)
+            assert [
+                r["value"][1] for r in _prometheus_query(prometheus_url, 'up{job="portal-web"}')
+            ] == ["1"]
 
             assert browser.sign_in("cs-manager").url == f"{base}/"
             page = browser.open("/departments/customer-service/").read().decode()

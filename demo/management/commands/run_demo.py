@@ -4,7 +4,8 @@ It starts, in this order, and stops in the reverse order on Ctrl-C or SIGTERM:
 
 1. a local Prometheus on 127.0.0.1 at ``PROMETHEUS_URL``'s port, over ``var/prometheus``,
    where 90 days of demo GPU history are backfilled the first time (``--rebuild-history``
-   writes them again), and which scrapes the worker's ``portal_job_gpu_seconds_total``;
+   writes them again), and which scrapes the worker's ``portal_job_gpu_seconds_total``
+   and the web server's ``/metrics``;
 2. after one pull of those days into the ledger, a Celery worker on the configured broker,
    consuming the default queue and the jobs' queues (``gpu.<class>.<tier>`` for every GPU
    class and tier) and serving its job counter on ``--metrics-port``, and Celery beat (the
@@ -67,6 +68,15 @@ DEFAULT_METRICS_PORT = 9808
 
 class Stopped(Exception):
     """Ctrl-C or SIGTERM: stop everything and leave."""
+
+
+def _scrape_address(host: str, port: int) -> str:
+    """Where this machine's Prometheus reaches a server bound to ``host:port``."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 - a bind address read, not one bound to
+        return f"127.0.0.1:{port}"
+    if host == "::":
+        return f"[::1]:{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _stop_on_signal(signum, frame):
@@ -226,6 +236,7 @@ class Command(BaseCommand):
                     days,
                     rebuild_history,
                     scrape_targets=[f"127.0.0.1:{metrics_port}", f"127.0.0.1:{pool_port}"],
+                    web_targets=[_scrape_address(host, port)],
                     scrape_interval=scrape_interval,
                 )
             self._pull(days)
@@ -254,6 +265,9 @@ class Command(BaseCommand):
             children.append(self._spawn("beat", [sys.executable, *beat], log_dir, env=served))
             bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             web = ["-m", "gunicorn", "portal.wsgi:application", "--bind", bind]
+            # Its /metrics right whatever the number of workers (a multiprocess directory of
+            # its own, var/prometheus-multiproc/web).
+            web += ["-c", str(Path(settings.BASE_DIR) / "portal" / "gunicorn.conf.py")]
             # One process (the rate-limit counters live in its memory), threads for the
             # pages and downloads that overlap; a long PDF or XLSX may take a while.
             web += ["--workers", "1", "--threads", "8", "--timeout", "120"]
@@ -470,7 +484,16 @@ class Command(BaseCommand):
             )
 
     def _start_prometheus(
-        self, data_dir, port, log_dir, days, rebuild, *, scrape_targets, scrape_interval
+        self,
+        data_dir,
+        port,
+        log_dir,
+        days,
+        rebuild,
+        *,
+        scrape_targets,
+        web_targets,
+        scrape_interval,
     ):
         self.stdout.write(f"Demo GPU history in {data_dir} (written on the first start only) …")
         written = scenario.demo_history_ensure(data_dir=data_dir, days=days, rebuild=rebuild)
@@ -488,7 +511,11 @@ class Command(BaseCommand):
             )
         config = data_dir.with_name("prometheus.yml")
         local_prometheus.write_config(
-            config, scrape_targets=scrape_targets, scrape_interval=scrape_interval
+            config,
+            scrape_targets=scrape_targets,
+            web_targets=web_targets,
+            web_token=settings.METRICS_TOKEN,
+            scrape_interval=scrape_interval,
         )
         started = time.monotonic()
         server = local_prometheus.start(
@@ -584,7 +611,10 @@ class Command(BaseCommand):
         out.write(self.style.SUCCESS(f"\nThe GPU chargeback portal is running at {url}/"))
         out.write(f"  Admin: {url}/admin/   API docs: {url}/api/docs/")
         if prometheus is not None:
-            out.write(f"  Prometheus (demo history, scraping the worker): {prometheus.url}")
+            out.write(
+                f"  Prometheus (demo history, scraping the worker and {url}/metrics): "
+                f"{prometheus.url}"
+            )
         out.write(
             f"  Worker job metrics: http://127.0.0.1:{metrics_port}/metrics; queues: "
             f"{', '.join(queues)}"
