@@ -173,14 +173,32 @@ def test_budgets_are_counted_as_admission_counts_them(seeded, client):
     assert uses[seeded["t4_budget"].pk] == Decimal("0.5")
 
 
-def test_budget_use_of_many_departments_is_what_each_departments_admission_reads(seeded):
+@pytest.mark.parametrize("billing_counts_jobs", [False, True])
+def test_budget_use_of_many_departments_is_what_each_departments_admission_reads(
+    seeded, billing_counts_jobs
+):
     now = timezone.now()
+    month_start = month_bounds(now)[0]
+    if billing_counts_jobs:
+        # The billing source reads the workers' counter and has covered the month so far:
+        # admission reads again, counting only the jobs that ended after the covered hours.
+        source = seeded["ledger"].source
+        source.query_template = "sum(increase(portal_job_gpu_seconds_total[1h]))"
+        source.save()
+        factories.MeteringRunFactory(
+            source=source, window_start=month_start, window_end=floor_hour(now),
+            started_at=floor_hour(now),
+        )  # fmt: skip
     other = factories.QuotaFactory(
         department=seeded["training"], kind=QuotaKind.GPU_HOURS_MONTH, limit=Decimal("3")
     )
     factories.GenerationJobFactory(
         department=seeded["training"], state="running", gpu_hours_reserved=Decimal("1.25")
     )
+    factories.GenerationJobFactory(
+        department=seeded["training"], state="succeeded", admitted_at=month_start,
+        finished_at=month_start + dt.timedelta(minutes=1), gpu_seconds=Decimal("900"),
+    )  # fmt: skip
     quotas = [seeded["budget"], seeded["t4_budget"], other]
     together = job_selectors.quota_uses_of_departments(quotas, at=now)
     one_by_one = {
@@ -188,7 +206,10 @@ def test_budget_use_of_many_departments_is_what_each_departments_admission_reads
         **job_selectors.quota_uses([other], at=now),
     }
     assert together == one_by_one
-    assert together[other.pk] == Decimal("1.25")
+    # The running job's reservation, and the finished one's 0.25 unless the billing source
+    # has metered it (it ended in the month's first hour, covered when it is over).
+    metered = billing_counts_jobs and floor_hour(now) - HOUR > month_start
+    assert together[other.pk] == Decimal("1.25") + (0 if metered else Decimal("0.25"))
 
 
 def test_open_jobs_by_department_tier_and_state_with_zeros_for_each_tier(seeded, client):
