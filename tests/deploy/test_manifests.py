@@ -27,6 +27,13 @@ def _kubectl():
     require_kubectl()
 
 
+@pytest.fixture(scope="module")
+def with_components(tmp_path_factory):
+    """The production overlay with every component added."""
+    require_kubectl()
+    return m.build_with_components(tmp_path_factory.mktemp("overlay"), m.PRODUCTION, COMPONENTS)
+
+
 def _rel(path: Path) -> str:
     return str(path.relative_to(m.REPO))
 
@@ -274,9 +281,9 @@ def test_every_portal_process_gets_its_secrets_by_reference():
     assert [d for d in m.of_kind(docs, "Secret")] == []
 
 
-def test_no_literal_secret_anywhere_under_deploy(tmp_path):
+def test_no_literal_secret_anywhere_under_deploy(with_components):
     docs = [doc for d in KUSTOMIZATIONS for doc in kustomize_build(d)]
-    docs += m.build_with_components(tmp_path, m.PRODUCTION, COMPONENTS)
+    docs += with_components
     docs += [doc for path in _example_files() for doc in _yaml_documents(path)]
     assert m.literal_secrets(docs) == []
 
@@ -324,7 +331,7 @@ def test_the_secret_scan_finds_what_it_looks_for():
         assert expected in found
 
 
-def test_pods_meet_the_restricted_pod_security_standard_and_have_resources(tmp_path):
+def test_pods_meet_the_restricted_pod_security_standard_and_have_resources():
     docs = [doc for d in KUSTOMIZATIONS for doc in kustomize_build(d)]
     namespaces = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Namespace"}
     for namespace in namespaces.values():
@@ -408,13 +415,13 @@ def test_network_policies_deny_ingress_but_the_ingress_controller_and_prometheus
                 }
 
 
-def test_the_web_is_scraped_on_metrics(tmp_path):
+def test_the_web_is_scraped_on_metrics(with_components):
     web, _ = _web()
     annotations = web["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/path"] == "/metrics"
     assert int(annotations["prometheus.io/port"]) == 8000
-    docs = m.build_with_components(tmp_path, m.PRODUCTION, COMPONENTS)
+    docs = with_components
     [monitor] = m.of_kind(docs, "ServiceMonitor")
     [service] = [
         d
@@ -427,8 +434,8 @@ def test_the_web_is_scraped_on_metrics(tmp_path):
     assert paths == ["/metrics"]
 
 
-def test_the_pod_monitor_scrapes_every_gpu_worker(tmp_path):
-    docs = m.build_with_components(tmp_path, m.PRODUCTION, COMPONENTS)
+def test_the_pod_monitor_scrapes_every_gpu_worker(with_components):
+    docs = with_components
     [monitor] = m.of_kind(docs, "PodMonitor")
     assert monitor["metadata"]["namespace"] == m.WORKER_POOL_NAMESPACE
     [endpoint] = monitor["spec"]["podMetricsEndpoints"]
@@ -444,9 +451,11 @@ def test_the_pod_monitor_scrapes_every_gpu_worker(tmp_path):
     assert len(selected) == len(pools)
 
 
-def test_nothing_of_the_portal_itself_carries_the_label_the_cluster_sync_prunes_by(tmp_path):
+def test_nothing_of_the_portal_itself_carries_the_label_the_cluster_sync_prunes_by(
+    with_components,
+):
     docs = [doc for d in KUSTOMIZATIONS for doc in kustomize_build(d)]
-    docs += m.build_with_components(tmp_path, m.PRODUCTION, COMPONENTS)
+    docs += with_components
     key, value = MANAGED_BY
     assert [m.name(d) for d in docs if d["metadata"].get("labels", {}).get(key) == value] == []
 
@@ -564,3 +573,21 @@ def test_the_flux_example_applies_as_the_cluster_sync_role():
             "namespace": kustomization["metadata"]["namespace"],
         }
     ]
+
+
+def test_the_argo_cd_project_lets_the_cluster_objects_be_only_the_rendered_kinds():
+    docs = _yaml_documents(m.DEPLOY / "examples" / "argocd" / "project.yaml")
+    [project] = docs
+    spec = project["spec"]
+    allowed = {
+        (entry["group"], entry["kind"])
+        for entry in spec["clusterResourceWhitelist"] + spec["namespaceResourceWhitelist"]
+    }
+    assert allowed == set(RENDERED_KINDS)
+    for path in ("cluster-objects-git.yaml", "cluster-objects-plugin.yaml"):
+        applications = [
+            d
+            for d in _yaml_documents(m.DEPLOY / "examples" / "argocd" / path)
+            if d["kind"] == "Application"
+        ]
+        assert [a["spec"]["project"] for a in applications] == [project["metadata"]["name"]]
