@@ -6,12 +6,24 @@ Per cluster (a ``Cluster`` row; with none, the one cluster of the fleet, ``defau
 - per active department with namespaces there: each ``Namespace`` (labelled with the
   department and its cost centre), a ``ResourceQuota`` ``gpu`` in each from the department's
   hard ``gpus`` quotas, a ``LimitRange`` ``gpu-defaults`` where IT set default GPUs;
-- Kueue (``kueue.x-k8s.io/v1beta1``): a ``ClusterQueue`` per department in one cohort, with
-  a ``nominalQuota`` per flavor (GPU class) from its quotas and the capacity of the class,
-  lending nothing of the classes its realtime work runs on, and held (``stopPolicy: Hold``)
-  once a hard monthly GPU-hour budget is spent; a ``LocalQueue`` in each of its namespaces;
-  a ``WorkloadPriorityClass`` per service level; a ``ResourceFlavor`` per GPU class its
-  queues use, selecting nodes by the class's ``nvidia.com/gpu.product`` label.
+- Kueue (``kueue.x-k8s.io/v1beta1``): a ``ClusterQueue`` per department in one cohort, and
+  the cohort's shared queue. Kueue counts the nominal quotas of a cohort as its capacity,
+  so the fleet's GPUs are each nominal quota once: realtime work keeps the GPUs its gpus
+  quota names (its nominal quota, ``lendingLimit: 0``: never lent), every other GPU is the
+  shared queue's (which admits nothing itself), and every department borrows from there up
+  to its hard gpus quota (``borrowingLimit``; none: as much as is free). A department's
+  queue is held (``stopPolicy: Hold``) once a hard monthly GPU-hour budget is spent, or
+  just the class's flavor (nothing kept, nothing borrowed) for a budget on one class. A
+  ``LocalQueue`` in each of its namespaces; a ``WorkloadPriorityClass`` per service level;
+  a ``ResourceFlavor`` per GPU class its queues use, selecting nodes by the class's
+  ``nvidia.com/gpu.product`` label.
+
+What Kueue cannot say is left to the namespace's ``ResourceQuota``: a hard quota on GPUs of
+any class caps each whole-GPU flavor, and the sum over flavors is held by
+``requests.nvidia.com/gpu``. A class's capacity is the fleet's (``GpuClass.capacity_gpus``):
+with several clusters each cluster's shared queue offers it whole; and how an A100 is cut
+into MIG instances is the nodes' business, so a MIG flavor is offered every instance its
+physical class could be cut into.
 
 Why ``v1beta1``: every Kueue release since 0.3 serves it (0.15 added ``v1beta2`` and still
 serves ``v1beta1``, converting), so one rendering applies to the Kueue a company runs today;
@@ -447,21 +459,44 @@ def _department_manifests(
         if level.tier == Tier.REALTIME
         for c in level.gpu_classes.all()
     }
+    # Any gpus quota, soft ones too: for realtime work it is the GPUs to keep for it.
+    all_gpus = [q for q in entry.quotas if q.kind == QuotaKind.GPUS]
+    any_by_class = {q.gpu_class_id: q for q in all_gpus if q.gpu_class_id is not None}
+    any_wide = next((q for q in all_gpus if q.gpu_class_id is None), None)
     groups: dict[str, list[dict]] = {}
+    reserved: dict[int, int] = {}
     for gpu_class in queue_classes:
-        resource = gpu_resource(gpu_class)
-        if gpu_class.pk in held_classes:
-            nominal = 0
-        elif gpu_class.pk in by_class:
-            nominal = by_class[gpu_class.pk].limit
+        resource, capacity = gpu_resource(gpu_class), instances(gpu_class, classes)
+        # The most its workloads may hold at once: its hard quota on the class, else its
+        # hard quota on any GPUs (all its whole-GPU flavors together are held to that by the
+        # namespaces' ResourceQuota: Kueue caps each flavor, never their sum).
+        if gpu_class.pk in by_class:
+            most = int(by_class[gpu_class.pk].limit)
         elif department_wide is not None and resource == WHOLE_GPU:
-            nominal = min(department_wide.limit, instances(gpu_class, classes))
+            most = min(int(department_wide.limit), capacity)
         else:
-            nominal = instances(gpu_class, classes)
-        quota = {"name": resource, "nominalQuota": int(nominal)}
-        if gpu_class.pk in held_classes:
-            quota["borrowingLimit"] = 0
+            most = None
+        # Its own GPUs (nominal quota): only realtime work keeps GPUs for itself, as many
+        # as its gpus quota on the class says, and lends none of them; every other GPU is
+        # the fleet's, in the cohort's shared queue, and borrowed from there.
+        nominal = 0
         if gpu_class.pk in realtime:
+            keep = any_by_class.get(gpu_class.pk) or (any_wide if resource == WHOLE_GPU else None)
+            if keep is None:
+                errors.append(
+                    f"Department {dept.name}: its realtime work may run on {gpu_class} but "
+                    f"no gpus quota says how many of them to keep for it; add one on "
+                    f"{gpu_class} (soft is enough)."
+                )
+            else:
+                nominal = min(int(keep.limit), capacity)
+        if gpu_class.pk in held_classes:
+            nominal, most = 0, 0
+        reserved[gpu_class.pk] = nominal
+        quota = {"name": resource, "nominalQuota": nominal}
+        if most is not None:
+            quota["borrowingLimit"] = max(most - nominal, 0)
+        if gpu_class.pk in realtime and nominal:
             # Realtime capacity is never lent: the virtual agent must find its GPUs free.
             quota["lendingLimit"] = 0
         groups.setdefault(resource, []).append({"name": gpu_class.slug, "resources": [quota]})
@@ -517,7 +552,53 @@ def _department_manifests(
                 },
             )
         )
-    return manifests, {c.pk for c in queue_classes}, holds
+    return manifests, reserved, holds
+
+
+def _shared_queue(reserved: dict[int, int], classes: dict[int, GpuClass], errors, cluster):
+    """The cohort's shared queue: every GPU of the fleet that no realtime work keeps, for
+    the departments' queues to borrow. It admits nothing itself (no namespace selector:
+    Kueue's "nothing" selector)."""
+    groups: dict[str, list[dict]] = {}
+    kept: dict[int, Fraction] = {}
+    for pk, nominal in reserved.items():
+        gpu_class = classes[pk]
+        physical = gpu_class.physical_class_id or pk
+        kept[physical] = kept.get(physical, Fraction(0)) + nominal * gpu_class.fraction
+    for physical, gpus in sorted(kept.items()):
+        if gpus > classes[physical].capacity_gpus:
+            errors.append(
+                f"Realtime work keeps {float(gpus):g} GPUs of {classes[physical]} in cluster "
+                f"{cluster} (the gpus quotas of the departments' realtime service levels), "
+                f"more than its {classes[physical].capacity_gpus}."
+            )
+    for pk in sorted(reserved, key=lambda pk: classes[pk].slug):
+        gpu_class = classes[pk]
+        physical = classes[gpu_class.physical_class_id or pk]
+        free_gpus = physical.capacity_gpus - kept.get(physical.pk, Fraction(0))
+        free = max(int(free_gpus / gpu_class.fraction), 0)
+        groups.setdefault(gpu_resource(gpu_class), []).append(
+            {
+                "name": gpu_class.slug,
+                "resources": [{"name": gpu_resource(gpu_class), "nominalQuota": free}],
+            }
+        )
+    return Manifest(
+        None,
+        {
+            "apiVersion": KUEUE_API,
+            "kind": "ClusterQueue",
+            "metadata": _meta(settings.CLUSTER_COHORT + "-shared", {MANAGED_BY_LABEL: MANAGED_BY}),
+            "spec": {
+                "cohort": settings.CLUSTER_COHORT,
+                "queueingStrategy": "BestEffortFIFO",
+                "resourceGroups": [
+                    {"coveredResources": [resource], "flavors": flavors}
+                    for resource, flavors in sorted(groups.items())
+                ],
+            },
+        },
+    )
 
 
 def render(*, at: dt.datetime | None = None) -> Fleet:
@@ -534,7 +615,7 @@ def render(*, at: dt.datetime | None = None) -> Fleet:
     for cluster_id, cluster_slug, cluster_name in clusters:
         out = ClusterManifests(cluster_slug, cluster_name)
         claimed: dict[str, Department] = {}
-        used_classes: set[int] = set()
+        reserved: dict[int, int] = {}
         for entry in entries:
             # A name claimed in every cluster and again in this one by the same department
             # is one namespace here.
@@ -550,14 +631,17 @@ def render(*, at: dt.datetime | None = None) -> Fleet:
                     )
             if not here:
                 continue
-            manifests, queue_classes, holds = _department_manifests(entry, here, classes, errors)
+            manifests, kept, holds = _department_manifests(entry, here, classes, errors)
             out.manifests.extend(manifests)
-            used_classes |= queue_classes
+            for pk, nominal in kept.items():
+                reserved[pk] = reserved.get(pk, 0) + nominal
             if holds:
                 out.holds[entry.department.slug] = holds
         out.manifests.extend(
-            _flavor(classes[pk]) for pk in sorted(used_classes, key=lambda pk: classes[pk].slug)
+            _flavor(classes[pk]) for pk in sorted(reserved, key=lambda pk: classes[pk].slug)
         )
+        if reserved:
+            out.manifests.append(_shared_queue(reserved, classes, errors, cluster_slug))
         out.manifests.sort(key=Manifest.sort_key)
         fleet.clusters.append(out)
     if errors:

@@ -225,7 +225,9 @@ DEPARTMENTS = {
         [
             # The virtual agent must never be refused: its budget alerts, it does not block.
             (QuotaKind.GPU_HOURS_MONTH, 4000, Enforcement.SOFT, "", None, [80, 100]),
-            (QuotaKind.GPUS, 6, Enforcement.SOFT, "", "a100", [100]),
+            # The virtual agent's A100s, kept for it in the cluster (Kueue lends none of them);
+            # soft: beyond them it is alerted, and borrows what the fleet has free.
+            (QuotaKind.GPUS, 3, Enforcement.SOFT, "", "a100", [100]),
             (QuotaKind.JOBS_DAY, 5000, Enforcement.SOFT, "speech-synthesis", None, [80, 100]),
         ],
         [

@@ -108,9 +108,10 @@ def test_marketings_t4_gpus_from_8_to_6_changes_two_files_by_that_number(demo):
         ["    requests.nvidia.com/gpu: '8'"],
         ["    requests.nvidia.com/gpu: '6'"],
     )
+    # Marketing keeps no T4 of its own (no realtime work): it borrows up to its quota.
     assert _diff(before[queue_file], after[queue_file]) == (
-        ["        nominalQuota: 8"],
-        ["        nominalQuota: 6"],
+        ["        borrowingLimit: 8"],
+        ["        borrowingLimit: 6"],
     )
 
 

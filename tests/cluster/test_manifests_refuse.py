@@ -243,7 +243,7 @@ def test_the_etag_changes_when_a_quota_does(demo, client, it_admin):
     changed = client.get(URL, headers={"if-none-match": etag})
     assert changed.status_code == 200
     assert changed["ETag"] != etag
-    assert "nominalQuota: 6" in changed.content.decode()
+    assert "borrowingLimit: 6" in changed.content.decode()
 
 
 def test_an_unknown_cluster_or_department_is_a_400(demo, client, it_admin):

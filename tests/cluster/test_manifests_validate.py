@@ -484,6 +484,8 @@ def fractional_fleet(postgres):
         department=lab, tier=Tier.REALTIME, priority=8, gpu_classes=[t4, a100]
     )
     factories.QuotaFactory(department=lab, kind=QuotaKind.GPU_HOURS_MONTH, limit=1, gpu_class=t4)
+    # The GPUs its realtime work keeps (soft: it alerts beyond, the cluster lets it borrow).
+    factories.QuotaFactory(department=lab, kind=QuotaKind.GPUS, limit=2, enforcement="soft")
     factories.GenerationJobFactory(
         department=lab,
         gpu_class=t4,
@@ -510,20 +512,36 @@ def test_a_fleet_of_fractions_and_held_queues_renders_valid_objects(fractional_f
     assert "LimitRange" in {d["kind"] for d in docs}
 
     research = _flavors(_queue(docs, "research"))
+    # Realtime work keeps its hard quota's GPUs and lends none; batch work keeps none and
+    # borrows up to its quota from the cohort's shared queue.
     assert research == {
-        "a100": {"name": "nvidia.com/gpu", "nominalQuota": 4, "lendingLimit": 0},
-        "a100-1g-10gb": {"name": "nvidia.com/mig-1g.10gb", "nominalQuota": 14, "lendingLimit": 0},
-        "t4-shared": {"name": "nvidia.com/gpu.shared", "nominalQuota": 8},
+        "a100": {
+            "name": "nvidia.com/gpu",
+            "nominalQuota": 4,
+            "borrowingLimit": 0,
+            "lendingLimit": 0,
+        },
+        "a100-1g-10gb": {
+            "name": "nvidia.com/mig-1g.10gb",
+            "nominalQuota": 14,
+            "borrowingLimit": 0,
+            "lendingLimit": 0,
+        },
+        "t4-shared": {"name": "nvidia.com/gpu.shared", "nominalQuota": 0, "borrowingLimit": 8},
     }
     studio = _queue(docs, "studio")
     assert studio["spec"]["stopPolicy"] == "Hold"
     lab = _queue(docs, "lab")
     assert "stopPolicy" not in lab["spec"]
-    assert _flavors(lab)["t4"] == {
-        "name": "nvidia.com/gpu",
-        "nominalQuota": 0,
-        "borrowingLimit": 0,
-        "lendingLimit": 0,
+    assert _flavors(lab)["t4"] == {"name": "nvidia.com/gpu", "nominalQuota": 0, "borrowingLimit": 0}
+    assert _flavors(lab)["a100"] == {"name": "nvidia.com/gpu", "nominalQuota": 2, "lendingLimit": 0}
+    # The cohort's shared queue holds what realtime work does not keep: of 8 A100s, research
+    # keeps 4 and 14/7 in MIG instances, lab 2, so none is left; T4s: 16, 64 shared replicas.
+    assert _flavors(_queue(docs, "gpu-fleet-shared")) == {
+        "a100": {"name": "nvidia.com/gpu", "nominalQuota": 0},
+        "a100-1g-10gb": {"name": "nvidia.com/mig-1g.10gb", "nominalQuota": 0},
+        "t4": {"name": "nvidia.com/gpu", "nominalQuota": 16},
+        "t4-shared": {"name": "nvidia.com/gpu.shared", "nominalQuota": 64},
     }
     assert set(fleet.clusters[0].holds) == {"studio", "lab"}
 
