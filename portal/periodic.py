@@ -51,6 +51,12 @@ PERIODIC_TASKS = {
         "Draft statements of months that ended more than BILLING_FINALIZE_AFTER_H hours ago "
         "are finalized.",
     ),
+    "Check the clusters for drift": (
+        "cluster.check_drift",
+        600,
+        "Every cluster compared, through Prometheus (kube-state-metrics, Kueue), with what "
+        "the portal renders for it; IT is mailed each new difference once.",
+    ),
 }
 
 

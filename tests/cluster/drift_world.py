@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from cluster.drift import Observed
-
 from departments.models import Enforcement, QuotaKind, Tier
 from tests import factories
 

@@ -6,7 +6,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from portal.periodic import periodic_tasks_install
 
 
-def test_metering_job_and_billing_tasks_are_scheduled_after_migrate(db):
+def test_metering_job_billing_and_cluster_tasks_are_scheduled_after_migrate(db):
     scheduled = {
         task.name: (task.task, task.interval.every, task.interval.period, task.enabled)
         for task in PeriodicTask.objects.select_related("interval")
@@ -24,6 +24,7 @@ def test_metering_job_and_billing_tasks_are_scheduled_after_migrate(db):
             "seconds",
             True,
         ),
+        "Check the clusters for drift": ("cluster.check_drift", 600, "seconds", True),
     }
 
 
