@@ -1,4 +1,5 @@
-"""The cluster's objects over the API, for GitOps tools that pull them."""
+"""The cluster's objects over the API, for GitOps tools that pull them, and how far the
+clusters drifted from them."""
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -9,8 +10,9 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cluster import manifests
+from cluster import manifests, selectors
 from core import roles
+from departments.models import Department
 
 
 class IsItAdmin(permissions.BasePermission):
@@ -108,3 +110,76 @@ class ManifestsView(APIView):
         response["ETag"] = etag
         response["Cache-Control"] = "private, no-cache"
         return response
+
+
+class IsItAdminForDrift(IsItAdmin):
+    message = "Only IT (the it-admin group) reads the clusters' drift."
+
+
+class DriftQuerySerializer(serializers.Serializer):
+    cluster = serializers.SlugField(required=False, help_text="Only this cluster (its slug).")
+    department = serializers.SlugField(required=False, help_text="Only this department (its slug).")
+
+    def validate_cluster(self, value: str) -> str:
+        known = [slug for slug, _ in selectors.clusters()]
+        if value not in known:
+            raise ValidationError(f"No cluster “{value}” (known: {', '.join(known)}).")
+        return value
+
+    def validate_department(self, value: str) -> Department:
+        department = Department.objects.filter(slug=value).first()
+        if department is None:
+            raise ValidationError(f"No department “{value}”.")
+        return department
+
+
+class DriftFindingSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="Namespace, ResourceQuota or ClusterQueue.")
+    namespace = serializers.CharField(help_text="Blank for objects of no namespace.")
+    name = serializers.CharField()
+    field = serializers.CharField(help_text="Blank: the object itself is missing.")
+    wanted = serializers.CharField(help_text="What the portal rendered.")
+    found = serializers.CharField(help_text="What Prometheus shows (absent: no series).")
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+    notified_at = serializers.DateTimeField(allow_null=True, help_text="When IT was mailed.")
+
+
+class DriftVerdictSerializer(serializers.Serializer):
+    cluster = serializers.CharField()
+    department = serializers.CharField(source="department.slug")
+    verdict = serializers.ChoiceField(
+        choices=["in_sync", "drifted", "missing", "unknown"],
+        help_text="unknown: the cluster could not be compared (see error); never in sync "
+        "by default.",
+    )
+    error = serializers.CharField()
+    checked_at = serializers.DateTimeField(
+        allow_null=True, help_text="The instant the last check compared."
+    )
+    findings = DriftFindingSerializer(many=True, help_text="The open differences.")
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class DriftView(APIView):
+    """Each department's objects in each cluster against what the portal renders for
+    them, as the last drift check read them from Prometheus (kube-state-metrics, Kueue):
+    the verdict and the open findings. IT only."""
+
+    permission_classes = [IsItAdminForDrift]
+
+    @extend_schema(
+        parameters=[DriftQuerySerializer],
+        responses={
+            200: DriftVerdictSerializer(many=True),
+            400: OpenApiResponse(description="No such cluster or department."),
+        },
+    )
+    def get(self, request):
+        query = DriftQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        verdicts = selectors.drift_verdicts(
+            cluster=query.validated_data.get("cluster"),
+            department=query.validated_data.get("department"),
+        )
+        return Response(DriftVerdictSerializer(verdicts, many=True).data)

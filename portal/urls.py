@@ -70,6 +70,7 @@ urlpatterns = [
         cluster_api.ManifestsView.as_view(),
         name="cluster-manifests",
     ),
+    path("api/v1/cluster/drift/", cluster_api.DriftView.as_view(), name="cluster-drift"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

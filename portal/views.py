@@ -13,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.views import DashboardRow, may_read_billing, money_format
+from cluster import selectors as cluster_selectors
 from core import calendar, roles
 from core.sorting import Sorting
 from departments import selectors as department_selectors
@@ -185,7 +186,8 @@ def department_spend(*, user, department, now) -> dict:
 def department_detail(request, slug: str):
     """A department's namespaces, people, quotas and service levels and, for those who may
     read its usage (finance, IT, its managers), its GPU-hours per day, the month's
-    budget burn-down and its spend (this month's statement and the latest ones). A
+    budget burn-down and its spend (this month's statement and the latest ones); for IT,
+    its objects in each cluster (drift, and whether its queue is held and why). A
     department the user may not see answers 404, exactly like one that does not exist."""
     user = request.user
     department = get_object_or_404(
@@ -248,6 +250,12 @@ def department_detail(request, slug: str):
             "can_submit_jobs": job_selectors.submit_departments_for_user(user=user)
             .filter(pk=department.pk)
             .exists(),
+            # What the clusters hold of it: IT's to see (and to fix).
+            "cluster": (
+                cluster_selectors.department_clusters(department=department, at=now)
+                if roles.is_it_admin(user)
+                else None
+            ),
             "now": now,
         },
     )

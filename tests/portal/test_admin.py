@@ -19,6 +19,7 @@ from rest_framework.authtoken.models import Token, TokenProxy
 
 from billing import services as billing
 from billing.models import Adjustment, BillingPeriod, DepartmentMultiplier, RateCard, Statement
+from cluster.models import DriftCheck, DriftFinding
 from departments.models import (
     Cluster,
     Department,
@@ -74,6 +75,9 @@ PAGES = {
     BillingPeriod: ((200, 200, 403), (200, 200, 403)),
     Statement: ((200, 200, 403), (200, 200, 403)),
     Adjustment: ((200, 200, 200), (200, 200, 403)),
+    # Drift is IT's to read, and written by the checks alone.
+    DriftCheck: ((403, 403, 403), (200, 200, 403)),
+    DriftFinding: ((403, 403, 403), (200, 200, 403)),
 }
 
 
@@ -83,6 +87,20 @@ def _one_of_each_metering_and_schedule_row(world) -> None:
     UsageRecordFactory(department=world.marketing, gpu_class=world.t4)
     QuotaAlert.objects.create(
         quota=world.marketing_quota, period="2026-11-25", threshold_pct=80, use=40, limit=50
+    )
+    at = dt.datetime(2026, 11, 20, 10, tzinfo=dt.UTC)
+    DriftCheck.objects.create(
+        cluster="prod-eu", at=at, started_at=at, finished_at=at, status="ok", departments=[]
+    )
+    DriftFinding.objects.create(
+        cluster="prod-eu",
+        department=world.marketing,
+        kind="Namespace",
+        name="dept-marketing",
+        wanted="present",
+        found="absent",
+        first_seen=at,
+        last_seen=at,
     )
     CrontabSchedule.objects.create(minute="0", hour="6")
     SolarSchedule.objects.create(event="sunrise", latitude=52.5, longitude=13.4)
