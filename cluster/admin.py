@@ -3,6 +3,7 @@
 from django.contrib import admin
 
 from cluster.models import DriftCheck, DriftFinding
+from core.admin_site import DateHierarchyInRange
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -32,7 +33,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(DriftFinding)
-class DriftFindingAdmin(ReadOnlyAdmin):
+class DriftFindingAdmin(DateHierarchyInRange, ReadOnlyAdmin):
     list_display = [
         "cluster",
         "department",

@@ -13,8 +13,9 @@ from django.utils import timezone
 from cluster import services
 from cluster.drift import Finding
 from cluster.models import DriftCheck, DriftFinding, Verdict
-from cluster.selectors import NEVER_CHECKED, drift_verdicts, open_drift_count
+from cluster.selectors import NEVER_CHECKED, drift_source, drift_verdicts, open_drift_count
 from core.roles import IT_ADMIN
+from metering import collector
 from metering.models import MetricSource
 from tests import factories
 from tests.cluster.drift_world import drift_world
@@ -221,3 +222,28 @@ def test_open_drift_count_names_every_cluster(db):
         )
 
     assert open_drift_count() == {"prod-eu": 2, "prod-us": 0, "gone": 1}
+
+
+def test_each_cluster_is_read_where_its_billing_source_reads(db, settings):
+    settings.PROMETHEUS_URL = "http://prometheus.example:9090"
+    MetricSource.objects.update(enabled=False, is_billing=False)
+    eu = factories.ClusterFactory(slug="prod-eu")
+    us = factories.ClusterFactory(slug="prod-us")
+    asia = factories.ClusterFactory(slug="prod-asia")
+    factories.MetricSourceFactory(name="eu-device", cluster=eu, label_filters={"c": "x"})
+    factories.MetricSourceFactory(
+        name="eu-allocation", cluster=eu, is_billing=True, label_filters={"cluster": "prod-eu"}
+    )
+    factories.MetricSourceFactory(
+        name="us-device", cluster=us, prometheus_url="http://us.example:9090"
+    )
+    factories.MetricSourceFactory(name="asia-off", cluster=asia, enabled=False)
+
+    assert drift_source(cluster=eu).label_filters == {"cluster": "prod-eu"}
+    assert drift_source(cluster=us).prometheus_url == "http://us.example:9090"
+    nothing = drift_source(cluster=asia)
+    assert (nothing.pk, collector.base_url(nothing), nothing.label_filters) == (
+        None,
+        "http://prometheus.example:9090",
+        {},
+    )
