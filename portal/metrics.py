@@ -38,6 +38,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from billing.models import Statement
+from cluster import selectors as cluster_selectors
 from core import calendar
 from departments.models import Department, Quota, QuotaKind, ServiceLevel
 from jobs import selectors as job_selectors
@@ -174,14 +175,31 @@ def metering_lag(now: dt.datetime) -> Iterator[Metric]:
     yield family
 
 
-# Every family a scrape reads from the database, in the order they are served: a new one
-# (the cluster's drift, ``portal_cluster_drifts{cluster}``) is one more function here, taking
-# the scrape's ``now`` and yielding metric families, in a bounded number of queries.
+def cluster_drifts(now: dt.datetime) -> Iterator[Metric]:
+    """``portal_cluster_drifts{cluster}``: the open drift findings of each cluster (what
+    its Prometheus says it holds against what the portal rendered), 0 where none. Two
+    queries."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    family = GaugeMetricFamily(
+        "portal_cluster_drifts",
+        "Open drift findings: objects of the cluster missing or not as the portal rendered them.",
+        labels=["cluster"],
+    )
+    for cluster, n in sorted(cluster_selectors.open_drift_count().items()):
+        family.add_metric([cluster], n)
+    yield family
+
+
+# Every family a scrape reads from the database, in the order they are served: a new one is
+# one more function here, taking the scrape's ``now`` and yielding metric families, in a
+# bounded number of queries.
 DATABASE_FAMILIES: tuple[Callable[[dt.datetime], Iterable[Metric]], ...] = (
     department_spend,
     budget_use,
     open_jobs,
     metering_lag,
+    cluster_drifts,
 )
 
 

@@ -96,7 +96,12 @@ def observed_in_sync() -> Observed:
         }
         observed.quotas[(namespace, "gpu")] = {"requests.nvidia.com/gpu": {Decimal(gpus)}}
         observed.queue_statuses[slug] = {"pending" if slug == "held" else "active"}
+        # Batch work keeps no T4 of its own: it borrows up to its hard quota from the
+        # cohort's shared queue (which holds no department's namespace).
         observed.queue_limits.setdefault("nominalQuota", {})[slug] = {
+            ("t4", "nvidia.com/gpu"): {Decimal(0)}
+        }
+        observed.queue_limits.setdefault("borrowingLimit", {})[slug] = {
             ("t4", "nvidia.com/gpu"): {Decimal(gpus)}
         }
         observed.queue_cohorts[slug] = {"gpu-fleet"}

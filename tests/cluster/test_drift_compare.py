@@ -155,7 +155,18 @@ def test_a_different_nominal_quota_or_cohort_is_drift(rendered):
 
     assert drift.compare(rendered, observed)["marketing"] == [
         Finding("ClusterQueue", "", "marketing", "cohort", "gpu-fleet", "elsewhere"),
-        Finding("ClusterQueue", "", "marketing", "nominalQuota t4/nvidia.com/gpu", "8", "10"),
+        Finding("ClusterQueue", "", "marketing", "nominalQuota t4/nvidia.com/gpu", "0", "10"),
+    ]
+
+
+def test_a_hand_raised_borrowing_limit_is_drift(rendered):
+    """The hard quota of 8 T4s is the queue's borrowing limit: raised by hand in the
+    cluster, Kueue would admit past the portal's quota."""
+    observed = observed_in_sync()
+    observed.queue_limits["borrowingLimit"]["marketing"][("t4", "nvidia.com/gpu")] = {Decimal(16)}
+
+    assert drift.compare(rendered, observed)["marketing"] == [
+        Finding("ClusterQueue", "", "marketing", "borrowingLimit t4/nvidia.com/gpu", "8", "16"),
     ]
 
 
@@ -164,7 +175,7 @@ def test_a_queue_whose_quotas_kueue_does_not_report_shows_them_absent(rendered):
     del observed.queue_limits["nominalQuota"]["insync"]
 
     assert drift.compare(rendered, observed)["insync"] == [
-        Finding("ClusterQueue", "", "insync", "nominalQuota t4/nvidia.com/gpu", "4", "absent")
+        Finding("ClusterQueue", "", "insync", "nominalQuota t4/nvidia.com/gpu", "0", "absent")
     ]
 
 

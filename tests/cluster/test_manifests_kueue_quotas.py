@@ -7,8 +7,6 @@ the maximum quantity that can be allocated by a ClusterQueue in the cohort"."""
 from collections import defaultdict
 from fractions import Fraction
 
-import pytest
-
 from cluster import manifests
 from departments.models import Department, GpuClass, QuotaKind
 from tests import factories

@@ -12,7 +12,7 @@ Two hours of history, three phases of 40 minutes, a check in each:
 department  rendered                              phase 1       phase 2      phase 3
 =========== ===================================== ============= ============ ============
 insync      4 GPUs                                as rendered   as rendered  as rendered
-marketing   quota 8, CC-4100, nominal 8           12, CC-9999,  12, CC-4100, 12, CC-9999,
+marketing   quota 8, CC-4100, nominal 0           12, CC-9999,  12, CC-4100, 12, CC-9999,
                                                   nominal 10    nominal 10   nominal 10
 research    4 GPUs                                (only in the other cluster)
 held        budget spent: Hold                    pending       active       active
@@ -138,7 +138,19 @@ def _cluster_series(om: OpenMetrics, cluster: str, slugs: list[str]) -> None:
                 "flavor": "t4",
                 "resource": "nvidia.com/gpu",
             },
-            _every(10 if slug == "marketing" else GPUS[slug]),
+            _every(10 if slug == "marketing" else 0),
+        )
+        # Batch work keeps no T4: it borrows up to its hard quota.
+        om.add(
+            "kueue_cluster_queue_borrowing_limit",
+            {
+                "cluster": cluster,
+                "cohort": "gpu-fleet",
+                "cluster_queue": slug,
+                "flavor": "t4",
+                "resource": "nvidia.com/gpu",
+            },
+            _every(GPUS[slug]),
         )
 
 
@@ -200,7 +212,7 @@ def test_drift_is_read_from_prometheus_recorded_and_mailed_once_per_drift(
         "research": Verdict.MISSING,
     }
     assert _findings("marketing") == [
-        ("ClusterQueue", "", "marketing", "nominalQuota t4/nvidia.com/gpu", "8", "10"),
+        ("ClusterQueue", "", "marketing", "nominalQuota t4/nvidia.com/gpu", "0", "10"),
         (
             "Namespace",
             "",

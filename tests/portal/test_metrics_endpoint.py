@@ -445,3 +445,36 @@ def test_a_scrape_costs_the_same_queries_for_one_department_as_for_twenty(
     assert len(series(samples, "portal_budget_used_gpu_hours")) == 40
     assert len(series(samples, "portal_department_spend_month_to_date")) == 20
     assert value(samples, "portal_jobs", department="dept-19", tier="batch", state="waiting") == 1
+
+
+def test_cluster_drifts_count_the_open_findings_of_each_cluster(db, client):
+    """Every cluster of the fleet has its series (0 where nothing drifted); a resolved
+    finding no longer counts."""
+    from cluster.models import DriftFinding
+
+    factories.ClusterFactory(slug="prod-eu", name="Prod EU")
+    factories.ClusterFactory(slug="prod-us", name="Prod US")
+    marketing = factories.DepartmentFactory(slug="marketing")
+    now = timezone.now()
+
+    def finding(name, resolved_at=None):
+        return DriftFinding.objects.create(
+            cluster="prod-eu",
+            department=marketing,
+            kind="ResourceQuota",
+            namespace="dept-marketing",
+            name=name,
+            field="requests.nvidia.com/gpu",
+            wanted="8",
+            found="12",
+            first_seen=now - HOUR,
+            last_seen=now - HOUR,
+            resolved_at=resolved_at,
+        )
+
+    finding("gpu")
+    finding("gpu-2")
+    finding("gpu", resolved_at=now)
+    samples = scrape(client)
+    assert value(samples, "portal_cluster_drifts", cluster="prod-eu") == 2
+    assert value(samples, "portal_cluster_drifts", cluster="prod-us") == 0
