@@ -333,3 +333,27 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     return HttpResponse(body, content_type=content_type)
+
+
+class ScrapeMiddleware:
+    """Answers ``GET /metrics`` ahead of every other middleware. Prometheus scrapes a pod
+    at its address (``Host: 10.1.2.3:8000``), which is in no ``ALLOWED_HOSTS``, over plain
+    HTTP: Django's host check and HTTPS redirect would refuse every scrape. The answer
+    builds no URL from the host, so skipping the check costs nothing; the bearer token
+    (``METRICS_TOKEN``) still applies."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info != "/metrics":
+            return self.get_response(request)
+        started = time.perf_counter()
+        response = metrics_view(request)
+        request_observe(
+            method=request.method or "",
+            view="metrics",
+            status=response.status_code,
+            seconds=time.perf_counter() - started,
+        )
+        return response

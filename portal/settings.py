@@ -60,6 +60,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # /metrics for Prometheus, which scrapes pods by address: before the host check.
+    "portal.metrics.ScrapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Times every request but static files, for portal_http_request_duration_seconds.

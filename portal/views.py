@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q
 from django.http import JsonResponse
@@ -284,7 +285,11 @@ def _api(request) -> bool:
 
 
 def bad_request(request, exception=None):
-    """400: the request made no sense (a suspicious header, a broken upload)."""
+    """400: the request made no sense (a suspicious header, a broken upload). A host no
+    ``ALLOWED_HOSTS`` names is refused before sign-in is read: the page then shows the
+    signed-out navigation rather than failing on a request without a user."""
+    if not hasattr(request, "user"):
+        request.user = AnonymousUser()
     if _api(request):
         return JsonResponse({"detail": "Bad request: the portal cannot read it."}, status=400)
     return defaults.bad_request(request, exception)

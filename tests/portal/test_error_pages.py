@@ -134,3 +134,12 @@ def test_errors_under_the_api_stay_json(world, client, url, status):
 def test_a_forbidden_api_address_says_why(world, client):
     response = client_as(client, world, "manager").get("/api/v1/forbidden/")
     assert response.json() == {"detail": "Only the night shift reads this."}
+
+
+def test_a_host_no_allowed_hosts_names_is_the_sites_400_page(db, client, settings):
+    """Refused before sign-in is read: the styled page, not a failure to render it."""
+    settings.ALLOWED_HOSTS = ["gpu-portal.example.com"]
+    client.raise_request_exception = False
+    response = client.get("/", HTTP_HOST="attacker.example")
+    assert response.status_code == 400
+    assert b"<nav" in response.content or b"<header" in response.content

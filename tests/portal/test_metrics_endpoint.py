@@ -340,6 +340,16 @@ def test_a_scrape_needs_no_session_and_no_https(db, client, settings):
     assert response["Cache-Control"].startswith("max-age=0")
 
 
+def test_a_scrape_at_the_pods_address_is_answered_and_a_page_there_is_not(db, client, settings):
+    """Prometheus scrapes a pod by its address, which no ALLOWED_HOSTS lists."""
+    settings.ALLOWED_HOSTS = ["gpu-portal.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/metrics", HTTP_HOST="10.1.2.3:8000").status_code == 200
+    assert client.get("/healthz", HTTP_HOST="10.1.2.3:8000").status_code == 400
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics", HTTP_HOST="10.1.2.3:8000").status_code == 401
+
+
 def test_a_scrape_answers_503_when_the_database_does_not(db, client, monkeypatch):
     def unreachable(now):
         raise DatabaseError("connection refused")
