@@ -5,58 +5,32 @@ kustomize`` builds the written directory into exactly the rendered objects. And 
 schema bites: each rule it claims fails an object that breaks it."""
 
 import copy
-import shutil
-import subprocess
 from decimal import Decimal
 
 import kubernetes_validate
 import pytest
-import yaml
 from django.core.management import call_command
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from cluster import manifests
 from departments.models import QuotaKind, Tier
-from tests import factories
+from tests import factories, kubernetes_schema
 from tests.cluster import kueue_schema
 from tests.cluster.conftest import AT, bodies
-from tests.conftest import require_service
 
-# The Kubernetes the portal's objects are written for.
-KUBERNETES_VERSION = "1.33.0"
 CORE_KINDS = ("Namespace", "ResourceQuota", "LimitRange")
 
 
-def core_validate(doc: dict) -> None:
-    """Raise AssertionError naming the object and the failing path unless Kubernetes
-    ``KUBERNETES_VERSION``'s strict schema (no unknown field anywhere) accepts ``doc``."""
-    try:
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-    except kubernetes_validate.ValidationError as error:
-        meta = doc.get("metadata", {})
-        name = "/".join(p for p in (meta.get("namespace"), meta.get("name")) if p)
-        path = ".".join(map(str, error.path)) or "(the object)"
-        raise AssertionError(f"{doc['kind']} {name}: {path}: {error.message}") from None
-
-
 def validate_any(doc: dict) -> None:
+    """Kueue's kinds against the schema written from its reference; the core kinds against
+    Kubernetes' own (strict, the version the README names)."""
     if doc["kind"] in kueue_schema.KINDS:
         kueue_schema.validate(doc)
     elif doc["kind"] in CORE_KINDS:
-        core_validate(doc)
+        kubernetes_schema.validate(doc)
     else:
         raise AssertionError(f"{doc['kind']}: a kind these tests do not know")
-
-
-def kustomize(directory) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    require_service("kubectl", kubectl is not None, "install kubectl (its kustomize builds)")
-    built = subprocess.run(
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, built.stderr
-    return [d for d in yaml.safe_load_all(built.stdout) if d is not None]
 
 
 def _key(doc: dict) -> tuple:
@@ -66,7 +40,7 @@ def _key(doc: dict) -> tuple:
 def assert_kustomize_builds_exactly(fleet: manifests.Fleet, out) -> None:
     call_command("cluster_manifests", "--out", str(out))
     for cluster in fleet.clusters:
-        built = kustomize(out / cluster.slug)
+        built = kubernetes_schema.kustomize_build(out / cluster.slug)
         rendered = [m.body for m in cluster.manifests]
         assert len(built) == len(rendered)
         assert {_key(d): d for d in built} == {_key(d): d for d in rendered}
@@ -81,7 +55,7 @@ def test_each_schema_is_a_json_schema(kind):
 
 
 def test_kubernetes_version_has_a_strict_schema():
-    assert KUBERNETES_VERSION in kubernetes_validate.utils.all_versions()
+    assert kubernetes_schema.KUBERNETES_VERSION in kubernetes_validate.utils.all_versions()
 
 
 # --- The demo fleet --------------------------------------------------------------------------
@@ -411,14 +385,14 @@ def test_a_broken_flavor_local_queue_or_priority_class_fails(demo, case):
 def test_the_core_check_bites(demo):
     docs = bodies(manifests.render(at=AT))
     quota = _other_kind(docs, "ResourceQuota")
-    core_validate(quota)
+    kubernetes_schema.validate(quota)
     quota["spec"]["hardd"] = quota["spec"].pop("hard")
     with pytest.raises(AssertionError, match=r"^ResourceQuota dept-marketing/gpu: "):
-        core_validate(quota)
+        kubernetes_schema.validate(quota)
     namespace = _other_kind(docs, "Namespace")
     namespace["metadata"]["lables"] = namespace["metadata"].pop("labels")
     with pytest.raises(AssertionError, match=r"^Namespace dept-"):
-        core_validate(namespace)
+        kubernetes_schema.validate(namespace)
 
 
 # --- A fleet with fractions of GPUs, default GPUs and held queues ----------------------------
