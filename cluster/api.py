@@ -65,10 +65,13 @@ class ManifestsView(APIView):
         ],
         responses={
             (200, "application/yaml"): OpenApiResponse(
-                OpenApiTypes.STR, description="Multi-document YAML."
+                {"type": "array", "items": {"type": "object"}},
+                description="A multi-document YAML stream, one Kubernetes object per "
+                "document, each preceded by a `# cluster: <slug>` comment.",
             ),
             304: OpenApiResponse(description="Unchanged since the ETag sent as If-None-Match."),
             400: OpenApiResponse(description="No such cluster or department."),
+            403: OpenApiResponse(description="Only IT reads what the clusters should hold."),
             409: OpenApiResponse(description="The fleet cannot be rendered; `errors` says why."),
         },
     )
@@ -173,6 +176,7 @@ class DriftView(APIView):
         responses={
             200: DriftVerdictSerializer(many=True),
             400: OpenApiResponse(description="No such cluster or department."),
+            403: OpenApiResponse(description="Only IT reads the clusters' drift."),
         },
     )
     def get(self, request):

@@ -46,6 +46,7 @@ from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from departments.models import (
+    LABEL_VALUE_RE,
     NAMESPACE_NAME_RE,
     RESERVED_NAMESPACE_PREFIX,
     RESERVED_NAMESPACES,
@@ -83,7 +84,7 @@ KIND_ORDER = (
     "LocalQueue",
 )
 DNS_LABEL = re.compile(NAMESPACE_NAME_RE)
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+LABEL_VALUE = re.compile(LABEL_VALUE_RE)
 HEADER = "# Rendered by the GPU chargeback portal; edit the portal, not this file.\n"
 
 

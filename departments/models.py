@@ -27,7 +27,7 @@ RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-
 RESERVED_NAMESPACE_PREFIX = "kube-"
 # The value of the node label GPU feature discovery sets (nvidia.com/gpu.product): a
 # Kubernetes label value.
-LABEL_VALUE_RE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+LABEL_VALUE_RE = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 # Celery queue prefixes: the queue is "<prefix>.<tier>".
 QUEUE_PREFIX_RE = r"^[a-z0-9][a-z0-9._-]*$"
 WEEKDAYS = ((0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun"))

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 max_length=63,
                 validators=[
                     django.core.validators.RegexValidator(
-                        "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$",
+                        "^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
                         "A Kubernetes label value: up to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit.",
                     )
                 ],
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                 max_length=63,
                 validators=[
                     django.core.validators.RegexValidator(
-                        "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$",
+                        "^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",
                         "A Kubernetes label value: up to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit.",
                     )
                 ],

@@ -22,6 +22,7 @@ from decimal import Decimal
 
 import pytest
 import schemathesis
+import yaml
 from django.core.cache import cache
 from django.core.signals import got_request_exception, request_finished, request_started
 from django.db import close_old_connections, transaction
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.media_types import YAML_MEDIA_TYPES
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -242,6 +244,19 @@ def _strategies(operation, known: dict[str, dict]) -> dict:
             path_parameters=parameters, media_type="application/json"
         ).map(_deep_value)
     return strategies
+
+
+MANIFESTS_PATH = "/api/v1/cluster/manifests/"
+
+
+# In place of schemathesis' own YAML reader, under each YAML media type it matches first.
+@schemathesis.deserializer(*YAML_MEDIA_TYPES)
+def _yaml(ctx, response):
+    """The cluster's objects are a multi-document YAML stream (documented as an array of
+    objects); any other YAML answer is one document."""
+    if ctx.operation is not None and ctx.operation.path == MANIFESTS_PATH:
+        return list(yaml.safe_load_all(response.content))
+    return yaml.safe_load(response.content)
 
 
 def _fuzz(strategy, examples: int, headers: dict, server_errors: list) -> None:
