@@ -577,8 +577,14 @@ def demo_worker_pool_exporter_start(*, port: int, gpus_per_class: int) -> None:
     model, requesting ``gpus_per_class`` GPUs (as many as the local worker runs jobs at
     once). The demo's Prometheus scrapes it, so the pool's allocation is metered like any
     namespace's and its idle shows beside the jobs' GPU time. A stand-in for the one thing
-    a laptop has no kube-state-metrics for; a daemon thread of the calling process."""
+    a laptop has no kube-state-metrics for; a daemon thread of the calling process.
+
+    Beside them, what kube-state-metrics and Kueue would say of a cluster that applied the
+    portal's objects, one hand edit planted (:mod:`demo.cluster_standin`), for the drift
+    check to compare."""
     from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+    from demo.cluster_standin import ClusterStandIn
 
     registry = CollectorRegistry()
     requests = Gauge(
@@ -611,6 +617,7 @@ def demo_worker_pool_exporter_start(*, port: int, gpus_per_class: int) -> None:
         ).set(gpus_per_class)
         phase.labels(namespace=WORKER_POOL_NAMESPACE, pod=pod, phase="Running").set(1)
         node_labels.labels(node=node, label_nvidia_com_gpu_product=model).set(1)
+    registry.register(ClusterStandIn())
     start_http_server(port, addr="127.0.0.1", registry=registry)
 
 

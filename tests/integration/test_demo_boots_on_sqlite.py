@@ -232,6 +232,19 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             with urllib.request.urlopen(f"http://127.0.0.1:{pool_port}/metrics") as answer:
                 pods = answer.read().decode()
             assert 'namespace="gpu-workers"' in pods and 'resource="nvidia_com_gpu"' in pods
+            # ... and of a cluster that applied the portal's objects, one quota edited by
+            # hand: the drift check compares them through the demo's Prometheus.
+            deadline = time.monotonic() + 60
+            while not _prometheus_query(prometheus_url, "kueue_cluster_queue_status"):
+                assert time.monotonic() < deadline, "the cluster stand-in was never scraped"
+                time.sleep(1)
+            drift = _manage(env, "cluster_drift")
+            assert "customer-service: in sync" in drift.stdout, drift.stdout + drift.stderr
+            assert "training: in sync" in drift.stdout
+            assert (
+                "marketing: drifted\n    - ResourceQuota dept-marketing/gpu hard "
+                "requests.nvidia.com/gpu: wanted 8, found 12"
+            ) in drift.stdout
             # ... and the web server's /metrics, with the bearer token it requires; the web
             # runs with the portal's gunicorn configuration (its own multiprocess folder).
             web_target = base.removeprefix("http://")
