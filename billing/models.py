@@ -788,3 +788,15 @@ class Adjustment(models.Model):
     @property
     def gpu_hours(self) -> Decimal:
         return gpu_hours_shown(self.gpu_seconds)
+
+
+# The channels, deliveries and sendings of alerts and statements live in their own module.
+from billing.notifications_models import (  # noqa: E402, F401
+    AlertChannel,
+    ChannelKind,
+    Delivery,
+    SendingKind,
+    SendingStatus,
+    StatementSending,
+    WebhookPreset,
+)

@@ -51,9 +51,10 @@ LATENCY_SOURCE = "latency"
 
 def statements_for_user(*, user) -> QuerySet[Statement]:
     """Finance and IT read every statement; a manager those of the departments they
-    manage; a member none (members see their own jobs, not the department's money)."""
+    manage; a member none (members see their own jobs, not the department's money).
+    ``user`` None: the portal itself (mailing a statement), which reads every one."""
     statements = Statement.objects.select_related("period", "department", "finalized_by")
-    ids = usage_department_ids_for_user(user=user)
+    ids = None if user is None else usage_department_ids_for_user(user=user)
     if ids is not None:
         statements = statements.filter(department__in=ids)
     return statements

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 
+from billing import notifications
 from billing import pricing as engine
 from billing.models import (
     USED_KINDS,
@@ -612,7 +613,17 @@ def statement_finalize(*, statement: Statement, user=None, now: dt.datetime | No
         statement.pricing = pricing_snapshot(pricing_current(period=period))
         statement.save()
         _save_figures(period)
+        transaction.on_commit(lambda pk=statement.pk: _mail_later(pk))
     return statement
+
+
+def _mail_later(statement_id: int) -> None:
+    """The finalized statement to its department, and the month's digest to finance
+    (:mod:`billing.notifications`); the periodic sweep catches up if this fails."""
+    try:
+        notifications.statement_finalized(statement_id=statement_id)
+    except Exception:
+        logger.exception("Starting the mail of statement %s failed", statement_id)
 
 
 def statements_finalize_due(*, now: dt.datetime | None = None) -> int:

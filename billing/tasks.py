@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from billing import services
+from billing import notifications, services
 
 
 @shared_task(name="billing.refresh_drafts", ignore_result=True)
@@ -16,3 +16,21 @@ def refresh_drafts() -> int:
 def finalize_due() -> int:
     """Finalize the drafts of months whose grace period has passed."""
     return services.statements_finalize_due()
+
+
+@shared_task(name="billing.deliver", ignore_result=True)
+def deliver(delivery_id: int) -> None:
+    """One attempt at an alert's delivery to a channel (a no-op when it is not due)."""
+    notifications.delivery_send(delivery_id=delivery_id)
+
+
+@shared_task(name="billing.send_statement", ignore_result=True)
+def send_statement(sending_id: int) -> None:
+    """One attempt at mailing a statement or a month's digest (a no-op when not due)."""
+    notifications.sending_send(sending_id=sending_id)
+
+
+@shared_task(name="billing.notifications_due", ignore_result=True)
+def notifications_due() -> int:
+    """Start the deliveries and statement mails that are due; returns how many."""
+    return notifications.sendings_due()

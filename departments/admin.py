@@ -146,7 +146,16 @@ class DepartmentAdmin(AuditHistoryAdmin):
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["parent"]
     readonly_fields = ["created_at", "updated_at"]
-    fields = ["name", "slug", "cost_centre", "parent", "active", "created_at", "updated_at"]
+    fields = [
+        "name",
+        "slug",
+        "cost_centre",
+        "billing_contact_email",
+        "parent",
+        "active",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [NamespaceInline, MembershipInline, QuotaInline, ServiceLevelInline]
     actions = ["deactivate", "activate"]
 

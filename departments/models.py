@@ -132,6 +132,11 @@ class Department(TimestampedModel):
         max_length=40,
         help_text="Finance cost centre code that this department's usage is charged to.",
     )
+    billing_contact_email = models.EmailField(
+        blank=True,
+        help_text="The cost centre's contact: receives the department's monthly statement "
+        "(with its managers).",
+    )
     parent = models.ForeignKey(
         "self",
         null=True,

@@ -74,6 +74,7 @@ class DepartmentSerializer(serializers.ModelSerializer):
             "slug",
             "name",
             "cost_centre",
+            "billing_contact_email",
             "parent",
             "namespaces",
             "active",

@@ -51,6 +51,13 @@ PERIODIC_TASKS = {
         "Draft statements of months that ended more than BILLING_FINALIZE_AFTER_H hours ago "
         "are finalized.",
     ),
+    "Send due alerts and statements": (
+        "billing.notifications_due",
+        60,
+        "Alert deliveries and statement mails whose next attempt is due (retries after a "
+        "failure, with growing waits), and statements finalized recently whose mail never "
+        "started.",
+    ),
     "Check the clusters for drift": (
         "cluster.check_drift",
         600,

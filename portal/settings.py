@@ -288,6 +288,26 @@ if BILLING_IDLE_POLICY not in ("absorbed", "shared"):
 # Drafts still open this many hours after their month ended are finalized by the portal.
 BILLING_FINALIZE_AFTER_H = env.int("BILLING_FINALIZE_AFTER_H", default=72)
 
+# --- Alerts and statement mails (billing/notifications.py) ---------------------------------
+# The portal's address as people reach it, for the links in mails and webhooks.
+PORTAL_URL = env("PORTAL_URL", default="http://127.0.0.1:8000")
+# Webhooks may reach addresses in private, loopback or link-local ranges only when this is
+# on (the demo, tests) or IT allows it for one channel.
+WEBHOOKS_ALLOW_PRIVATE = env.bool("WEBHOOKS_ALLOW_PRIVATE", default=False)
+WEBHOOKS_CONNECT_TIMEOUT_S = env.float("WEBHOOKS_CONNECT_TIMEOUT_S", default=5)
+WEBHOOKS_READ_TIMEOUT_S = env.float("WEBHOOKS_READ_TIMEOUT_S", default=10)
+# Waits between the attempts of a delivery or a mail that failed for a passing reason;
+# after the last, it fails for good.
+NOTIFICATIONS_RETRY_DELAYS_S = [
+    int(s) for s in env.list("NOTIFICATIONS_RETRY_DELAYS_S", default=["60", "300", "1800", "7200"])
+]
+# A sender that took a delivery and did not record its answer this long after is presumed
+# dead, and the delivery is due again.
+NOTIFICATIONS_LEASE_S = env.int("NOTIFICATIONS_LEASE_S", default=600)
+# Statements finalized this recently whose mail never started are sent by the sweep.
+NOTIFICATIONS_CATCH_UP_H = env.int("NOTIFICATIONS_CATCH_UP_H", default=48)
+NOTIFICATIONS_QUEUE = env("NOTIFICATIONS_QUEUE", default="celery")
+
 # --- Audit history -------------------------------------------------------------------------
 # Departments, their rules, job kinds, metric sources, prices and statements keep a history
 # of every change and who made it, shown in the admin. History is a record, not an undo

@@ -32,7 +32,7 @@ from departments.models import (
     Tier,
 )
 from jobs import argv as argv_rules
-from jobs import dispatch
+from jobs import dispatch, signals
 from jobs.models import ACTIVE_STATES, GenerationJob, JobKind, JobState, QuotaAlert
 from jobs.selectors import (
     AdmissionFigures,
@@ -492,6 +492,7 @@ def _alert(
     )
     recipients = None
     alerts = []
+    announcements = []
     for check, pct, reached, period in candidates:
         quota = check.quota
         created = [t for t in reached if (quota.pk, period, t) not in sent]
@@ -505,7 +506,7 @@ def _alert(
                 .exclude(user__email="")
                 .values_list("user__email", flat=True)
             )
-        alerts += [
+        recorded = [
             QuotaAlert(
                 quota=quota,
                 period=period,
@@ -517,6 +518,7 @@ def _alert(
             )
             for threshold in created
         ]
+        alerts += recorded
         top = created[-1]
         subject = (
             f"[GPU portal] {quota.department}: {quota.get_kind_display()} at {pct:.0f} % "
@@ -546,9 +548,24 @@ def _alert(
             )
         if recipients:
             transaction.on_commit(lambda s=subject, b=body, r=recipients: _send_alert(s, b, r))
+        announcements.append((recorded, subject, body))
     if alerts:
         QuotaAlert.objects.bulk_create(alerts)
+    for recorded, subject, body in announcements:
+        transaction.on_commit(lambda a=recorded, s=subject, b=body: _announce(a, s, b))
     return alerts
+
+
+def _announce(alerts: list[QuotaAlert], subject: str, text: str) -> None:
+    """Tell the apps above (billing delivers to the department's channels) after commit;
+    a receiver's failure never undoes the admission, it is logged."""
+    for receiver, result in signals.quota_alerts_recorded.send_robust(
+        sender=QuotaAlert, alerts=alerts, subject=subject, text=text
+    ):
+        if isinstance(result, Exception):
+            logger.error(
+                "Announcing the quota alert %r to %r failed", subject, receiver, exc_info=result
+            )
 
 
 def budgets_alert(*, now: dt.datetime | None = None) -> list[QuotaAlert]:
