@@ -6,7 +6,9 @@ class BillingConfig(AppConfig):
     verbose_name = "Billing"
 
     def ready(self) -> None:
-        from billing import notifications
+        # The tasks are registered in every process, not only in workers (which
+        # autodiscover them): the services start them by name, and tests run them eagerly.
+        from billing import notifications, tasks  # noqa: F401
         from jobs.signals import quota_alerts_recorded
 
         quota_alerts_recorded.connect(
