@@ -10,17 +10,21 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from billing import pricing, services
+from billing import notifications, pricing, services
 from billing.models import (
     Adjustment,
+    AlertChannel,
     BillingPeriod,
+    Delivery,
     DepartmentMultiplier,
     RateCard,
     Statement,
     StatementLine,
+    StatementSending,
     StatementStatus,
     WorkerPoolHour,
 )
+from billing.notifications_http import UrlRefused
 from core.admin_site import DateHierarchyInRange
 from departments.admin import AuditHistoryAdmin
 
@@ -286,7 +290,7 @@ class StatementAdmin(AuditHistoryAdmin):
     list_filter = ["status", "period", ("department", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["department__name", "department__slug", "department__cost_centre"]
     list_select_related = ["department", "period", "finalized_by"]
-    actions = ["finalize"]
+    actions = ["finalize", "resend"]
     inlines = [StatementLineInline]
     fieldsets = [
         (None, {"fields": ["department", "period", "status", "currency"]}),
@@ -319,6 +323,25 @@ class StatementAdmin(AuditHistoryAdmin):
 
     def has_finalize_permission(self, request) -> bool:
         return request.user.has_perm("billing.finalize_statement")
+
+    def has_resend_permission(self, request) -> bool:
+        return request.user.has_perm("billing.add_statementsending")
+
+    @admin.action(
+        description="Send the selected finalized statements again", permissions=["resend"]
+    )
+    def resend(self, request, queryset):
+        sent = 0
+        for statement in queryset.select_related("department", "period"):
+            if not statement.is_finalized:
+                self.message_user(
+                    request, f"{statement}: a draft is not sent; finalize it.", messages.ERROR
+                )
+                continue
+            notifications.statement_resend(statement=statement, user=request.user)
+            sent += 1
+        if sent:
+            self.message_user(request, f"{sent} statement(s) sent again.", messages.SUCCESS)
 
     def save_model(self, request, statement, form, change) -> None:
         """Nothing here is edited by hand: a draft is rewritten by every refresh."""
@@ -467,3 +490,130 @@ class AdjustmentAdmin(admin.ModelAdmin):
     @admin.display(description="created by")
     def created_by_or_portal(self, adjustment) -> str:
         return str(adjustment.created_by) if adjustment.created_by else "the portal"
+
+
+# --- Alert channels, deliveries, statement sendings -----------------------------------------
+
+
+class AlertChannelForm(forms.ModelForm):
+    class Meta:
+        model = AlertChannel
+        fields = [
+            "department",
+            "name",
+            "kind",
+            "emails",
+            "url",
+            "preset",
+            "allow_private",
+            "active",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        channel = AlertChannel(
+            kind=cleaned.get("kind"),
+            url=cleaned.get("url") or "",
+            allow_private=bool(cleaned.get("allow_private")),
+        )
+        try:
+            notifications.channel_check(channel)
+        except UrlRefused as exc:
+            self.add_error("url", str(exc))
+        return cleaned
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    """IT's view of every department's channels; the secret is shown once, when made."""
+
+    form = AlertChannelForm
+    list_display = ["department", "name", "kind", "preset", "url", "active", "created_at"]
+    list_filter = ["kind", "preset", "active", ("department", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "department__name", "url"]
+    list_select_related = ["department"]
+
+    def save_model(self, request, channel, form, change) -> None:
+        if not change:
+            channel.created_by = request.user
+        super().save_model(request, channel, form, change)
+        if not change and channel.kind == "webhook":
+            self.message_user(
+                request,
+                f"The signing secret of {channel}, shown this once: {channel.secret}",
+                messages.WARNING,
+            )
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "channel",
+        "event_key",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_answer",
+        "next_attempt_at",
+        "sent_at",
+    ]
+    list_filter = [
+        "status",
+        "event_type",
+        ("channel__department", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["event_key", "subject", "channel__name", "channel__department__name"]
+    list_select_related = ["channel__department"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ["retry_now"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Retry the selected deliveries now", permissions=["change"])
+    def retry_now(self, request, queryset):
+        for delivery in queryset:
+            notifications.delivery_retry_now(delivery=delivery)
+        self.message_user(
+            request, f"{queryset.count()} delivery(ies) sent again.", messages.SUCCESS
+        )
+
+
+@admin.register(StatementSending)
+class StatementSendingAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "statement",
+        "period",
+        "status",
+        "attempt",
+        "recipient_list",
+        "sent_at",
+        "next_attempt_at",
+    ]
+    list_filter = ["kind", "status", "period"]
+    search_fields = ["statement__department__name", "recipients"]
+    list_select_related = ["statement__department", "statement__period", "period"]
+    readonly_fields = [f.name for f in StatementSending._meta.fields]
+    actions = ["retry_now"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="recipients")
+    def recipient_list(self, sending) -> str:
+        return ", ".join(sending.recipients)
+
+    @admin.action(description="Retry the selected sendings now", permissions=["change"])
+    def retry_now(self, request, queryset):
+        for sending in queryset:
+            notifications.sending_retry_now(sending=sending)
+        self.message_user(request, f"{queryset.count()} sending(s) sent again.", messages.SUCCESS)

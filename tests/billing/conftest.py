@@ -4,6 +4,8 @@ from decimal import Decimal
 import pytest
 
 from tests import factories
+from tests.billing.receivers import smtp_server, tasks_run_at_once  # noqa: F401 (fixtures)
+from tests.jobs.conftest import submit  # noqa: F401 (a fixture)
 
 UTC = dt.UTC
 

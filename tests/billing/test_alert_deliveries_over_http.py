@@ -14,9 +14,8 @@ from standardwebhooks.webhooks import Webhook
 from billing import notifications
 from billing.models import AlertChannel, Delivery
 from jobs.models import QuotaAlert
-from tests import factories
-from tests.billing.receivers import http_receiver, tasks_run_at_once  # noqa: F401
-from tests.jobs.conftest import quota, submit  # noqa: F401
+from tests.billing.receivers import http_receiver
+from tests.jobs.conftest import quota
 
 pytestmark = pytest.mark.usefixtures("tasks_run_at_once")
 

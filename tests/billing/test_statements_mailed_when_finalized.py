@@ -11,7 +11,6 @@ from billing import notifications, services
 from billing.models import Statement, StatementSending
 from tests import factories
 from tests.billing.conftest import hour
-from tests.billing.receivers import smtp_server, tasks_run_at_once  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("tasks_run_at_once")
 

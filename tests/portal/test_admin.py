@@ -18,7 +18,16 @@ from django_celery_beat.models import (
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from billing import services as billing
-from billing.models import Adjustment, BillingPeriod, DepartmentMultiplier, RateCard, Statement
+from billing.models import (
+    Adjustment,
+    AlertChannel,
+    BillingPeriod,
+    Delivery,
+    DepartmentMultiplier,
+    RateCard,
+    Statement,
+    StatementSending,
+)
 from cluster.models import DriftCheck, DriftFinding
 from departments.models import (
     Cluster,
@@ -75,6 +84,11 @@ PAGES = {
     BillingPeriod: ((200, 200, 403), (200, 200, 403)),
     Statement: ((200, 200, 403), (200, 200, 403)),
     Adjustment: ((200, 200, 200), (200, 200, 403)),
+    # IT configures every department's alert channels; deliveries and statement mails are
+    # written by the senders (retried or re-sent through actions). Finance reads them.
+    AlertChannel: ((200, 200, 403), (200, 200, 200)),
+    Delivery: ((200, 200, 403), (200, 200, 403)),
+    StatementSending: ((200, 200, 403), (200, 200, 403)),
     # Drift is IT's to read, and written by the checks alone.
     DriftCheck: ((403, 403, 403), (200, 200, 403)),
     DriftFinding: ((403, 403, 403), (200, 200, 403)),
@@ -115,6 +129,11 @@ def _one_of_each_metering_and_schedule_row(world) -> None:
         reason="Credit for an outage",
         user=world.user("finance"),
     )
+    channel = AlertChannel.objects.create(
+        department=world.marketing, name="ops", kind="email", emails=["ops@example.com"]
+    )
+    Delivery.objects.create(channel=channel, event_key="quota:1", event_type="quota", subject="s")
+    StatementSending.objects.create(kind="statement", statement=march, period=march.period)
 
 
 def test_every_admin_model_is_in_the_table():
