@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
+from billing import notifications_api
 from cluster import api as cluster_api
 from core import ratelimits
 from departments import api as departments_api
@@ -29,6 +30,8 @@ router.register("usage", metering_api.UsageViewSet, basename="usage")
 router.register("rate-cards", billing_api.RateCardViewSet, basename="rate-cards")
 router.register("statements", billing_api.StatementViewSet, basename="statements")
 router.register("adjustments", billing_api.AdjustmentViewSet, basename="adjustments")
+router.register("alert-channels", notifications_api.AlertChannelViewSet, basename="alert-channels")
+router.register("alert-deliveries", notifications_api.DeliveryViewSet, basename="alert-deliveries")
 
 urlpatterns = [
     path("", views.home, name="home"),

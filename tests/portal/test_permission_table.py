@@ -33,6 +33,22 @@ def _pool():
     return WorkerPool.objects.get_or_create(namespace="gpu-workers")[0]
 
 
+def _channel(department):
+    from billing.models import AlertChannel
+
+    return AlertChannel.objects.get_or_create(
+        department=department, name="ops", defaults={"kind": "email", "emails": ["o@example.com"]}
+    )[0]
+
+
+def _delivery(department):
+    from billing.models import Delivery
+
+    return Delivery.objects.get_or_create(
+        channel=_channel(department), event_key="quota:1:2026-11:80", defaults={"subject": "s"}
+    )[0]
+
+
 READ_MARKETING = expect(401, 200, 200, 404, 200, 200)
 READ_TRAINING = expect(401, 404, 404, 200, 200, 200)
 
@@ -312,6 +328,71 @@ API = [
         expect(401, 403, 403, 403, 403, 403),
     ),
     ("openapi schema", "get", lambda w: "/api/schema/", None, READ_ALL),
+    # --- Alert channels: IT and finance read all, managers their departments' (and write
+    # them), members none; finance does not write them.
+    ("alert channel list", "get", lambda w: "/api/v1/alert-channels/", None, READ_ALL),
+    (
+        "own alert channel",
+        "get",
+        lambda w: f"/api/v1/alert-channels/{_channel(w.marketing).pk}/",
+        None,
+        expect(401, 404, 200, 404, 200, 200),
+    ),
+    (
+        "other alert channel",
+        "get",
+        lambda w: f"/api/v1/alert-channels/{_channel(w.training).pk}/",
+        None,
+        expect(401, 404, 404, 200, 200, 200),
+    ),
+    (
+        "alert channel create",
+        "post",
+        lambda w: "/api/v1/alert-channels/",
+        lambda w: {
+            "department": "marketing",
+            "name": "finance desk",
+            "kind": "email",
+            "emails": ["desk@example.com"],
+        },
+        expect(401, 403, 201, 400, 403, 201),
+    ),
+    (
+        "alert channel update",
+        "patch",
+        lambda w: f"/api/v1/alert-channels/{_channel(w.marketing).pk}/",
+        lambda w: {"emails": ["ops2@example.com"]},
+        expect(401, 403, 200, 404, 403, 200),
+    ),
+    (
+        "alert channel delete",
+        "delete",
+        lambda w: f"/api/v1/alert-channels/{_channel(w.marketing).pk}/",
+        None,
+        expect(401, 403, 204, 404, 403, 204),
+    ),
+    ("alert delivery list", "get", lambda w: "/api/v1/alert-deliveries/", None, READ_ALL),
+    (
+        "own alert delivery",
+        "get",
+        lambda w: f"/api/v1/alert-deliveries/{_delivery(w.marketing).pk}/",
+        None,
+        expect(401, 404, 200, 404, 200, 200),
+    ),
+    (
+        "other alert delivery",
+        "get",
+        lambda w: f"/api/v1/alert-deliveries/{_delivery(w.training).pk}/",
+        None,
+        expect(401, 404, 404, 200, 200, 200),
+    ),
+    (
+        "alert deliveries are read-only",
+        "post",
+        lambda w: "/api/v1/alert-deliveries/",
+        lambda w: {"event_key": "x"},
+        expect(401, 405, 405, 405, 405, 405),
+    ),
     # --- Jobs: finance and IT read every job, managers their department's, members their own.
     ("job list", "get", lambda w: "/api/v1/jobs/", None, READ_ALL),
     ("job list csv", "get", lambda w: "/api/v1/jobs/?format=csv", None, READ_ALL),
