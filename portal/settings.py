@@ -361,6 +361,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # "status" names several choice sets; each gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "StatusEnum": "billing.models.StatementStatus",
+        "DeliveryStatusEnum": "billing.notifications_models.SendingStatus",
+    },
     # The error answers DRF and core.api_errors give, documented once for every operation.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
