@@ -20,7 +20,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from core.calendar import month_bounds
-from departments.models import Cluster, Department, GpuClass, Tier, TimestampedModel
+from departments.models import Cluster, Department, GpuClass, Quota, Tier, TimestampedModel
 from jobs.models import GenerationJob, JobKind
 from metering.quantities import gpu_hours_shown
 
@@ -788,6 +788,66 @@ class Adjustment(models.Model):
     @property
     def gpu_hours(self) -> Decimal:
         return gpu_hours_shown(self.gpu_seconds)
+
+
+class ForecastAlert(models.Model):
+    """A monthly GPU-hour budget's threshold that the month-end *forecast* crossed before
+    use did: the department's managers hear of it once per quota, month and threshold
+    (the unique constraint)."""
+
+    quota = models.ForeignKey(Quota, on_delete=models.CASCADE, related_name="forecast_alerts")
+    period = models.CharField(max_length=7, help_text="The month, YYYY-MM.")
+    threshold_pct = models.PositiveSmallIntegerField("threshold (%)")
+    expected_gpu_hours = models.DecimalField(max_digits=14, decimal_places=3)
+    low_gpu_hours = models.DecimalField(max_digits=14, decimal_places=3)
+    high_gpu_hours = models.DecimalField(max_digits=14, decimal_places=3)
+    used_gpu_hours = models.DecimalField(max_digits=14, decimal_places=3)
+    limit = models.DecimalField(max_digits=12, decimal_places=3)
+    runs_out_on = models.DateField(null=True, blank=True)
+    recipients = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["quota", "period", "threshold_pct"],
+                name="one_forecast_alert_per_quota_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quota}: forecast past {self.threshold_pct} % in {self.period}"
+
+
+class SpendAnomaly(models.Model):
+    """A department's day whose spend lay far outside its recent days
+    (:mod:`billing.anomalies`); recorded, and its managers told, once per department and
+    day."""
+
+    department = models.ForeignKey(
+        Department, on_delete=models.CASCADE, related_name="spend_anomalies"
+    )
+    day = models.DateField(help_text="The portal day.")
+    amount = models.DecimalField(max_digits=16, decimal_places=4)
+    usual = models.DecimalField(
+        max_digits=16, decimal_places=4, help_text="The median of the days before it."
+    )
+    currency = models.CharField(max_length=3, default=default_currency)
+    recipients = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "spend anomalies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["department", "day"], name="one_spend_anomaly_per_department_day"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department}: {self.amount} {self.currency} on {self.day}"
 
 
 # The channels, deliveries and sendings of alerts and statements live in their own module.

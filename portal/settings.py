@@ -287,6 +287,9 @@ if BILLING_IDLE_POLICY not in ("absorbed", "shared"):
     raise ImproperlyConfigured("BILLING_IDLE_POLICY must be absorbed or shared.")
 # Drafts still open this many hours after their month ended are finalized by the portal.
 BILLING_FINALIZE_AFTER_H = env.int("BILLING_FINALIZE_AFTER_H", default=72)
+# A day's spend is an anomaly only when it is at least this far (in BILLING_CURRENCY) from
+# the department's usual day, so small departments do not flap (billing.anomalies).
+BILLING_ANOMALY_MIN_AMOUNT = env("BILLING_ANOMALY_MIN_AMOUNT", default="50")
 
 # --- Alerts and statement mails (billing/notifications.py) ---------------------------------
 # The portal's address as people reach it, for the links in mails and webhooks.
