@@ -23,16 +23,19 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import exports, selectors, services
+from billing import exports, foresight, selectors, services
 from billing.filters import AdjustmentFilter, RateCardFilter, StatementFilter
 from billing.models import Adjustment, FrozenError, RateCard, Statement, StatementLine
 from billing.serializers import (
+    FORECAST_HEADER,
     MONTH_SCHEMA,
     AdjustmentCreateSerializer,
     AdjustmentSerializer,
     ChargebackQuerySerializer,
     ChargebackReportSerializer,
     ChargebackRowSerializer,
+    ForecastQuerySerializer,
+    ForecastRowSerializer,
     LineJobSerializer,
     PoolHourSerializer,
     PoolQuerySerializer,
@@ -461,3 +464,74 @@ class PoolReportView(APIView):
         if page is not None:
             return paginator.get_paginated_response(PoolHourSerializer(page, many=True).data)
         return Response(PoolHourSerializer(hours, many=True).data)
+
+
+class ForecastView(APIView):
+    """Month-end forecasts of GPU-hours and spend: the fleet and each GPU class (finance
+    and IT), each department and each department's GPU class (a manager: the departments
+    they manage; a member: no rows, as with usage). The current month is projected from
+    a robust line through the last 30 portal days' use with an 80 % band
+    (:mod:`billing.forecast`); an ended month answers its actual totals (status
+    ``actual``, no band); a month not begun is refused (400). ``?format=csv`` or ``xlsx``
+    gives the rows as one table."""
+
+    renderer_classes = TABLE_RENDERERS
+
+    def export_name(self) -> str:
+        return f"forecast-{getattr(self, '_label', 'month')}"
+
+    def get_renderer_context(self):
+        context = super().get_renderer_context()
+        if getattr(self, "_empty", False):
+            context["header"] = FORECAST_HEADER
+        return context
+
+    @extend_schema(
+        parameters=[
+            ForecastQuerySerializer,
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "csv", "xlsx"],
+                description="json (default), csv or xlsx.",
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(
+                description="{period, currency, rows: [...]}; a table of the rows in CSV/XLSX."
+            ),
+            400: OpenApiResponse(
+                description="The period is not a month (YYYY-MM) that began, or an unknown "
+                "department or GPU class."
+            ),
+        },
+    )
+    def get(self, request):
+        query = ForecastQuerySerializer(data=request.query_params, context={"request": request})
+        query.is_valid(raise_exception=True)
+        month = query.validated_data.get("period") or calendar.month_of(timezone.now())
+        period = services.period_for_reading(month=month)
+        self._label = period.label
+        rows = [
+            ForecastRowSerializer(row).data
+            for row in foresight.forecasts(
+                user=request.user,
+                period=period,
+                department=query.validated_data.get("department"),
+                gpu_class=query.validated_data.get("gpu_class"),
+            )
+        ]
+        if request.accepted_renderer.format in TABLE_FORMATS:
+            self._empty = not rows
+            return Response(rows)
+        return Response(
+            {"period": period.label, "currency": period.currency, "method": METHOD, "rows": rows}
+        )
+
+
+METHOD = (
+    "Robust straight line through the last 30 portal days' GPU-hours per 24 h (Theil-Sen, "
+    "then least squares without the days beyond 3 MADs), projected hour by hour to the "
+    "month's end; 80 % prediction band. Spend: the draft's total so far plus the projected "
+    "GPU-hours still to come at the effective rate so far."
+)

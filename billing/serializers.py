@@ -17,7 +17,10 @@ from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
 from core import calendar
 from core.api import ModelValidationMixin
-from departments.models import GpuClass, Tier
+from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS
+from departments.models import Department, GpuClass, Tier
+from departments.selectors import departments_for_user, gpu_classes_for_user
+from metering.filters import VisibleSlugField
 from metering.serializers import GpuHoursField, GpuSecondsField
 
 
@@ -543,3 +546,77 @@ class PoolQuerySerializer(ChargebackQuerySerializer):
         max_length=63,
         help_text="A worker pool's namespace: its hours only.",
     )
+
+
+# --- Forecasts ------------------------------------------------------------------------------
+
+
+class ForecastQuerySerializer(ChargebackQuerySerializer):
+    """What ``GET /api/v1/forecast/`` reads from its query string. A department or GPU
+    class the user may not see is refused like one that does not exist (as the usage
+    endpoint does)."""
+
+    department = VisibleSlugField(
+        slug_field="slug",
+        queryset=Department.objects.all(),
+        visible=departments_for_user,
+        unknown_message=UNKNOWN_DEPARTMENT["invalid_choice"] % {"value": "{value}"},
+        required=False,
+        help_text="Department slug; only that department's forecasts.",
+    )
+    gpu_class = VisibleSlugField(
+        slug_field="slug",
+        queryset=GpuClass.objects.all(),
+        visible=gpu_classes_for_user,
+        unknown_message=UNKNOWN_GPU_CLASS["invalid_choice"] % {"value": "{value}"},
+        required=False,
+        help_text="GPU class slug; only that class's forecasts.",
+    )
+
+
+def _float_hours(value: float | None) -> str | None:
+    return None if value is None else f"{Decimal(repr(value)).quantize(Decimal('0.01'))}"
+
+
+FORECAST_HEADER = [
+    "month", "scope", "department", "gpu_class", "status", "reason", "days_with_data",
+    "gpu_hours_to_date", "gpu_hours_expected", "gpu_hours_low", "gpu_hours_high", "currency",
+    "spend_to_date", "spend_expected", "spend_low", "spend_high", "budget_gpu_hours",
+    "ran_out_on", "runs_out_on",
+]  # fmt: skip
+
+
+class ForecastRowSerializer(serializers.Serializer):
+    """One month-end forecast, flat (one CSV row)."""
+
+    def to_representation(self, row) -> dict:
+        p = row.projection
+
+        def money(value):
+            return None if value is None else f"{value:f}"
+
+        return {
+            "month": f"{row.month:%Y-%m}",
+            "scope": row.scope,
+            "department": row.department.slug if row.department else None,
+            "gpu_class": row.gpu_class.slug if row.gpu_class else None,
+            "status": "actual" if row.actual else ("forecast" if p.enough_data else "no_forecast"),
+            "reason": p.reason,
+            "days_with_data": p.days_with_data,
+            "gpu_hours_to_date": _float_hours(p.used),
+            "gpu_hours_expected": _float_hours(p.expected),
+            "gpu_hours_low": None if row.actual else _float_hours(p.low),
+            "gpu_hours_high": None if row.actual else _float_hours(p.high),
+            "currency": row.currency,
+            "spend_to_date": money(
+                round_money(row.spend_to_date, row.currency)
+                if row.spend_to_date is not None
+                else None
+            ),
+            "spend_expected": money(row.spend_expected),
+            "spend_low": money(row.spend_low),
+            "spend_high": money(row.spend_high),
+            "budget_gpu_hours": money(row.budget),
+            "ran_out_on": row.ran_out_on.isoformat() if row.ran_out_on else None,
+            "runs_out_on": row.runs_out_on.isoformat() if row.runs_out_on else None,
+        }

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from billing import notifications, services
+from billing import foresight_alerts, notifications, services
 
 
 @shared_task(name="billing.refresh_drafts", ignore_result=True)
@@ -34,3 +34,15 @@ def send_statement(sending_id: int) -> None:
 def notifications_due() -> int:
     """Start the deliveries and statement mails that are due; returns how many."""
     return notifications.sendings_due()
+
+
+@shared_task(name="billing.forecast_alerts", ignore_result=True)
+def forecast_alerts() -> int:
+    """Tell managers of budgets the month-end forecast crosses; returns how many."""
+    return len(foresight_alerts.forecast_alerts_send())
+
+
+@shared_task(name="billing.spend_anomalies", ignore_result=True)
+def spend_anomalies() -> int:
+    """Record and tell days of unusual spend; returns how many."""
+    return len(foresight_alerts.spend_anomalies_send())

@@ -23,7 +23,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from billing import charts, selectors, services
+from billing import anomalies, charts, foresight, selectors, services
 from billing.forms import StatementFilterForm, month_field_clean, search_word_month
 from billing.models import Statement, StatementLine, minor_unit
 from core import calendar, roles
@@ -95,6 +95,7 @@ class DashboardRow:
     """A report row with the percentages the table shows."""
 
     report: selectors.ReportRow
+    forecast: foresight.ForecastRow | None = None
 
     @property
     def budget_used_pct(self) -> Decimal | None:
@@ -143,7 +144,21 @@ def dashboard(request):
     months = charts.trend_months(month)
     trend = selectors.cost_trend(user=user, months=months, top=charts.TREND_SERIES - 1)
     fleet = roles.sees_all_departments(user)
-    department_rows = [DashboardRow(row) for row in report.rows if row.department is not None]
+    now = timezone.now()
+    outlook = (
+        {
+            row.department.pk: row
+            for row in foresight.forecasts(user=user, period=period, now=now, by_class=False)
+            if row.department is not None and row.gpu_class is None
+        }
+        if month == current
+        else {}
+    )
+    department_rows = [
+        DashboardRow(row, forecast=outlook.get(row.department.pk))
+        for row in report.rows
+        if row.department is not None
+    ]
     context.update(
         {
             "period": period,
@@ -175,9 +190,22 @@ def dashboard(request):
             ),
             "trend_first": (charts.trend_months_charged(points=trend, months=months) or months)[0],
             "money": money_format(report.currency),
+            "forecasts_shown": month == current,
+            "anomalies": foresight.spend_anomalies(user=user, days=_complete_days(month, now)),
+            "anomaly_window": anomalies.WINDOW_DAYS,
         }
     )
     return render(request, "billing/dashboard.html", context)
+
+
+def _complete_days(month: dt.date, now: dt.datetime) -> list[dt.date]:
+    """The portal days of ``month`` that have ended by ``now``."""
+    today = now.astimezone(calendar.portal_zone()).date()
+    day, days = month, []
+    while day.month == month.month and day < today:
+        days.append(day)
+        day += dt.timedelta(days=1)
+    return days
 
 
 # --- Statements -----------------------------------------------------------------------------
@@ -332,8 +360,19 @@ def statement_detail(request, pk: int):
             "can_finalize": may_finalize and not statement.is_finalized and month_ended,
             "finalize_later": may_finalize and not statement.is_finalized and not month_ended,
             "money": money_format(statement.currency),
+            # A draft of the running month: where its total is heading.
+            "projected": _projected(user=user, statement=statement),
         },
     )
+
+
+def _projected(*, user, statement: Statement) -> foresight.ForecastRow | None:
+    if statement.is_finalized or calendar.month_ended(statement.period.month):
+        return None
+    rows = foresight.forecasts(
+        user=user, period=statement.period, department=statement.department, by_class=False
+    )
+    return next((row for row in rows if row.gpu_class is None), None)
 
 
 @login_required

@@ -21,7 +21,7 @@ from core.sorting import Sorting
 from departments import selectors as department_selectors
 from departments.models import ServiceLevel, Tier
 from jobs import argv as argv_rules
-from jobs import runner, selectors, services
+from jobs import costs, runner, selectors, services
 from jobs.filters import JobFilter
 from jobs.forms import JobChoiceForm, JobOptionsForm, JobParamsForm
 from jobs.models import GenerationJob, JobState
@@ -82,6 +82,7 @@ def job_list(request):
         "jobs/job_list.html",
         {
             "page": page,
+            "page_jobs": costs.with_costs(page.object_list),
             "filters": filters,
             "sorting": sorting,
             "sort": sorting.headers,
@@ -237,6 +238,7 @@ def job_detail(request, pk):
         "jobs/job_detail.html",
         {
             "job": job,
+            "cost": costs.job_costs([job]).get(job.pk),
             # When the off-peak window releases it (a job a quota holds has no such time).
             "off_peak_start": services.off_peak_start(now) if held_for_off_peak else None,
             "now": now,

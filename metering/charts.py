@@ -193,10 +193,32 @@ def daily_gpu_hours_figure(
     return figure
 
 
-def burn_down_figure(*, burn: selectors.BurnDown, colour: str = DEPARTMENT_PALETTE[0]) -> go.Figure:
+@dataclass(frozen=True)
+class Projection:
+    """Where the month's cumulative GPU-hours are heading, for the burn-down: from
+    ``start`` (today, with what was used so far) through each later day of the month, the
+    expected cumulative GPU-hours and the low and high ends of its band (billing's
+    forecast fills it in; this module only draws it)."""
+
+    start: dt.date
+    used: float
+    days: list[dt.date]
+    expected: list[float]
+    low: list[float]
+    high: list[float]
+    band_label: str = "80 % band"
+
+
+def burn_down_figure(
+    *,
+    burn: selectors.BurnDown,
+    colour: str = DEPARTMENT_PALETTE[0],
+    projection: Projection | None = None,
+) -> go.Figure:
     """GPU-hours used so far this month, cumulative per day, in the department's
     ``colour``, against the monthly budget drawn across the whole month (when the
-    department has one)."""
+    department has one), and the projection to the month's end with its band (when there
+    is one)."""
     start, end = calendar.month_bounds(burn.month_start)
     # The axis runs to the first day of next month, so that the last day is drawn whole.
     first_day, next_month = start.date(), end.date()
@@ -211,6 +233,37 @@ def burn_down_figure(*, burn: selectors.BurnDown, colour: str = DEPARTMENT_PALET
             hovertemplate="%{x|%a %d %b}: %{y:.2f} GPU-hours used<extra></extra>",
         )
     ]
+    if projection is not None and projection.days:
+        x = [projection.start.isoformat(), *(day.isoformat() for day in projection.days)]
+        traces += [
+            go.Scatter(
+                name=f"Projection, {projection.band_label} (low)",
+                x=x,
+                y=[projection.used, *projection.low],
+                mode="lines",
+                line={"width": 0, "color": colour},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            go.Scatter(
+                name=f"Projection, {projection.band_label}",
+                x=x,
+                y=[projection.used, *projection.high],
+                mode="lines",
+                line={"width": 0, "color": colour},
+                fill="tonexty",
+                fillcolor=_translucent(colour, 0.18),
+                hovertemplate="%{x|%a %d %b}: up to %{y:.2f} GPU-hours<extra></extra>",
+            ),
+            go.Scatter(
+                name="Projection",
+                x=x,
+                y=[projection.used, *projection.expected],
+                mode="lines",
+                line={"width": 2, "dash": "dot", "color": colour},
+                hovertemplate="%{x|%a %d %b}: %{y:.2f} GPU-hours expected<extra></extra>",
+            ),
+        ]
     if burn.budget is not None:
         traces.append(
             go.Scatter(
@@ -226,6 +279,12 @@ def burn_down_figure(*, burn: selectors.BurnDown, colour: str = DEPARTMENT_PALET
     figure.update_layout(**LAYOUT)
     figure.update_xaxes(range=[first_day.isoformat(), next_month.isoformat()])
     return figure
+
+
+def _translucent(colour: str, alpha: float) -> str:
+    """``#rrggbb`` as ``rgba(r, g, b, alpha)``."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
 
 
 def figure_html(figure: go.Figure, *, div_id: str) -> SafeString:
@@ -271,6 +330,7 @@ def department_usage(
     department: Department,
     now: dt.datetime | None = None,
     rows: selectors.DailyRows | None = None,
+    projection: Projection | None = None,
 ) -> DepartmentUsage:
     """The department page's usage: GPU-hours per day of the last 30 days by GPU class,
     the month's burn-down against the monthly budget, and the month's GPU-hours per class.
@@ -304,7 +364,9 @@ def department_usage(
         burn_down=burn,
         burn_down_chart=(
             figure_html(
-                burn_down_figure(burn=burn, colour=department_colour(department.pk)),
+                burn_down_figure(
+                    burn=burn, colour=department_colour(department.pk), projection=projection
+                ),
                 div_id="chart-budget-burn-down",
             )
             if used_this_month

@@ -47,6 +47,10 @@ class _VisibleSlugField(serializers.SlugRelatedField):
         return self.visible(user=request.user)
 
 
+# The same refusal for other apps' queries (billing's forecast reads a department so).
+VisibleSlugField = _VisibleSlugField
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class MomentField(serializers.Field):
     """An ISO 8601 date (midnight in the portal's time zone) or date-time (an offset or Z;

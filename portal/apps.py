@@ -9,7 +9,12 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from billing import foresight
+        from jobs import costs
         from portal.periodic import periodic_tasks_install
+
+        # The job pages show what jobs cost; billing, above jobs, computes it.
+        costs.reader = foresight.job_costs
 
         def install(sender, **kwargs):
             if sender.label == "django_celery_beat":

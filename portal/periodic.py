@@ -58,6 +58,18 @@ PERIODIC_TASKS = {
         "failure, with growing waits), and statements finalized recently whose mail never "
         "started.",
     ),
+    "Alert on budget forecasts": (
+        "billing.forecast_alerts",
+        3600,
+        "Monthly GPU-hour budgets whose month-end forecast crosses a threshold before use "
+        "does: the department's managers are told once per threshold and month.",
+    ),
+    "Alert on unusual daily spend": (
+        "billing.spend_anomalies",
+        3600,
+        "Departments' days of spend far from their usual day (median and MAD of the 28 "
+        "days before): recorded and told to the managers once per department and day.",
+    ),
     "Check the clusters for drift": (
         "cluster.check_drift",
         600,

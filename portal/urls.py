@@ -63,6 +63,7 @@ urlpatterns = [
         billing_api.ChargebackReportView.as_view(),
         name="chargeback-report",
     ),
+    path("api/v1/forecast/", billing_api.ForecastView.as_view(), name="forecast"),
     path(
         "api/v1/reports/pools/",
         billing_api.PoolReportView.as_view(),

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection
 from django.db.models import Count, Q
 from django.http import JsonResponse
@@ -11,14 +12,17 @@ from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 
+from billing import foresight
 from billing import selectors as billing_selectors
 from billing import services as billing_services
+from billing.forms import month_field_clean
 from billing.views import DashboardRow, may_read_billing, money_format
 from cluster import selectors as cluster_selectors
 from core import calendar, roles
 from core.sorting import Sorting
 from departments import selectors as department_selectors
 from departments.models import Department, Membership, Quota
+from jobs import costs as job_costs
 from jobs import selectors as job_selectors
 from jobs.models import ACTIVE_STATES, OPEN_STATES, JobState
 from metering import charts
@@ -183,6 +187,43 @@ def department_spend(*, user, department, now) -> dict:
     }
 
 
+def department_forecast(*, user, department, period, now) -> dict | None:
+    """The department's month-end forecast (its row of :func:`billing.foresight.forecasts`)
+    and the projection the burn-down draws."""
+    rows = foresight.forecasts(
+        user=user, period=period, now=now, department=department, by_class=False
+    )
+    row = next((r for r in rows if r.gpu_class is None), None)
+    if row is None:
+        return None
+    projection = None
+    if row.projection.enough_data and row.projection.path:
+        today = now.astimezone(calendar.portal_zone()).date()
+        later = [step for step in row.projection.path if step[0] > today]
+        projection = charts.Projection(
+            start=today,
+            used=row.projection.used,
+            days=[step[0] for step in later],
+            expected=[step[1] for step in later],
+            low=[step[2] for step in later],
+            high=[step[3] for step in later],
+        )
+    return {"row": row, "projection": projection}
+
+
+def department_job_costs(*, user, department, raw: str, now):
+    """The department's portal jobs of a month (``?costs=YYYY-MM``, this month by default)
+    by kind and by submitter, with their cost; a month that is no month gives the reason."""
+    current = calendar.month_of(now)
+    raw = raw.strip()
+    try:
+        month = month_field_clean(raw, latest=current) if raw else current
+    except ValidationError as exc:
+        return None, " ".join(exc.messages)
+    period = billing_services.period_for_reading(month=month)
+    return foresight.job_cost_breakdown(user=user, department=department, period=period), None
+
+
 @login_required
 def department_detail(request, slug: str):
     """A department's namespaces, people, quotas and service levels and, for those who may
@@ -206,6 +247,15 @@ def department_detail(request, slug: str):
     last_30_days = calendar.day_bounds(days[0], days[-1])
     this_month = calendar.month_bounds(now)
     job_counts = dict(jobs.order_by().values_list("state").annotate(n=Count("pk")))
+    spend = department_spend(user=user, department=department, now=now) if reads_usage else None
+    outlook = (
+        department_forecast(user=user, department=department, period=spend["period"], now=now)
+        if spend
+        else None
+    )
+    costs, costs_error = department_job_costs(
+        user=user, department=department, raw=request.GET.get("costs", ""), now=now
+    )
     return render(
         request,
         "portal/department_detail.html",
@@ -234,20 +284,25 @@ def department_detail(request, slug: str):
                         start=min(last_30_days[0], this_month[0]),
                         end=max(last_30_days[1], this_month[1]),
                     ),
+                    projection=outlook["projection"] if outlook else None,
                 )
                 if reads_usage
                 else None
             ),
             # Its money: for the same people as its usage.
-            "spend": (
-                department_spend(user=user, department=department, now=now) if reads_usage else None
-            ),
+            "spend": spend,
+            "forecast": outlook,
+            "costs": costs,
+            "costs_error": costs_error,
+            "costs_value": request.GET.get("costs", "").strip()
+            or f"{calendar.month_of(now):%Y-%m}",
+            "current_month": calendar.month_of(now),
             "job_counts": [
                 (value, label, job_counts[value])
                 for value, label in JobState.choices
                 if job_counts.get(value)
             ],
-            "latest_jobs": jobs.order_by("-submitted_at", "pk")[:10],
+            "latest_jobs": job_costs.with_costs(jobs.order_by("-submitted_at", "pk")[:10]),
             "can_submit_jobs": job_selectors.submit_departments_for_user(user=user)
             .filter(pk=department.pk)
             .exists(),

@@ -327,6 +327,31 @@ API = [
         lambda w: {"department": "marketing", "quantity": "1"},
         expect(401, 403, 403, 403, 403, 403),
     ),
+    # Forecasts are scoped like usage: a member reads no rows (200, empty), a department
+    # outside what the user can see is refused like an unknown slug (400).
+    ("forecast", "get", lambda w: "/api/v1/forecast/", None, READ_ALL),
+    ("forecast csv", "get", lambda w: "/api/v1/forecast/?format=csv", None, READ_ALL),
+    (
+        "forecast of own department",
+        "get",
+        lambda w: "/api/v1/forecast/?department=marketing",
+        None,
+        expect(401, 200, 200, 400, 200, 200),
+    ),
+    (
+        "forecast of other department",
+        "get",
+        lambda w: "/api/v1/forecast/?department=training&format=csv",
+        None,
+        expect(401, 400, 400, 200, 200, 200),
+    ),
+    (
+        "forecast is read-only",
+        "post",
+        lambda w: "/api/v1/forecast/",
+        lambda w: {"department": "marketing"},
+        expect(401, 403, 403, 403, 403, 403),
+    ),
     ("openapi schema", "get", lambda w: "/api/schema/", None, READ_ALL),
     # --- Alert channels: IT and finance read all, managers their departments' (and write
     # them), members none; finance does not write them.
@@ -514,6 +539,7 @@ PAGES = [
     ),
     # Job pages (POSTs and the finer rules: tests/jobs/test_job_pages_permissions.py).
     ("job list page", lambda w: "/jobs/", expect(LOGIN, 200, 200, 200, 200, 200)),
+
     ("job submit page", lambda w: "/jobs/submit/", expect(LOGIN, 200, 200, 200, 200, 200)),
     (
         "manager's job page",
