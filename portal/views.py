@@ -211,16 +211,20 @@ def department_forecast(*, user, department, period, now) -> dict | None:
     return {"row": row, "projection": projection}
 
 
-def department_job_costs(*, user, department, raw: str, now):
+def department_job_costs(*, user, department, raw: str, now, current=None):
     """The department's portal jobs of a month (``?costs=YYYY-MM``, this month by default)
-    by kind and by submitter, with their cost; a month that is no month gives the reason."""
-    current = calendar.month_of(now)
+    by kind and by submitter, with their cost; a month that is no month gives the reason.
+    ``current``: this month's period, when the page has refreshed it already."""
+    this_month = calendar.month_of(now)
     raw = raw.strip()
     try:
-        month = month_field_clean(raw, latest=current) if raw else current
+        month = month_field_clean(raw, latest=this_month) if raw else this_month
     except ValidationError as exc:
         return None, " ".join(exc.messages)
-    period = billing_services.period_for_reading(month=month)
+    if current is not None and current.month == month:
+        period = current
+    else:
+        period = billing_services.period_for_reading(month=month)
     return foresight.job_cost_breakdown(user=user, department=department, period=period), None
 
 
@@ -254,7 +258,11 @@ def department_detail(request, slug: str):
         else None
     )
     costs, costs_error = department_job_costs(
-        user=user, department=department, raw=request.GET.get("costs", ""), now=now
+        user=user,
+        department=department,
+        raw=request.GET.get("costs", ""),
+        now=now,
+        current=spend["period"] if spend else None,
     )
     return render(
         request,

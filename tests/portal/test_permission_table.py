@@ -539,7 +539,6 @@ PAGES = [
     ),
     # Job pages (POSTs and the finer rules: tests/jobs/test_job_pages_permissions.py).
     ("job list page", lambda w: "/jobs/", expect(LOGIN, 200, 200, 200, 200, 200)),
-
     ("job submit page", lambda w: "/jobs/submit/", expect(LOGIN, 200, 200, 200, 200, 200)),
     (
         "manager's job page",
