@@ -16,7 +16,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing import anomalies, foresight, services
+from billing import anomalies, foresight, notifications, services
 from billing.models import ForecastAlert, SpendAnomaly
 from core import calendar
 from departments.models import Department, Membership
@@ -26,7 +26,8 @@ ANOMALY_DAYS_CHECKED = 3  # the last complete days looked at (a missed run catch
 
 
 def _announce(department: Department, event_key: str, subject: str, text: str, data: dict):
-    """Tell ``department``'s managers, after the transaction commits; returns who is told.
+    """Tell ``department``'s managers and its alert channels, after the transaction
+    commits; returns the managers told.
     ``event_key`` names the event once and for all (``forecast:<quota>:<month>:<pct>``,
     ``anomaly:<department>:<day>``); ``data`` carries its figures for channels that want
     them. Mail is a courtesy: the record is the alert."""
@@ -44,6 +45,10 @@ def _announce(department: Department, event_key: str, subject: str, text: str, d
 
     if recipients:
         transaction.on_commit(deliver)
+    # And to the department's alert channels (webhooks, extra addresses), once per event.
+    notifications.notify(
+        department=department, event_key=event_key, subject=subject, text=text, data=data
+    )
     return recipients
 
 
