@@ -23,7 +23,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import exports, foresight, selectors, services
+from billing import exports, focus, foresight, selectors, services
 from billing.filters import AdjustmentFilter, RateCardFilter, StatementFilter
 from billing.models import Adjustment, FrozenError, RateCard, Statement, StatementLine
 from billing.serializers import (
@@ -535,3 +535,53 @@ METHOD = (
     "month's end; 80 % prediction band. Spend: the draft's total so far plus the projected "
     "GPU-hours still to come at the effective rate so far."
 )
+
+
+class SeesAllDepartments(permissions.BasePermission):
+    message = "Only finance and IT read the FOCUS export: it holds every department's charges."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated) and (
+            roles.sees_all_departments(request.user)
+        )
+
+
+class FocusExportView(APIView):
+    """The month's charges in FOCUS 1.2 (the FinOps Foundation's format; docs/focus.md):
+    CSV, one row per charge of every statement of the month (a line of portal jobs one row
+    per job), nulls as empty cells. The BilledCost of a department's rows adds up to its
+    statement's total. Finance and IT only. Errors are JSON."""
+
+    permission_classes = [SeesAllDepartments]
+    renderer_classes = [focus.FocusCSVRenderer, JSONRenderer]
+
+    def export_name(self) -> str:
+        return f"focus-{getattr(self, '_label', 'export')}"
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # The export is CSV whatever the client accepts; errors are JSON.
+        if isinstance(response, Response):
+            renderer = JSONRenderer() if response.status_code >= 400 else focus.FocusCSVRenderer()
+            request.accepted_renderer = renderer
+            request.accepted_media_type = renderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    @extend_schema(
+        parameters=[ChargebackQuerySerializer],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="FOCUS 1.2 columns (BillingAccountId … Tags, x_StatementStatus), "
+                "one row per charge; a month without statements is the header row alone.",
+            ),
+            400: OpenApiResponse(description="The period is not a month (YYYY-MM) that began."),
+            403: OpenApiResponse(description="Only finance and IT read the FOCUS export."),
+        },
+    )
+    def get(self, request):
+        query = ChargebackQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        month = query.validated_data.get("period") or calendar.month_of(timezone.now())
+        period = services.period_for_reading(month=month)
+        self._label = period.label
+        return Response(focus.focus_rows(period=period))

@@ -311,6 +311,12 @@ NOTIFICATIONS_LEASE_S = env.int("NOTIFICATIONS_LEASE_S", default=600)
 NOTIFICATIONS_CATCH_UP_H = env.int("NOTIFICATIONS_CATCH_UP_H", default=48)
 NOTIFICATIONS_QUEUE = env("NOTIFICATIONS_QUEUE", default="celery")
 
+# The FOCUS export (billing/focus.py, docs/focus.md): the billing account is the
+# organisation, the provider (invoice issuer and publisher) the IT team that runs the fleet.
+FOCUS_BILLING_ACCOUNT_ID = env("FOCUS_BILLING_ACCOUNT_ID", default="organisation")
+FOCUS_BILLING_ACCOUNT_NAME = env("FOCUS_BILLING_ACCOUNT_NAME", default="Organisation")
+FOCUS_PROVIDER_NAME = env("FOCUS_PROVIDER_NAME", default="IT GPU fleet")
+
 # --- Audit history -------------------------------------------------------------------------
 # Departments, their rules, job kinds, metric sources, prices and statements keep a history
 # of every change and who made it, shown in the admin. History is a record, not an undo

@@ -69,6 +69,7 @@ urlpatterns = [
         billing_api.PoolReportView.as_view(),
         name="pool-report",
     ),
+    path("api/v1/exports/focus/", billing_api.FocusExportView.as_view(), name="focus-export"),
     path(
         "api/v1/cluster/manifests/",
         cluster_api.ManifestsView.as_view(),

@@ -75,6 +75,7 @@ A = "/api/v1/adjustments/"
 R = "/api/v1/rate-cards/"
 REPORT = "/api/v1/reports/chargeback/?period=2026-03"
 POOLS = "/api/v1/reports/pools/?period=2026-03"
+FOCUS = "/api/v1/exports/focus/?period=2026-03"
 
 
 def _line_jobs(statement_pk: int) -> str:
@@ -197,6 +198,9 @@ API = [
         None,
         expect(401, 403, 403, 403, 403, 403),
     ),
+    # Every department's charges: finance and IT only.
+    ("focus export", "get", lambda b: FOCUS, None, expect(401, 403, 403, 403, 200, 200)),
+    ("focus export is read-only", "post", lambda b: FOCUS, None, expect(401, *[403] * 3, 405, 405)),
 ]
 
 # The routes this table requests (for tests/portal/test_permission_table.py's check that
@@ -214,6 +218,7 @@ REQUESTED_VIEW_NAMES = frozenset(
         "adjustments-detail",
         "chargeback-report",
         "pool-report",
+        "focus-export",
     }
 )
 
@@ -242,7 +247,14 @@ def test_the_table_requests_every_billing_route(world, billed):
         for name in get_resolver().reverse_dict
         if isinstance(name, str)
         and name.startswith(
-            ("rate-cards-", "statements-", "adjustments-", "chargeback-", "pool-report")
+            (
+                "rate-cards-",
+                "statements-",
+                "adjustments-",
+                "chargeback-",
+                "pool-report",
+                "focus-export",
+            )
         )
     }
     assert billing_routes == REQUESTED_VIEW_NAMES
