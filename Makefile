@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # after another (tests/conftest.py). PYTEST_WORKERS= runs everything in one process.
 PYTEST_WORKERS ?= -n auto --dist loadgroup
 
-.PHONY: demo test test-fast _pytest lint install system-packages clean
+.PHONY: demo test test-fast _pytest lint install system-packages focus-validator clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
@@ -25,6 +25,31 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 install: $(VENV)/.installed
+
+# The FinOps Foundation's FOCUS validator, which tests/integration/test_focus_validator.py
+# runs on the demo's FOCUS export, in a virtualenv of its own (FOCUS_VENV): it needs Python
+# 3.12 (3.12 or newer, and its pinned pyarrow<16 has wheels up to 3.12 only), which Debian 12
+# does not ship, so it takes python3.12 from PATH or pyenv. Without one it says so, and the
+# test skips (fails in CI).
+FOCUS_VENV ?= .venv-focus
+FOCUS_REQUIREMENTS := tests/focus-validator-requirements.txt
+FOCUS_PYTHON ?= $(shell for p in python3.12 \
+  $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do \
+  $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1 \
+  && { command -v $$p; break; }; done)
+
+focus-validator: $(FOCUS_VENV)/.installed
+
+$(FOCUS_VENV)/.installed: $(FOCUS_REQUIREMENTS)
+	@if [ -z "$(FOCUS_PYTHON)" ]; then \
+	  echo "No Python 3.12 or newer found (PATH, pyenv): the FOCUS validator is not installed"; \
+	  echo "and tests/integration/test_focus_validator.py skips (fails with PORTAL_REQUIRE_SERVICES=1)."; \
+	  exit 0; fi; \
+	set -e; rm -rf $(FOCUS_VENV); \
+	$(FOCUS_PYTHON) -m venv $(FOCUS_VENV); \
+	$(FOCUS_VENV)/bin/pip install --quiet --no-deps -r $(FOCUS_REQUIREMENTS); \
+	$(FOCUS_VENV)/bin/python -c "import focus_validator.main"; \
+	touch $@
 
 # The Debian packages the tests run (Prometheus, espeak-ng, ffmpeg, Chromium): installed with
 # apt-get as root or with password-less sudo; otherwise it says what is missing and how to
@@ -51,7 +76,7 @@ demo: install
 # Runs on DATABASE_URL when set; otherwise on a local PostgreSQL (postgres@127.0.0.1) when
 # one answers, else on SQLite, where the PostgreSQL-only tests are skipped and say so.
 # CI sets PORTAL_REQUIRE_SERVICES=1, which turns every such skip into a failure.
-test: install lint system-packages
+test: install lint system-packages focus-validator
 	@$(MAKE) --no-print-directory _pytest
 
 # The tests without tests/integration/ (no Prometheus, broker, browser or demo processes):
@@ -72,4 +97,4 @@ lint: install
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(FOCUS_VENV) var staticfiles .pytest_cache .ruff_cache
