@@ -42,6 +42,7 @@ def test_every_period_parameter_is_a_yyyy_mm_string(schema):
         ("get", "/api/v1/reports/chargeback/"),
         ("get", "/api/v1/reports/pools/"),
         ("get", "/api/v1/forecast/"),
+        ("get", "/api/v1/exports/focus/"),
     }
     for where, parameter in parameters.items():
         assert parameter["in"] == "query", where
