@@ -79,7 +79,10 @@ def test_csv_export_has_the_serializer_columns_and_a_file_name(world, api_client
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"] == 'attachment; filename="departments.csv"'
     header = response.content.decode().splitlines()[0]
-    assert header == "slug,name,cost_centre,parent,namespaces,active,my_role,created_at,updated_at"
+    assert header == (
+        "slug,name,cost_centre,billing_contact_email,parent,namespaces,active,my_role,"
+        "created_at,updated_at"
+    )
     assert [(r["slug"], r["namespaces"]) for r in _rows(response)] == [
         ("marketing", "dept-marketing"),
         ("training", "dept-training"),

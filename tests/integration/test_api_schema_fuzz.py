@@ -191,7 +191,25 @@ def _known_objects(world, billing_data) -> dict[str, dict]:
         "adjustments": {"id": billing_data["adjustment"].pk},
         "clusters": {"slug": factories.ClusterFactory(slug="prod-eu").slug},
         "worker-pools": {"id": factories.WorkerPoolFactory(namespace="gpu-workers").pk},
+        "alert-channels": {"id": _alert_delivery(world).channel_id},
+        "alert-deliveries": {"id": _alert_delivery(world).pk},
     }
+
+
+def _alert_delivery(world):
+    """Marketing's e-mail channel and one delivery of it (made once)."""
+    from billing.models import AlertChannel, Delivery
+
+    channel, _ = AlertChannel.objects.get_or_create(
+        department=world.marketing,
+        name="Marketing alerts",
+        defaults={"kind": "email", "emails": ["alerts@example.com"]},
+    )
+    return Delivery.objects.get_or_create(
+        channel=channel,
+        event_key="quota:1:2026-03:80",
+        defaults={"event_type": "quota", "subject": "Quota at 80 %", "text": "At 80 %."},
+    )[0]
 
 
 def _is_date(parameter) -> bool:

@@ -330,7 +330,7 @@ def _sheet_rows(xlsx: bytes) -> list[tuple]:
 
 
 def _gpu_seconds(page) -> list[Decimal]:
-    cells = page.locator("table tbody tr td.num").all_inner_texts()
+    cells = page.locator("table tbody tr td.gpu-seconds").all_inner_texts()
     return [Decimal(text.replace(",", "")) for text in cells]
 
 

@@ -24,6 +24,7 @@ def test_metering_job_billing_and_cluster_tasks_are_scheduled_after_migrate(db):
             "seconds",
             True,
         ),
+        "Send due alerts and statements": ("billing.notifications_due", 60, "seconds", True),
         "Alert on budget forecasts": ("billing.forecast_alerts", 3600, "seconds", True),
         "Alert on unusual daily spend": ("billing.spend_anomalies", 3600, "seconds", True),
         "Check the clusters for drift": ("cluster.check_drift", 600, "seconds", True),

@@ -91,6 +91,8 @@ class Secret:
     adjustment: Adjustment
     rate_card: object
     markers: dict = field(default_factory=dict)
+    channel: object = None  # an alert channel of Zeta's, with a delivery
+    delivery: object = None
 
 
 @pytest.fixture
@@ -180,7 +182,27 @@ def secret(world, settings) -> Secret:
         "adjustment reason": adjustment.reason,
     }
     assert statement.total == Decimal("246.91"), statement.total  # 123.4567 h at 2 EUR
+    from billing.models import AlertChannel, Delivery
+
+    channel = AlertChannel.objects.create(
+        department=zeta,
+        name="Zeta SECRET channel",
+        kind="email",
+        emails=["alerts@secret-zeta.example"],
+        created_by=boss,
+    )
+    delivery = Delivery.objects.create(
+        channel=channel,
+        event_key="quota:zeta-secret",
+        event_type="quota",
+        subject="Zeta SECRET alert subject",
+        text="Zeta SECRET alert text",
+    )
+    markers["alert channel e-mail"] = "alerts@secret-zeta.example"
+    markers["alert subject"] = delivery.subject
     return Secret(
+        channel=channel,
+        delivery=delivery,
         department=zeta,
         boss=boss,
         quota=quota,
@@ -221,6 +243,8 @@ def _route_fillers(s: Secret, world) -> dict:
         "billing:line_jobs": lambda: {"pk": s.statement.pk, "line_pk": _first_line(s)},
         "statements-finalize": statement,
         "adjustments-detail": lambda: {"pk": s.adjustment.pk},
+        "alert-channels-detail": lambda: {"pk": s.channel.pk},
+        "alert-deliveries-detail": lambda: {"pk": s.delivery.pk},
         # Shared objects: readable by everyone signed in; their answers must still hold no
         # marker (a rate card listing which departments it priced, say).
         "gpu-classes-detail": lambda: {"slug": world.a100.slug},
@@ -318,10 +342,14 @@ def _api_path_fillers(s: Secret, world) -> dict:
         "rate-cards": {"id": s.rate_card.pk},
         "clusters": {"slug": _shared_cluster().slug},
         "worker-pools": {"id": _shared_pool().pk},
+        "alert-channels": {"id": s.channel.pk},
+        "alert-deliveries": {"id": s.delivery.pk},
     }
 
 
 SECRET_COLLECTIONS = {
+    "alert-channels",
+    "alert-deliveries",
     "departments",
     "quotas",
     "service-levels",
@@ -482,6 +510,8 @@ def _nothing(world):
         sla=N(pk=999999),
         adjustment=N(pk=999999),
         rate_card=N(pk=999999),
+        channel=N(pk=999999),
+        delivery=N(pk=999999),
     )
 
 

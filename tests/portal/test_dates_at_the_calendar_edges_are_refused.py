@@ -32,6 +32,8 @@ MONTH_PARAMETERS = [
     ("/api/v1/adjustments/", "period"),
     ("/api/v1/reports/chargeback/", "period"),
     ("/api/v1/reports/pools/", "period"),
+    ("/api/v1/forecast/", "period"),
+    ("/api/v1/exports/focus/", "period"),
 ]
 
 AT_THE_EDGES = [
