@@ -8,7 +8,7 @@ from django.db.models import ProtectedError, Q
 
 from departments.models import Cluster, Department, GpuClass, Namespace
 
-DEPARTMENT_FIELDS = ("name", "slug", "cost_centre", "parent", "active")
+DEPARTMENT_FIELDS = ("name", "slug", "cost_centre", "parent", "active", "billing_contact_email")
 
 # Key of the PostgreSQL advisory lock that serialises changes to the hierarchy.
 HIERARCHY_LOCK_KEY = 0x6770_7564  # "gpud"
@@ -37,11 +37,17 @@ def department_create(
     cost_centre: str,
     parent: Department | None = None,
     active: bool = True,
+    billing_contact_email: str = "",
     namespaces: Iterable[str] = (),
 ) -> Department:
     """Create a department that owns ``namespaces``; all or nothing."""
     department = Department(
-        name=name, slug=slug, cost_centre=cost_centre, parent=parent, active=active
+        name=name,
+        slug=slug,
+        cost_centre=cost_centre,
+        parent=parent,
+        active=active,
+        billing_contact_email=billing_contact_email,
     )
     department.full_clean()
     department.save()

@@ -259,9 +259,13 @@ def test_metering_status_lists_hours_covered_and_gaps(allocation, prometheus_his
 
 
 def test_the_admin_action_re_pulls_a_run_window(
-    allocation, prometheus_history, client, world, settings, django_capture_on_commit_callbacks
+    allocation, prometheus_history, client, world, monkeypatch, django_capture_on_commit_callbacks
 ):
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from portal.celery import app
+
+    # On the Celery app itself: its configuration was read from the settings once, by
+    # whichever test of this process used it first, and a settings change is not seen.
+    monkeypatch.setitem(app.conf, "task_always_eager", True)
     h = prometheus_history
     run = services.usage_pull(source=allocation, start=h.at(10), end=h.at(11))
     UsageRecord.objects.filter(source=allocation).update(quantity=Decimal("99"))

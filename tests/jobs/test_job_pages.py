@@ -89,7 +89,7 @@ def test_the_list_shows_kind_department_tier_class_state_reason_and_gpu_seconds(
     row = re.search(r"<tr>\s*<td><a href=\"/jobs/.*?</tr>", page, re.S).group(0)
     for text in ("Lip-sync render", "Marketing", "Batch", "T4", "Succeeded", "Finished in 12.5 s."):
         assert text in row
-    assert '<td class="num">12.5</td>' in row
+    assert '<td class="num gpu-seconds">12.5</td>' in row
 
 
 @pytest.mark.parametrize(
