@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing import api as billing_api
-from billing import notifications_api
+from billing import notifications_api, notifications_views
 from cluster import api as cluster_api
 from core import ratelimits
 from departments import api as departments_api
@@ -49,7 +49,18 @@ urlpatterns = [
     path(
         "departments/",
         include(
-            ([path("<slug:slug>/", views.department_detail, name="detail")], "departments"),
+            (
+                [
+                    path("<slug:slug>/", views.department_detail, name="detail"),
+                    path("<slug:slug>/alerts/", notifications_views.alert_channels, name="alerts"),
+                    path(
+                        "<slug:slug>/alerts/<int:pk>/",
+                        notifications_views.alert_channel_change,
+                        name="alert_channel",
+                    ),
+                ],
+                "departments",
+            ),
         ),
     ),
     path("jobs/", include("jobs.urls")),

@@ -16,6 +16,7 @@ from billing import foresight
 from billing import selectors as billing_selectors
 from billing import services as billing_services
 from billing.forms import month_field_clean
+from billing.notifications_views import alert_departments_for_user
 from billing.views import DashboardRow, may_read_billing, money_format
 from cluster import selectors as cluster_selectors
 from core import calendar, roles
@@ -273,6 +274,8 @@ def department_detail(request, slug: str):
             # Members see the rules they work under; the people list is for managers,
             # finance and IT.
             "show_people": role == "manager" or roles.sees_all_departments(user),
+            # Its alert channels: its managers and IT change them, finance reads them.
+            "reads_alerts": alert_departments_for_user(user=user).filter(pk=department.pk).exists(),
             "parent_visible": department.parent_id is not None
             and (visible is None or department.parent_id in visible),
             "children": [

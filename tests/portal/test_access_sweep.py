@@ -227,6 +227,8 @@ def _route_fillers(s: Secret, world) -> dict:
     statement = lambda: {"pk": s.statement.pk}  # noqa: E731
     return {
         "departments:detail": lambda: {"slug": s.department.slug},
+        "departments:alerts": lambda: {"slug": s.department.slug},
+        "departments:alert_channel": lambda: {"slug": s.department.slug, "pk": s.channel.pk},
         "jobs:detail": lambda: {"pk": s.job.pk},
         "jobs:cancel": lambda: {"pk": s.job.pk},
         "billing:statement": statement,
@@ -278,6 +280,8 @@ def _shared_pool():
 # Route names whose answers are about a Zeta object (so must refuse), not a list/shared one.
 SECRET_ROUTES = {
     "departments:detail",
+    "departments:alerts",
+    "departments:alert_channel",
     "jobs:detail",
     "jobs:cancel",
     "billing:statement",
@@ -294,6 +298,14 @@ SECRET_ROUTES = {
     "statements-line-jobs",
     "billing:line_jobs",
     "adjustments-detail",
+}
+
+# Secret routes that change something: POSTed to as well, with these forms.
+POSTED_ROUTES = {
+    "jobs:cancel": None,
+    "billing:finalize": None,
+    "departments:alerts": {"name": "sweep", "kind": "email", "emails": "sweep@example.com"},
+    "departments:alert_channel": {"action": "delete"},
 }
 
 FORMATS = ["json", "csv", "xlsx", "pdf", "api"]
@@ -781,8 +793,10 @@ def test_nothing_of_another_department_leaks(world, secret, api_client, role):
                 sweep.requests += 1
                 continue
         sweep.check("get", url, response, secret_object=is_secret, label=f"[{name}]")
-        if is_secret and name in ("jobs:cancel", "billing:finalize"):
-            sweep.check("post", url, client.post(url), secret_object=True, label=f"[{name}]")
+        if is_secret and name in POSTED_ROUTES:
+            form = POSTED_ROUTES[name]
+            answer = client.post(url, form) if form else client.post(url)
+            sweep.check("post", url, answer, secret_object=True, label=f"[{name}]")
 
     for probe in probes:
         response = _request(client, probe.method, probe.url, probe.body)
@@ -865,6 +879,12 @@ def test_finance_and_it_do_read_the_markers(world, secret, api_client, role):
         "/api/v1/reports/chargeback/?period=2026-03&format=xlsx": ["department name"],
         "/api/v1/usage/?format=csv&start=2026-03-01&end=2026-04-01": ["department slug"],
         f"/departments/{s.department.slug}/": ["department name"],
+        f"/departments/{s.department.slug}/alerts/": [
+            "department name",
+            "alert channel",
+            "alert address",
+            "alert subject",
+        ],
         f"/jobs/{s.job.pk}/": ["job parameter", "department name"],
         "/billing/?period=2026-03": ["department name"],
         f"/billing/statements/{s.statement.pk}/": ["statement total", "adjustment reason"],

@@ -8,7 +8,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from billing import services as billing
-from billing.models import Statement
+from billing.models import AlertChannel, Statement
 from jobs.models import JobState
 
 MARCH = dt.date(2026, 3, 1)
@@ -29,7 +29,19 @@ def forms(world, draft):
         ("finance", f"/billing/statements/{draft.pk}/finalize/", {}),
         ("it_admin", "/admin/departments/department/add/", {"name": "X", "slug": "x"}),
         ("manager", "/accounts/logout/", {}),
+        (
+            "manager",
+            "/departments/marketing/alerts/",
+            {"name": "desk", "kind": "email", "emails": "desk@example.com"},
+        ),
+        ("manager", f"/departments/marketing/alerts/{_channel(world).pk}/", {"action": "delete"}),
     ]
+
+
+def _channel(world):
+    return AlertChannel.objects.get_or_create(
+        department=world.marketing, name="ops", defaults={"kind": "email", "emails": ["o@x.org"]}
+    )[0]
 
 
 def test_every_form_refuses_a_post_without_its_csrf_token(world, draft):
@@ -47,6 +59,7 @@ def test_every_form_refuses_a_post_without_its_csrf_token(world, draft):
     draft.refresh_from_db()
     assert world.member_job.state == JobState.QUEUED
     assert draft.status == Statement.Status.DRAFT
+    assert list(AlertChannel.objects.values_list("name", flat=True)) == ["ops"]
 
 
 def test_the_api_wants_the_csrf_token_from_a_session_but_not_from_a_token(world, draft):

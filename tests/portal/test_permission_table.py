@@ -512,6 +512,28 @@ PAGES = [
         lambda w: "/departments/nope/",
         expect(LOGIN, 404, 404, 404, 404, 404),
     ),
+    # A department's alert channels: its managers and IT change them, finance reads them
+    # (POSTs: tests/billing/test_alert_channel_pages.py).
+    (
+        "own department's alerts page",
+        lambda w: "/departments/marketing/alerts/",
+        expect(LOGIN, 404, 200, 404, 200, 200),
+    ),
+    (
+        "other department's alerts page",
+        lambda w: "/departments/training/alerts/",
+        expect(LOGIN, 404, 404, 200, 200, 200),
+    ),
+    (
+        "unknown department's alerts page",
+        lambda w: "/departments/nope/alerts/",
+        expect(LOGIN, 404, 404, 404, 404, 404),
+    ),
+    (
+        "alert channel change is a POST",
+        lambda w: f"/departments/marketing/alerts/{_channel(w.marketing).pk}/",
+        expect(LOGIN, 405, 405, 405, 405, 405),
+    ),
     ("login page", lambda w: LOGIN, expect(200, "/", "/", "/", "/", "/")),
     ("api docs", lambda w: "/api/docs/", expect(LOGIN, 200, 200, 200, 200, 200)),
     ("health", lambda w: "/healthz", expect(200, 200, 200, 200, 200, 200)),
