@@ -240,6 +240,7 @@ def _manager_pages(ids) -> list[tuple[str, str]]:
     return [
         ("home", "/"),
         ("department", "/departments/marketing/"),
+        ("alerts", "/departments/marketing/alerts/"),
         ("jobs", "/jobs/"),
         ("job-submit", "/jobs/submit/"),
         (
