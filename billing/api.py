@@ -32,6 +32,7 @@ from billing.serializers import (
     AdjustmentCreateSerializer,
     AdjustmentSerializer,
     ChargebackQuerySerializer,
+    ChargebackReportQuerySerializer,
     ChargebackReportSerializer,
     ChargebackRowSerializer,
     ForecastQuerySerializer,
@@ -354,8 +355,12 @@ class AdjustmentViewSet(
 
 
 class ChargebackReportView(APIView):
-    """The month's chargeback per department: spend and its split by GPU class, GPU-hours,
-    budget use, efficiency and SLA compliance. Finance and it-admin see every department,
+    """The period's chargeback per department: spend and its split by GPU class, GPU-hours,
+    budget use, efficiency and SLA compliance, with what was spent in the period before
+    and the change (amount and percent, "new" where nothing was spent before). A period of
+    several months (a quarter, a year to date, a range) is the sum of its months'
+    statements, draft and finalized: the figures of the monthly reports, added up. Finance
+    and it-admin see every department,
     the *Unallocated* row and the fleet's capacity and idle figures; a manager sees the
     departments they manage (no Unallocated, no fleet figures: null); a member gets an
     empty report, as with usage. `?format=csv` or `?format=xlsx` gives the rows as one
@@ -377,7 +382,7 @@ class ChargebackReportView(APIView):
 
     @extend_schema(
         parameters=[
-            ChargebackQuerySerializer,
+            ChargebackReportQuerySerializer,
             OpenApiParameter(
                 "format",
                 str,
@@ -387,16 +392,25 @@ class ChargebackReportView(APIView):
         ],
         responses={
             200: ChargebackReportSerializer,
-            400: OpenApiResponse(description="The period is not a month (YYYY-MM) that began."),
+            400: OpenApiResponse(
+                description="The period is not a month (YYYY-MM), quarter (YYYY-Qn), year to "
+                "date (YYYY-YTD) or range (YYYY-MM..YYYY-MM) that began."
+            ),
         },
     )
     def get(self, request):
-        query = ChargebackQuerySerializer(data=request.query_params)
+        query = ChargebackReportQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        month = query.validated_data.get("period") or calendar.month_of(timezone.now())
-        period = services.period_for_reading(month=month)
-        self._label = period.label
-        report = selectors.chargeback_report(user=request.user, period=period)
+        span = query.validated_data.get("period") or calendar.Period.month(
+            calendar.month_of(timezone.now())
+        )
+        self._label = span.label
+        report = selectors.span_chargeback_report(
+            user=request.user,
+            span=span,
+            periods=services.periods_for_reading(span=span),
+            previous=services.periods_for_reading(span=span.previous()),
+        )
         data = ChargebackReportSerializer(
             report, context={"currency": report.currency, "request": request}
         ).data

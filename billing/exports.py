@@ -184,8 +184,12 @@ def chargeback_table(report: dict) -> list[dict]:
     for row in report["rows"]:
         flat = {
             "period": report["period"],
+            "previous_period": report["previous_period"],
             **{key: row[key] for key in ("department", "department_name", "statement", "status")},
             "spend": row["spend"],
+            "previous": row["previous"],
+            "change": row["change"],
+            "change_pct": row["change_pct"],
             "currency": row["currency"],
             "gpu_hours": row["gpu_hours"],
         }

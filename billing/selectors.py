@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from billing import pricing as engine
@@ -24,10 +25,11 @@ from billing.models import (
     Statement,
     StatementLine,
     StatementLineJob,
+    StatementStatus,
     WorkerPoolHour,
 )
 from core import roles
-from core.calendar import month_bounds, portal_zone
+from core.calendar import Period, month_bounds, portal_zone
 from departments.models import (
     Department,
     GpuClass,
@@ -42,6 +44,7 @@ from metering.quantities import gpu_hours, gpu_hours_shown
 from metering.selectors import UNALLOCATED, UNKNOWN_MODEL, usage_department_ids_for_user
 
 ZERO = Decimal(0)
+NEW = "new"  # the change from nothing
 UTILISATION_SOURCE = "utilisation"
 LATENCY_SOURCE = "latency"
 
@@ -137,6 +140,25 @@ class ReportRow:
     efficiency: Decimal | None = None  # busy GPU-seconds / billed GPU-seconds
     queue_wait: list[SlaFigure] = field(default_factory=list)  # p95 s per tier
     latency: list[SlaFigure] = field(default_factory=list)  # p95 ms per tier target
+    # Every statement of the span (``statement``: the one, when there is exactly one).
+    statements: list[Statement] = field(default_factory=list)
+    previous_spend: Decimal | None = None  # None: no comparison asked for
+
+    @property
+    def status(self) -> str | None:
+        """draft while any of its statements is, finalized once all are."""
+        if not self.statements:
+            return None
+        finalized = all(s.is_finalized for s in self.statements)
+        return StatementStatus.FINALIZED if finalized else StatementStatus.DRAFT
+
+    @property
+    def change(self) -> Decimal | None:
+        return None if self.previous_spend is None else self.spend - self.previous_spend
+
+    @property
+    def change_pct(self) -> Decimal | str | None:
+        return change_percent(self.spend, self.previous_spend)
 
     @property
     def gpu_hours(self) -> Decimal:
@@ -162,9 +184,22 @@ class ReportRow:
         return True
 
 
+def change_percent(amount: Decimal, previous: Decimal | None) -> Decimal | str | None:
+    """The change from ``previous`` to ``amount`` in percent of ``previous`` (to 0.1);
+    "new" when nothing was spent before and something is now; None without a comparison
+    or when both are nothing."""
+    if previous is None or (not previous and not amount):
+        return None
+    if not previous:
+        return NEW
+    return ((amount - previous) / abs(previous) * 100).quantize(Decimal("0.1"))
+
+
 @dataclass
 class ChargebackReport:
-    period: BillingPeriod
+    period: BillingPeriod | None  # the month's, when the span is one month
+    span: Period
+    previous_span: Period | None
     currency: str
     rows: list[ReportRow]  # departments by spend, then Unallocated (when the user may see it)
     idle_amount: Decimal | None  # None for a user who may not see the fleet's figures
@@ -179,6 +214,21 @@ class ChargebackReport:
     @property
     def departments_total(self) -> Decimal:
         return sum((r.spend for r in self.rows if r.department is not None), ZERO)
+
+    @property
+    def previous_departments_total(self) -> Decimal | None:
+        if self.previous_span is None:
+            return None
+        return sum((r.previous_spend or ZERO for r in self.rows if r.department), ZERO)
+
+    @property
+    def departments_change(self) -> Decimal | None:
+        previous = self.previous_departments_total
+        return None if previous is None else self.departments_total - previous
+
+    @property
+    def departments_change_pct(self) -> Decimal | str | None:
+        return change_percent(self.departments_total, self.previous_departments_total)
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -258,23 +308,53 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
     idle capacity and what the fleet's capacity was worth (finance and IT only).
 
     Reads the period's statements as they stand: refresh the period first."""
-    start, end = month_bounds(period.month)
-    statements = (
-        list(
+    return span_chargeback_report(user=user, span=Period.month(period.month), periods=[period])
+
+
+def span_chargeback_report(
+    *,
+    user,
+    span: Period,
+    periods: list[BillingPeriod],
+    previous: list[BillingPeriod] | None = None,
+) -> ChargebackReport:
+    """:func:`chargeback_report` of several months: the sum of the months' statements
+    (draft and finalized) per department and GPU class, the very figures each month's
+    report gives, added up; the budget is the monthly budget times the months read;
+    efficiency and SLA figures are measured over the whole span. ``periods`` are the
+    span's months that began (:func:`billing.services.periods_for_reading`).
+
+    With ``previous`` (the months of ``span.previous()``), each row and the total also
+    carry what was spent then, so the change can be shown; a department that spent only
+    then has a row of its own, at 0.
+
+    Reads the statements as they stand: refresh the periods first."""
+    saved = [p for p in periods if p.pk is not None]
+    first = min((p.month for p in periods), default=span.start_month)
+    last = max((p.month for p in periods), default=span.start_month)
+    start, end = month_bounds(first)[0], month_bounds(last)[1]
+    statements: dict[int, list[Statement]] = defaultdict(list)
+    for statement in (
+        statements_for_user(user=user).filter(period__in=saved).order_by("period__month")
+    ):
+        statements[statement.department_id].append(statement)
+    spent_before: dict[int, Decimal] = {}
+    if previous is not None:
+        spent_before = dict(
             statements_for_user(user=user)
-            .filter(period=period)
-            .order_by("-total", "department__name")
+            .filter(period__in=[p for p in previous if p.pk is not None])
+            .values("department_id")
+            .annotate(spent=Sum("total"))
+            .values_list("department_id", "spent")
         )
-        if period.pk is not None
-        else []
-    )
-    ids = [s.department_id for s in statements]
+    ids = sorted(set(statements) | set(spent_before))
+    departments = Department.objects.in_bulk(ids)
     by_class: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     by_cluster: dict[int, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
     class_names: set[str] = set()
     cluster_names: set[str] = set()
     for department_id, kind, class_name, cluster, amount in StatementLine.objects.filter(
-        statement__in=[s.pk for s in statements]
+        statement__in=[s.pk for found in statements.values() for s in found]
     ).values_list("department_id", "kind", "gpu_class__name", "cluster__slug", "amount"):
         name = class_name if kind in USED_KINDS and class_name else _other(kind)
         class_names.add(name)
@@ -298,19 +378,23 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
         levels[level.department_id].append(level)
 
     rows = []
-    for statement in statements:
-        d = statement.department_id
-        seconds = statement.gpu_seconds
+    for d in ids:
+        found = statements.get(d, [])
+        seconds = sum((s.gpu_seconds for s in found), ZERO)
         rows.append(
             ReportRow(
-                department=statement.department,
-                name=statement.department.name,
-                statement=statement,
-                spend=statement.total,
+                department=departments[d],
+                name=departments[d].name,
+                statement=found[0] if len(found) == 1 else None,
+                statements=found,
+                spend=sum((s.total for s in found), ZERO),
+                previous_spend=spent_before.get(d, ZERO) if previous is not None else None,
                 gpu_seconds=seconds,
                 by_class=dict(by_class.get(d, {})),
                 by_cluster=dict(by_cluster.get(d, {})),
-                budget_gpu_hours=budgets.get(d),
+                budget_gpu_hours=(
+                    budgets[d] * len(periods) if budgets.get(d) is not None else None
+                ),
                 efficiency=(
                     (busy[d] / seconds).quantize(Decimal("0.0001"))
                     if seconds and d in busy
@@ -339,15 +423,15 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
                 ],
             )
         )
+    rows.sort(key=lambda row: (-row.spend, row.name))
     fleet = roles.sees_all_departments(user)
     idle_absorbed = None
     if fleet:
-        unallocated = period_lines(period=period, kind=LineKind.UNALLOCATED)
         unallocated_by_class: dict[str, Decimal] = defaultdict(lambda: ZERO)
         unallocated_by_cluster: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for class_name, cluster, amount in unallocated.values_list(
-            "gpu_class__name", "cluster__slug", "amount"
-        ):
+        for class_name, cluster, amount in StatementLine.objects.filter(
+            period__in=saved, kind=LineKind.UNALLOCATED, statement__isnull=True
+        ).values_list("gpu_class__name", "cluster__slug", "amount"):
             unallocated_by_class[class_name or _other(LineKind.UNALLOCATED)] += amount
             class_names.add(class_name or _other(LineKind.UNALLOCATED))
             unallocated_by_cluster[cluster or ""] += amount
@@ -357,29 +441,56 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
                 department=None,
                 name=UNALLOCATED,
                 statement=None,
-                spend=period.unallocated_amount,
-                gpu_seconds=period.unallocated_gpu_seconds,
+                spend=sum((p.unallocated_amount for p in periods), ZERO),
+                previous_spend=(
+                    sum((p.unallocated_amount for p in previous), ZERO)
+                    if previous is not None
+                    else None
+                ),
+                gpu_seconds=sum((p.unallocated_gpu_seconds for p in periods), ZERO),
                 by_class=dict(unallocated_by_class),
                 by_cluster=dict(unallocated_by_cluster),
             )
         )
         idle_absorbed = (
-            period_lines(period=period, kind=LineKind.IDLE).aggregate(total=Sum("amount"))["total"]
+            StatementLine.objects.filter(
+                period__in=saved, kind=LineKind.IDLE, statement__isnull=True
+            ).aggregate(total=Sum("amount"))["total"]
             or ZERO
         )
     return ChargebackReport(
-        period=period,
-        currency=period.currency,
+        period=periods[0] if len(periods) == 1 else None,
+        span=span,
+        previous_span=span.previous() if previous is not None else None,
+        currency=periods[0].currency if periods else settings.BILLING_CURRENCY,
         rows=rows,
-        idle_amount=period.idle_amount if fleet else None,
+        idle_amount=sum((p.idle_amount for p in periods), ZERO) if fleet else None,
         idle_absorbed=idle_absorbed,
-        capacity_amount=period.capacity_amount if fleet else None,
+        capacity_amount=sum((p.capacity_amount for p in periods), ZERO) if fleet else None,
         class_names=sorted(class_names),
         cluster_names=sorted(cluster_names),
-        pool_idle_amount=period.pool_idle_amount if fleet else None,
-        flagged_pool_hours=(pool_hours(period=period, flagged=True).count() if fleet else None),
-        unmarked_jobs=period.unmarked_jobs if fleet else None,
+        pool_idle_amount=sum((p.pool_idle_amount for p in periods), ZERO) if fleet else None,
+        flagged_pool_hours=(
+            WorkerPoolHour.objects.filter(period__in=saved, flagged=True).count() if fleet else None
+        ),
+        unmarked_jobs=_unmarked_jobs(periods) if fleet else None,
     )
+
+
+def _unmarked_jobs(periods: list[BillingPeriod]) -> list[dict]:
+    """The periods' unmarked jobs, one entry per namespace (jobs and GPU-seconds added)."""
+    if len(periods) == 1:
+        return periods[0].unmarked_jobs
+    merged: dict[tuple, dict] = {}
+    for period in periods:
+        for entry in period.unmarked_jobs:
+            key = (entry.get("cluster"), entry.get("namespace"))
+            if key not in merged:
+                merged[key] = {**entry, "jobs": 0, "gpu_seconds": "0"}
+            merged[key]["jobs"] += entry.get("jobs", 0)
+            total = Decimal(merged[key]["gpu_seconds"]) + Decimal(entry.get("gpu_seconds", 0))
+            merged[key]["gpu_seconds"] = f"{total.normalize():f}"
+    return list(merged.values())
 
 
 def _other(kind: str) -> str:

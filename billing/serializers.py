@@ -16,7 +16,7 @@ from billing.models import Adjustment, LineKind, RateCard, Statement, StatementL
 from billing.pricing import price_text, round_money
 from billing.selectors import statements_for_user
 from core import calendar
-from core.api import ModelValidationMixin
+from core.api import ModelValidationMixin, PeriodField
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS
 from departments.models import Department, GpuClass, Tier
 from departments.selectors import departments_for_user, gpu_classes_for_user
@@ -79,6 +79,9 @@ class MonthField(serializers.CharField):
             return calendar.month_parse(str(data).strip())
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+
+    def to_representation(self, value) -> str:
+        return f"{value:%Y-%m}" if isinstance(value, dt.date) else str(value)
 
 
 # --- Rate cards -----------------------------------------------------------------------------
@@ -394,9 +397,23 @@ class ChargebackRowSerializer(serializers.Serializer):
 
     department = serializers.SerializerMethodField(help_text="Slug; null for Unallocated.")
     department_name = serializers.CharField(source="name")
-    statement = serializers.SerializerMethodField(help_text="Statement id.")
-    status = serializers.SerializerMethodField(help_text="Statement status.")
+    statement = serializers.SerializerMethodField(
+        help_text="Statement id; null for a period of several months (several statements)."
+    )
+    status = serializers.SerializerMethodField(
+        help_text="Statement status: draft while any of the period's statements is one."
+    )
     spend = MoneyField()
+    previous = MoneyField(
+        source="previous_spend",
+        allow_null=True,
+        help_text="What was spent in the period before (previous_period).",
+    )
+    change = MoneyField(allow_null=True, help_text="spend - previous.")
+    change_pct = serializers.SerializerMethodField(
+        help_text='The change in percent of previous (to 0.1), "new" when previous was 0; '
+        "null when both are 0."
+    )
     currency = serializers.SerializerMethodField()
     gpu_hours = GpuHoursField(source="gpu_seconds")
     gpu_seconds = GpuSecondsField()
@@ -431,7 +448,10 @@ class ChargebackRowSerializer(serializers.Serializer):
         return row.statement.pk if row.statement else None
 
     def get_status(self, row) -> str | None:
-        return row.statement.status if row.statement else None
+        return row.status
+
+    def get_change_pct(self, row) -> str | None:
+        return percent_text(row.change_pct)
 
     def get_currency(self, row) -> str:
         return self.context["currency"]
@@ -482,14 +502,34 @@ class PoolHourSerializer(serializers.Serializer):
     cause = serializers.CharField(help_text="What to check, for a flagged hour.")
 
 
-class ChargebackReportSerializer(serializers.Serializer):
-    """The month per department. ``capacity_amount``, ``idle_amount`` and
-    ``idle_absorbed`` (and the *Unallocated* row) are shown to finance and IT only; null
-    for managers."""
+def percent_text(percent) -> str | None:
+    """A change in percent as the API writes it: "12.5", "-3.0", "new" or null."""
+    return None if percent is None else f"{percent}"
 
-    period = MonthField(source="period.label", help_text="YYYY-MM.")
+
+class ChargebackReportSerializer(serializers.Serializer):
+    """The period per department, with the change against the period before it.
+    ``capacity_amount``, ``idle_amount`` and ``idle_absorbed`` (and the *Unallocated*
+    row) are shown to finance and IT only; null for managers."""
+
+    period = PeriodField(
+        source="span", help_text="The period: YYYY-MM, YYYY-Qn, YYYY-YTD or YYYY-MM..YYYY-MM."
+    )
+    start_month = MonthField(source="span.start_month", help_text="Its first month, YYYY-MM.")
+    end_month = MonthField(source="span.end_month", help_text="Its last month, YYYY-MM.")
+    previous_period = PeriodField(
+        source="previous_span",
+        allow_null=True,
+        help_text="The period the change is measured against: the month, quarter or N "
+        "months before; for a year to date, the same months a year earlier.",
+    )
     currency = serializers.CharField()
     departments_total = MoneyField()
+    previous_departments_total = MoneyField(allow_null=True)
+    departments_change = MoneyField(allow_null=True)
+    departments_change_pct = serializers.SerializerMethodField(
+        help_text='In percent of previous_departments_total; "new" when that was 0.'
+    )
     capacity_amount = MoneyField(allow_null=True, help_text="What the fleet's capacity was worth.")
     idle_amount = MoneyField(allow_null=True, help_text="Capacity nobody used, valued.")
     idle_absorbed = MoneyField(
@@ -518,6 +558,9 @@ class ChargebackReportSerializer(serializers.Serializer):
     )
     rows = ChargebackRowSerializer(many=True)
 
+    def get_departments_change_pct(self, report) -> str | None:
+        return percent_text(report.departments_change_pct)
+
 
 class ChargebackQuerySerializer(serializers.Serializer):
     """What ``GET /api/v1/reports/chargeback/`` reads from its query string."""
@@ -532,6 +575,18 @@ class ChargebackQuerySerializer(serializers.Serializer):
                 f"{month:%B %Y} has not begun; there is nothing to report yet."
             )
         return month
+
+
+class ChargebackReportQuerySerializer(serializers.Serializer):
+    """What ``GET /api/v1/reports/chargeback/`` reads from its query string."""
+
+    period = PeriodField(
+        required=False,
+        help_text="A month (YYYY-MM), a quarter (YYYY-Qn), a year to date (YYYY-YTD: January "
+        "to the current month, or the whole of a past year) or a range of months "
+        "(YYYY-MM..YYYY-MM, at most 36), in the portal's time zone; by default the current "
+        "month. A period wholly ahead is refused.",
+    )
 
 
 class PoolQuerySerializer(ChargebackQuerySerializer):

@@ -32,7 +32,7 @@ from billing.models import (
     StatementStatus,
     WorkerPoolHour,
 )
-from core.calendar import month_bounds, month_ended, month_of, next_month
+from core.calendar import Period, month_bounds, month_ended, month_of, next_month
 from departments.models import (
     Cluster,
     Department,
@@ -330,6 +330,13 @@ def period_for_reading(*, month: dt.date) -> BillingPeriod:
         idle_policy=settings.BILLING_IDLE_POLICY,
         currency=settings.BILLING_CURRENCY,
     )
+
+
+def periods_for_reading(*, span: Period) -> list[BillingPeriod]:
+    """:func:`period_for_reading` of each month of ``span`` that has begun, oldest first
+    (late usage of an earlier, finalized month lands on a later one)."""
+    current = month_of(timezone.now())
+    return [period_for_reading(month=month) for month in span.months() if month <= current]
 
 
 def _lock_period(month: dt.date) -> BillingPeriod:

@@ -11,6 +11,7 @@ from babel.numbers import get_currency_precision
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from openpyxl import Workbook
 from openpyxl.utils import get_column_letter
 from rest_framework import permissions, serializers
@@ -18,6 +19,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer
 from rest_framework.settings import api_settings
 from rest_framework_csv.renderers import CSVRenderer as _LibraryCSVRenderer
+
+from core import calendar
 
 
 class ModelPermissions(permissions.DjangoModelPermissions):
@@ -289,3 +292,28 @@ def _cell(value: Any):
     if isinstance(value, dict | list):
         return json.dumps(value)
     return value
+
+
+# A period of months as the reports read and write it (:func:`core.calendar.period_parse`).
+PERIOD_SCHEMA = {
+    "type": "string",
+    "pattern": calendar.PERIOD_PATTERN,
+    "example": "2026-Q3",
+    "maxLength": 16,
+}
+
+
+@extend_schema_field(PERIOD_SCHEMA)
+class PeriodField(serializers.CharField):
+    """A period of months: ``YYYY-MM``, ``YYYY-Qn``, ``YYYY-YTD`` or ``YYYY-MM..YYYY-MM``,
+    read as a :class:`core.calendar.Period` that has begun, shown as its label. A refusal
+    says what is wrong and names the accepted forms."""
+
+    def to_internal_value(self, data) -> calendar.Period:
+        try:
+            return calendar.period_parse(str(data))
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc), code="invalid") from exc
+
+    def to_representation(self, value) -> str:
+        return value.label if isinstance(value, calendar.Period) else str(value)

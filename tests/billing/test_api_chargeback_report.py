@@ -92,7 +92,11 @@ def test_a_member_gets_an_empty_report(world, api_client, march):
 @pytest.mark.parametrize(
     ("period", "message"),
     [
-        ("March", "“March” is not a month; give it as YYYY-MM, e.g. 2026-03."),
+        (
+            "March",
+            "“March” is not a period; give a month (2026-03), a quarter (2026-Q3), a year to "
+            "date (2026-YTD) or a range of months (2026-01..2026-06, at most 36 months).",
+        ),
         ("1999-12", "“1999-12” is before the year 2000."),
         ("2099-01", "January 2099 has not begun; there is nothing to report yet."),
     ],
@@ -138,7 +142,7 @@ def test_the_report_as_xlsx_has_the_csv_table(world, api_client, march):
 
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
     header, *rows = [list(row) for row in sheet.iter_rows(values_only=True)]
-    assert header[:4] == ["period", "department", "department_name", "statement"]
+    assert header[:5] == ["period", "previous_period", "department", "department_name", "statement"]
     (row,) = rows
     assert row[header.index("department")] == "marketing"
     assert row[header.index("spend")] == 5
