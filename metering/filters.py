@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core import calendar
+from core.api import PeriodField
 from core.filters import moment_in_range
 from departments.filters import UNKNOWN_DEPARTMENT, UNKNOWN_GPU_CLASS
 from departments.models import Cluster, Department, GpuClass
@@ -130,6 +131,13 @@ class UsageQuery(serializers.Serializer):
         help_text="End of the window, excluded, in the same forms as `start`. Default: the "
         "end of the current month (or of the month of `start`, when that is later).",
     )
+    period = PeriodField(
+        required=False,
+        help_text="Instead of start and end (not with them): a month (YYYY-MM), a quarter "
+        "(YYYY-Qn), a year to date (YYYY-YTD) or a range of months (YYYY-MM..YYYY-MM, at "
+        "most 36), from the start of its first month to the end of its last in the portal's "
+        "time zone.",
+    )
     granularity = serializers.ChoiceField(
         choices=list(selectors.GRANULARITIES),
         default="day",
@@ -151,6 +159,13 @@ class UsageQuery(serializers.Serializer):
                 else "No metric source is set up yet; IT adds them in the admin."
             )
             raise serializers.ValidationError({"source": [message]})
+        period = attrs.pop("period", None)
+        if period is not None:
+            if "start" in attrs or "end" in attrs:
+                raise serializers.ValidationError(
+                    {"period": ["Give a period or a start and an end, not both."]}
+                )
+            attrs["start"], attrs["end"] = period.bounds()
         start, end = attrs.get("start"), attrs.get("end")
         if start is None:
             reference = end - dt.timedelta(microseconds=1) if end else timezone.now()

@@ -25,7 +25,7 @@ MONTH_PROPERTIES = {
     "ChargebackReport": ["start_month", "end_month"],
 }
 # Parameters and answers' fields that hold a period of months.
-PERIOD_PARAMETERS = {("get", "/api/v1/reports/chargeback/")}
+PERIOD_PARAMETERS = {("get", "/api/v1/reports/chargeback/"), ("get", "/api/v1/usage/")}
 PERIOD_PROPERTIES = {"ChargebackReport": ["period", "previous_period"]}
 
 
@@ -53,6 +53,7 @@ def test_every_period_parameter_is_a_yyyy_mm_string_or_a_period_of_months(schema
         ("get", "/api/v1/reports/pools/"),
         ("get", "/api/v1/forecast/"),
         ("get", "/api/v1/exports/focus/"),
+        ("get", "/api/v1/usage/"),
     }
     for where, parameter in parameters.items():
         assert parameter["in"] == "query", where

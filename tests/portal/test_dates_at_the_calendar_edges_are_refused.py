@@ -34,6 +34,7 @@ MONTH_PARAMETERS = [
     ("/api/v1/reports/pools/", "period"),
     ("/api/v1/forecast/", "period"),
     ("/api/v1/exports/focus/", "period"),
+    ("/api/v1/usage/", "period"),
 ]
 
 AT_THE_EDGES = [
