@@ -357,13 +357,14 @@ class AdjustmentViewSet(
 class ChargebackReportView(APIView):
     """The period's chargeback per department: spend and its split by GPU class, GPU-hours,
     budget use, efficiency and SLA compliance, with what was spent in the period before
-    and the change (amount and percent, "new" where nothing was spent before). A period of
-    several months (a quarter, a year to date, a range) is the sum of its months'
-    statements, draft and finalized: the figures of the monthly reports, added up. Finance
-    and it-admin see every department,
-    the *Unallocated* row and the fleet's capacity and idle figures; a manager sees the
-    departments they manage (no Unallocated, no fleet figures: null); a member gets an
-    empty report, as with usage. `?format=csv` or `?format=xlsx` gives the rows as one
+    and the change (amount and percent, "new" where nothing was spent before; the period
+    before is read as its statements stand, not refreshed). A period of several months (a
+    quarter, a year to date, a range) is the sum of its months' statements, draft and
+    finalized: the figures of the monthly reports, added up. Finance and it-admin see
+    every department, the *Unallocated* row and the fleet's capacity and idle figures; a
+    manager sees the departments they manage (no Unallocated, no fleet figures: null); a
+    member gets an empty report, as with usage. `?format=csv` or `?format=xlsx` gives the
+    rows as one
     table (a column per GPU class and per tier's SLA figure)."""
 
     renderer_classes = TABLE_RENDERERS
@@ -409,7 +410,7 @@ class ChargebackReportView(APIView):
             user=request.user,
             span=span,
             periods=services.periods_for_reading(span=span),
-            previous=services.periods_for_reading(span=span.previous()),
+            previous=selectors.periods_as_they_stand(span=span.previous()),
         )
         data = ChargebackReportSerializer(
             report, context={"currency": report.currency, "request": request}

@@ -311,6 +311,13 @@ def chargeback_report(*, user, period: BillingPeriod) -> ChargebackReport:
     return span_chargeback_report(user=user, span=Period.month(period.month), periods=[period])
 
 
+def periods_as_they_stand(*, span: Period) -> list[BillingPeriod]:
+    """The stored periods of ``span``'s months, not refreshed: what the period before a
+    report's is read from (as the trend reads earlier months), so that a report refreshes
+    the months it shows and no others."""
+    return list(BillingPeriod.objects.filter(month__in=span.months()).order_by("month"))
+
+
 def span_chargeback_report(
     *,
     user,
@@ -324,9 +331,10 @@ def span_chargeback_report(
     efficiency and SLA figures are measured over the whole span. ``periods`` are the
     span's months that began (:func:`billing.services.periods_for_reading`).
 
-    With ``previous`` (the months of ``span.previous()``), each row and the total also
-    carry what was spent then, so the change can be shown; a department that spent only
-    then has a row of its own, at 0.
+    With ``previous`` (the stored periods of ``span.previous()``:
+    :func:`periods_as_they_stand`), each row and the total also carry what was spent
+    then, so the change can be shown; a department that spent only then has a row of its
+    own, at 0.
 
     Reads the statements as they stand: refresh the periods first."""
     saved = [p for p in periods if p.pk is not None]

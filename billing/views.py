@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import anomalies, charts, foresight, selectors, services
-from billing.forms import StatementFilterForm, month_field_clean, search_word_month
+from billing.forms import StatementFilterForm, search_word_month
 from billing.models import Statement, StatementLine, minor_unit
 from core import calendar, roles
 from core.sorting import Sorting
@@ -121,37 +121,73 @@ def _month_links(month: dt.date, current: dt.date) -> dict[str, str | None]:
     }
 
 
+def _period_choices(current: dt.date) -> list[calendar.Period]:
+    """The periods the picker offers besides months: this quarter and the one before, and
+    the year to date."""
+    quarter = calendar.Period.quarter(current.year, (current.month + 2) // 3)
+    year_to_date = calendar.period_parse(f"{current.year}-YTD", current=current)
+    return [quarter, quarter.previous(), year_to_date]
+
+
+def _requested_period(query, *, current: dt.date) -> calendar.Period:
+    """The period the page is asked for: ``period`` (any form of
+    :func:`core.calendar.period_parse`), or the custom range ``from`` and ``to`` (two
+    months); this month by default. ``ValueError`` with the reason otherwise."""
+    first, last = query.get("from", "").strip(), query.get("to", "").strip()
+    raw = query.get("period", "").strip()
+    if first or last:
+        if not (first and last):
+            raise ValueError("Give both months of the range, from and to.")
+        raw = f"{first}..{last}"
+    if not raw:
+        return calendar.Period.month(current)
+    return calendar.period_parse(raw, current=current)
+
+
 @login_required
 def dashboard(request):
-    """The month's chargeback: cost per department by GPU class, the 12-month trend, and
-    per department spend, GPU-hours, budget use, efficiency, SLA compliance and the
-    statement; then *Unallocated*, idle capacity and the reconciliation (finance and IT).
-    A manager sees the same page for the departments they manage. Refreshes the chosen
-    month's drafts first; earlier months show what their periods hold."""
+    """The period's chargeback (a month, a quarter, the year to date or a range of
+    months): cost per department by GPU class, the 12-month trend, and per department
+    spend, its change against the period before, GPU-hours, budget use, efficiency, SLA
+    compliance and the statement; then *Unallocated*, idle capacity and (a month) the
+    reconciliation, for finance and IT. A manager sees the same page for the departments
+    they manage. Refreshes the drafts of the months read first."""
     user = request.user
     billing_department_ids(user)
     current = calendar.month_of(timezone.now())
-    raw = request.GET.get("period", "").strip()
-    context = {"period_value": raw or f"{current:%Y-%m}", "current_month": current}
+    context = {
+        "period_value": f"{current:%Y-%m}",
+        "current_month": current,
+        "choices": _period_choices(current),
+    }
     try:
-        month = month_field_clean(raw, latest=current) if raw else current
-    except ValidationError as exc:
-        context["error"] = " ".join(exc.messages)
+        span = _requested_period(request.GET, current=current)
+    except ValueError as exc:
+        context["error"] = str(exc)
+        context["period_value"] = request.GET.get("period", "")
         return render(request, "billing/dashboard.html", context, status=400)
 
-    period = services.period_for_reading(month=month)
-    report = selectors.chargeback_report(user=user, period=period)
+    periods = services.periods_for_reading(span=span)
+    report = selectors.span_chargeback_report(
+        user=user,
+        span=span,
+        periods=periods,
+        previous=selectors.periods_as_they_stand(span=span.previous()),
+    )
+    period = report.period  # the month's, when the span is one month
+    month = min(span.end_month, current)  # the last month read: the trend ends there
     months = charts.trend_months(month)
     trend = selectors.cost_trend(user=user, months=months, top=charts.TREND_SERIES - 1)
     fleet = roles.sees_all_departments(user)
     now = timezone.now()
+    forecasts_shown = span.kind == "month" and month == current
     outlook = (
         {
             row.department.pk: row
             for row in foresight.forecasts(user=user, period=period, now=now, by_class=False)
             if row.department is not None and row.gpu_class is None
         }
-        if month == current
+        if forecasts_shown
         else {}
     )
     department_rows = [
@@ -161,9 +197,15 @@ def dashboard(request):
     ]
     context.update(
         {
+            "period_value": span.label if span.kind == "month" else "",
+            "range_from": f"{span.start_month:%Y-%m}" if span.kind == "range" else "",
+            "range_to": f"{span.end_month:%Y-%m}" if span.kind == "range" else "",
+            "span": span,
             "period": period,
+            "computed_at": max((p.computed_at for p in periods if p.pk), default=None),
+            "opened": any(p.pk for p in periods),
             "month": month,
-            "months": _month_links(month, current),
+            "months": _month_links(month, current) if span.kind == "month" else {},
             "report": report,
             "rows": department_rows,
             "unallocated": next((r for r in report.rows if r.department is None), None),
@@ -171,8 +213,10 @@ def dashboard(request):
                 sum((r.report.gpu_seconds for r in department_rows), Decimal(0))
             ),
             "fleet": fleet,
-            "reconciliation": selectors.reconciliation(period=period) if fleet else None,
-            "pools": selectors.pool_summaries(period=period) if fleet else [],
+            "reconciliation": (
+                selectors.reconciliation(period=period) if fleet and period else None
+            ),
+            "pools": selectors.pool_summaries(period=period) if fleet and period else [],
             "clusters": report.cluster_names if len(report.cluster_names) > 1 else [],
             "cluster_rows": [
                 (row.name, [row.by_cluster.get(name) for name in report.cluster_names])
@@ -182,7 +226,8 @@ def dashboard(request):
             "drafts": sum(
                 1
                 for row in department_rows
-                if row.report.statement and not row.report.statement.is_finalized
+                for statement in row.report.statements
+                if not statement.is_finalized
             ),
             "by_class_chart": charts.cost_by_class_chart(report=report),
             "trend_chart": charts.cost_trend_chart(
@@ -190,8 +235,12 @@ def dashboard(request):
             ),
             "trend_first": (charts.trend_months_charged(points=trend, months=months) or months)[0],
             "money": money_format(report.currency),
-            "forecasts_shown": month == current,
-            "anomalies": foresight.spend_anomalies(user=user, days=_complete_days(month, now)),
+            "forecasts_shown": forecasts_shown,
+            "anomalies": (
+                foresight.spend_anomalies(user=user, days=_complete_days(month, now))
+                if span.kind == "month"
+                else []
+            ),
             "anomaly_window": anomalies.WINDOW_DAYS,
         }
     )

@@ -249,8 +249,8 @@ def test_the_month_picker_shows_an_earlier_month_and_refreshes_it(world, client,
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("2026-13", "“2026-13” is not a month; give it as YYYY-MM, e.g. 2026-03."),
-        ("march", "“march” is not a month; give it as YYYY-MM"),
+        ("2026-13", "“2026-13” names no month 13: months run 01 to 12."),
+        ("march", "“march” is not a period; give a month (2026-03), a quarter (2026-Q3)"),
         ("1999-12", "“1999-12” is before the year 2000."),
     ],
 )
@@ -267,7 +267,7 @@ def test_a_month_that_has_not_begun_answers_400(world, client):
     future = calendar.next_month(this_month())
     response = client_as(client, world, "finance").get(URL, {"period": f"{future:%Y-%m}"})
     assert response.status_code == 400
-    assert f"{future:%Y-%m} has not begun yet" in response.content.decode()
+    assert f"{future:%B %Y} has not begun" in response.content.decode()
     assert not BillingPeriod.objects.filter(month=future).exists()
 
 
