@@ -198,7 +198,8 @@ def secret(world, settings) -> Secret:
         subject="Zeta SECRET alert subject",
         text="Zeta SECRET alert text",
     )
-    markers["alert channel e-mail"] = "alerts@secret-zeta.example"
+    markers["alert channel"] = channel.name
+    markers["alert address"] = "alerts@secret-zeta.example"
     markers["alert subject"] = delivery.subject
     return Secret(
         channel=channel,
