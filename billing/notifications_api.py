@@ -103,9 +103,15 @@ class AlertChannelSerializer(serializers.ModelSerializer):
         }
         if merged["kind"] == ChannelKind.EMAIL and not merged["emails"]:
             raise serializers.ValidationError({"emails": "An e-mail channel needs an address."})
+        # A channel that will not send (switched off) needs no check of where it would send:
+        # one whose host moved into a private range can still be switched off. Switching it
+        # on checks it again, as every sending does.
+        sends = attrs.get("active", getattr(self.instance, "active", True))
         if merged["kind"] == ChannelKind.WEBHOOK:
             if not merged["url"]:
                 raise serializers.ValidationError({"url": "A webhook needs its URL."})
+            if not sends:
+                return attrs
             try:
                 notifications.channel_check(AlertChannel(**merged))
             except UrlRefused as exc:

@@ -76,3 +76,29 @@ def test_a_manager_cannot_allow_private_addresses_but_it_can(world, api_client, 
     )
     assert allowed.status_code == 201
     assert AlertChannel.objects.get(name="inside").allow_private
+
+
+def test_a_webhook_that_no_longer_passes_its_check_can_still_be_switched_off(
+    world, api_client, settings
+):
+    """Its address now reaches a private range (a host that moved, a rule that changed):
+    switching it off sends nothing, so it is allowed; switching it on is checked again."""
+    settings.WEBHOOKS_ALLOW_PRIVATE = False
+    hook = AlertChannel.objects.create(
+        department=world.marketing,
+        name="moved",
+        kind="webhook",
+        url="http://127.0.0.1:9/hook",
+        secret="whsec_dGVzdA==",
+    )
+    client = client_as(api_client, world, "manager")
+    url = f"/api/v1/alert-channels/{hook.pk}/"
+    off = client.patch(url, {"active": False}, format="json")
+    assert off.status_code == 200, off.content
+    hook.refresh_from_db()
+    assert hook.active is False
+    on = client.patch(url, {"active": True}, format="json")
+    assert on.status_code == 400
+    assert "url" in on.json()
+    hook.refresh_from_db()
+    assert hook.active is False
