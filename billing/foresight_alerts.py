@@ -19,7 +19,8 @@ from django.utils import timezone
 from billing import anomalies, foresight, notifications, services
 from billing.models import ForecastAlert, SpendAnomaly
 from core import calendar
-from departments.models import Department, Membership
+from departments import selectors as department_selectors
+from departments.models import Department
 
 logger = logging.getLogger(__name__)
 ANOMALY_DAYS_CHECKED = 3  # the last complete days looked at (a missed run catches up)
@@ -31,11 +32,7 @@ def _announce(department: Department, event_key: str, subject: str, text: str, d
     ``event_key`` names the event once and for all (``forecast:<quota>:<month>:<pct>``,
     ``anomaly:<department>:<day>``); ``data`` carries its figures for channels that want
     them. Mail is a courtesy: the record is the alert."""
-    recipients = sorted(
-        Membership.objects.filter(department=department, role=Membership.Role.MANAGER)
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
+    recipients = department_selectors.manager_emails(department.pk)
 
     def deliver() -> None:
         try:

@@ -51,7 +51,8 @@ from billing.notifications_models import (
     WebhookPreset,
 )
 from core.roles import FINANCE
-from departments.models import Department, Membership
+from departments import selectors as department_selectors
+from departments.models import Department
 
 logger = logging.getLogger(__name__)
 
@@ -429,13 +430,7 @@ def delivery_retry_now(*, delivery: Delivery) -> None:
 def statement_recipients(statement: Statement) -> list[str]:
     """The department's managers (with an address) and its billing contact."""
     department = statement.department
-    addresses = set(
-        Membership.objects.filter(
-            department=department, role=Membership.Role.MANAGER, user__is_active=True
-        )
-        .exclude(user__email="")
-        .values_list("user__email", flat=True)
-    )
+    addresses = set(department_selectors.manager_emails(department.pk))
     if department.billing_contact_email:
         addresses.add(department.billing_contact_email)
     return sorted(addresses)

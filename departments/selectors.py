@@ -101,3 +101,15 @@ def job_namespace(department: str = "pk") -> Subquery:
         .order_by("name")
         .values("name")[:1]
     )
+
+
+def manager_emails(department_id: int) -> list[str]:
+    """The e-mail addresses of the department's managers who can be told something (active,
+    with an address), sorted: who every alert and statement of the department goes to."""
+    return sorted(
+        Membership.objects.filter(
+            department_id=department_id, role=Membership.Role.MANAGER, user__is_active=True
+        )
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )

@@ -24,7 +24,6 @@ from departments.models import (
     Department,
     Enforcement,
     GpuClass,
-    Membership,
     OffPeakWindow,
     Quota,
     QuotaKind,
@@ -499,13 +498,7 @@ def _alert(
         if not created:
             continue
         if recipients is None:  # the quotas are all the department's
-            recipients = sorted(
-                Membership.objects.filter(
-                    department_id=quota.department_id, role=Membership.Role.MANAGER
-                )
-                .exclude(user__email="")
-                .values_list("user__email", flat=True)
-            )
+            recipients = department_selectors.manager_emails(quota.department_id)
         recorded = [
             QuotaAlert(
                 quota=quota,
