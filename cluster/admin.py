@@ -3,18 +3,7 @@
 from django.contrib import admin
 
 from cluster.models import DriftCheck, DriftFinding
-from core.admin_site import DateHierarchyInRange
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from core.admin_site import DateHierarchyInRange, ReadOnlyModelAdmin
 
 
 class OpenFilter(admin.SimpleListFilter):
@@ -33,7 +22,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(DriftFinding)
-class DriftFindingAdmin(DateHierarchyInRange, ReadOnlyAdmin):
+class DriftFindingAdmin(DateHierarchyInRange, ReadOnlyModelAdmin):
     list_display = [
         "cluster",
         "department",
@@ -56,7 +45,7 @@ class DriftFindingAdmin(DateHierarchyInRange, ReadOnlyAdmin):
 
 
 @admin.register(DriftCheck)
-class DriftCheckAdmin(ReadOnlyAdmin):
+class DriftCheckAdmin(ReadOnlyModelAdmin):
     list_display = ["cluster", "at", "status", "findings_open", "finished_at", "error"]
     list_filter = ["cluster", "status"]
     readonly_fields = [f.name for f in DriftCheck._meta.fields]

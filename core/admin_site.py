@@ -77,3 +77,17 @@ class DateHierarchyInRange:
         for part in ("year", "month", "day"):
             kept.pop(f"{field}__{part}", None)
         return HttpResponseRedirect(f"{request.path}?{kept.urlencode()}" if kept else request.path)
+
+
+class ReadOnlyModelAdmin(admin.ModelAdmin):
+    """Records the portal writes itself (the ledger, alerts, drift): the admin shows them and
+    lets nobody add, change or delete one."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

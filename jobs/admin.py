@@ -4,7 +4,7 @@ from django.db.models import JSONField
 from django.forms import widgets
 
 from core import parsers
-from core.admin_site import DateHierarchyInRange
+from core.admin_site import DateHierarchyInRange, ReadOnlyModelAdmin
 from departments.admin import AuditHistoryAdmin
 from jobs import services
 from jobs.models import GenerationJob, JobKind, QuotaAlert
@@ -157,16 +157,7 @@ class GenerationJobAdmin(DateHierarchyInRange, admin.ModelAdmin):
 
 
 @admin.register(QuotaAlert)
-class QuotaAlertAdmin(admin.ModelAdmin):
+class QuotaAlertAdmin(ReadOnlyModelAdmin):
     list_display = ["quota", "period", "threshold_pct", "use", "limit", "created_at"]
     list_filter = ["period", "threshold_pct", "quota__department"]
     readonly_fields = [f.name for f in QuotaAlert._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import calendar
-from core.admin_site import DateHierarchyInRange
+from core.admin_site import DateHierarchyInRange, ReadOnlyModelAdmin
 from departments.admin import AuditHistoryAdmin
 from metering import tasks
 from metering.models import MeteringRun, MetricSource, UsageRecord
@@ -18,17 +18,8 @@ def _queue_pull(source_id: int, start: dt.datetime, end: dt.datetime) -> None:
     )
 
 
-class ReadOnlyAdmin(DateHierarchyInRange, admin.ModelAdmin):
+class ReadOnlyAdmin(DateHierarchyInRange, ReadOnlyModelAdmin):
     """The ledger is written by metering runs only; the admin shows it."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_repull_permission(self, request) -> bool:
         return request.user.has_perm("metering.change_metricsource")
