@@ -107,6 +107,10 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ["user"]
+    fields = ["user", "role", "origin"]
+    # Whether IT set it by hand or the identity provider's groups gave it (a sign-in
+    # changes only those); one added here is IT's.
+    readonly_fields = ["origin"]
 
 
 class QuotaInline(admin.TabularInline):

@@ -46,6 +46,11 @@ class MembershipRole(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+class MembershipOrigin(models.TextChoices):
+    MANUAL = "manual", "Set by hand"
+    PROVIDER = "provider", "From the identity provider"
+
+
 class QuotaKind(models.TextChoices):
     GPU_HOURS_MONTH = "gpu_hours_month", "GPU-hours per calendar month"
     JOBS_DAY = "jobs_day", "Jobs admitted per day"
@@ -320,6 +325,11 @@ class Membership(TimestampedModel):
     )
     department = models.ForeignKey(Department, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # Who keeps it: IT by hand, or the identity provider's groups (accounts.RoleMapping),
+    # which a sign-in adds, changes and removes; a sign-in never touches a manual one.
+    origin = models.CharField(
+        max_length=16, choices=MembershipOrigin.choices, default=MembershipOrigin.MANUAL
+    )
 
     history = HistoricalRecords(excluded_fields=["updated_at"])
 
@@ -333,6 +343,9 @@ class Membership(TimestampedModel):
             ),
             models.CheckConstraint(
                 condition=Q(role__in=MembershipRole.values), name="membership_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(origin__in=MembershipOrigin.values), name="membership_origin_valid"
             ),
         ]
 

@@ -9,6 +9,7 @@ sets at least ``DEBUG=0``, ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` a
 """
 
 import re
+from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "jobs",
     "billing",
     "cluster",
+    "accounts",
     "demo",
 ]
 
@@ -127,6 +129,72 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Passwords the portal keeps (accounts/backends.py). PASSWORD_LOGIN=0 turns them off
+# everywhere (the sign-in page, the admin's and the API token endpoint); with
+# PASSWORD_LOGIN_USERS set, only those accounts may still use one: the break-glass account
+# for the day the identity provider is down.
+PASSWORD_LOGIN = env.bool("PASSWORD_LOGIN", default=True)
+PASSWORD_LOGIN_USERS = env.list("PASSWORD_LOGIN_USERS", default=[])
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.PasswordBackend",
+    "accounts.oidc.ProviderBackend",
+]
+
+# Sign-in with the company's identity provider (OpenID Connect, accounts/oidc.py): the
+# authorization code flow with PKCE, state and nonce, by mozilla-django-oidc. Set
+# OIDC_ISSUER and the client's ID and secret; the endpoints are read from the issuer's
+# discovery document (or set one by one with OIDC_OP_*_ENDPOINT). Blank: no OIDC.
+OIDC_ISSUER = env("OIDC_ISSUER", default="").rstrip("/")
+OIDC_PROVIDER_NAME = env("OIDC_PROVIDER_NAME", default="your company account")
+OIDC_RP_CLIENT_ID = env("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env("OIDC_RP_CLIENT_SECRET", default="")
+if OIDC_ISSUER and not OIDC_RP_CLIENT_ID:
+    raise ImproperlyConfigured("OIDC_ISSUER is set: set OIDC_RP_CLIENT_ID (and its secret) too.")
+OIDC_RP_SCOPES = env("OIDC_RP_SCOPES", default="openid email profile groups")
+OIDC_RP_SIGN_ALGO = env("OIDC_RP_SIGN_ALGO", default="RS256")
+# The claim that lists a person's groups, and the one that names their account.
+OIDC_GROUPS_CLAIM = env("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_USERNAME_CLAIM = env("OIDC_USERNAME_CLAIM", default="preferred_username")
+for _name in ("AUTHORIZATION", "TOKEN", "USER", "JWKS", "LOGOUT"):
+    if env(f"OIDC_OP_{_name}_ENDPOINT", default=""):
+        vars()[f"OIDC_OP_{_name}_ENDPOINT"] = env(f"OIDC_OP_{_name}_ENDPOINT")
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_STORE_ID_TOKEN = True  # for the provider's sign-out (id_token_hint)
+OIDC_AUTHENTICATE_CLASS = "accounts.oidc.AuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "accounts.oidc.CallbackView"
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT_S", default=10)
+OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+# Seconds the discovery document and the provider's keys are kept before they are read
+# again; a token signed with a key not seen yet makes the portal read the keys at once
+# (at most once per OIDC_JWKS_MIN_REFRESH_S), which is how a rotation is followed.
+OIDC_DISCOVERY_CACHE_S = env.int("OIDC_DISCOVERY_CACHE_S", default=3600)
+OIDC_JWKS_MIN_REFRESH_S = env.int("OIDC_JWKS_MIN_REFRESH_S", default=30)
+# Bearer access tokens from the provider on the API: the audience they must name (default
+# the client ID), the algorithms accepted and the clock skew allowed.
+OIDC_API_AUDIENCE = env("OIDC_API_AUDIENCE", default=OIDC_RP_CLIENT_ID)
+OIDC_API_ALGORITHMS = env.list(
+    "OIDC_API_ALGORITHMS",
+    default=["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"],
+)
+OIDC_LEEWAY_S = env.int("OIDC_LEEWAY_S", default=60)
+
+# Personal API tokens (accounts/tokens): how long one lives unless its owner says less,
+# and the longest anyone may ask for. Tokens made before personal tokens existed (DRF's)
+# keep working until LEGACY_API_TOKENS_UNTIL (a date, YYYY-MM-DD, in TIME_ZONE); blank
+# keeps them working and tells their users when IT has not said.
+API_TOKEN_DEFAULT_DAYS = env.int("API_TOKEN_DEFAULT_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=366)
+LEGACY_API_TOKENS_UNTIL = None
+if env("LEGACY_API_TOKENS_UNTIL", default=""):
+    try:
+        LEGACY_API_TOKENS_UNTIL = date.fromisoformat(env("LEGACY_API_TOKENS_UNTIL"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"LEGACY_API_TOKENS_UNTIL={env('LEGACY_API_TOKENS_UNTIL')!r} is not a date "
+            "such as 2027-03-31."
+        ) from exc
 
 # --- Time ----------------------------------------------------------------------------------
 # Storage is always UTC; pages show this zone, and months and days (quota periods,
@@ -326,9 +394,12 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # --- REST API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    # Token first: an anonymous API client gets 401 with a WWW-Authenticate header.
+    # Bearer first: an anonymous API client gets 401 with a WWW-Authenticate header. A
+    # bearer is a personal API token or the identity provider's access token; "Token" is
+    # the scheme of the tokens made before personal tokens, kept until a date IT sets.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.BearerAuthentication",
+        "accounts.authentication.LegacyTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [

@@ -1,10 +1,13 @@
+import functools
+
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import api as accounts_api
+from accounts import views as accounts_views
 from billing import api as billing_api
 from billing import notifications_api, notifications_views
 from cluster import api as cluster_api
@@ -16,6 +19,7 @@ from portal import metrics, views
 
 router = DefaultRouter()
 router.register("departments", departments_api.DepartmentViewSet, basename="departments")
+router.register("role-mappings", accounts_api.RoleMappingViewSet, basename="role-mappings")
 router.register("gpu-classes", departments_api.GpuClassViewSet, basename="gpu-classes")
 router.register("clusters", departments_api.ClusterViewSet, basename="clusters")
 router.register("worker-pools", departments_api.WorkerPoolViewSet, basename="worker-pools")
@@ -39,12 +43,12 @@ urlpatterns = [
     path("metrics", metrics.metrics_view, name="metrics"),
     path(
         "accounts/login/",
-        ratelimits.login_rate_limited(
-            auth_views.LoginView.as_view(redirect_authenticated_user=True)
-        ),
+        ratelimits.login_rate_limited(accounts_views.LoginView.as_view()),
         name="login",
     ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", accounts_views.logout_view, name="logout"),
+    # The identity provider's sign-in (accounts/oidc.py): authenticate/ and callback/.
+    path("oidc/", include("mozilla_django_oidc.urls")),
     # The department page shows metered usage too, so it lives here, above both apps.
     path(
         "departments/",
@@ -66,7 +70,12 @@ urlpatterns = [
     path("jobs/", include("jobs.urls")),
     path("billing/", include("billing.urls")),
     # Ahead of the admin's own, so that its sign-in is rate limited as the portal's is.
-    path("admin/login/", ratelimits.login_rate_limited(admin.site.login)),
+    path(
+        "admin/login/",
+        ratelimits.login_rate_limited(
+            functools.partial(accounts_views.admin_login, admin_site_login=admin.site.login)
+        ),
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/auth/token/", ratelimits.obtain_auth_token, name="api-token"),
     path(

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 
+from accounts import selectors as account_selectors
+from accounts import views as account_views
 from billing import foresight
 from billing import selectors as billing_selectors
 from billing import services as billing_services
@@ -108,6 +110,8 @@ def home(request):
     departments with their namespaces, quotas and SLAs (every department for finance and
     IT), the GPU classes and the off-peak hours."""
     user = request.user
+    if not account_selectors.has_any_role(user):
+        return account_views.no_access(request)
     sees_all = roles.sees_all_departments(user)
     overviews = department_selectors.department_overviews_for_user(user=user)
     # Finance and IT see every department in one table, which grows: sorted and searched.

@@ -37,7 +37,7 @@ def test_finance_sees_every_department_in_one_table(world, client):
 def test_someone_without_a_department_is_told_what_to_do(db, client):
     client.force_login(UserFactory(username="newcomer"))
     page = client.get("/").content.decode()
-    assert "You are not a member of any department yet. Ask IT to add you to yours." in page
+    assert "you are not a member of any department yet. Ask IT to add you to yours." in page
 
 
 def test_the_department_page_shows_people_to_its_manager_but_not_to_members(world, client):
