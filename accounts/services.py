@@ -194,10 +194,12 @@ def provider_roles_apply(*, user, groups: list[str]) -> RolesChange:
 def provider_user_for_token(*, issuer: str, claims: dict):
     """The user an identity provider's access token names. The first token of someone
     the portal has not met signs them in as the browser would; a token whose groups differ
-    from the last ones seen applies them. Otherwise nothing is written."""
+    from the last ones seen applies them (ask for the ``groups`` scope). Otherwise nothing
+    is written."""
     identity = selectors.provider_identity_of(issuer=issuer, subject=claims.get("sub"))
-    carries_groups = settings.OIDC_GROUPS_CLAIM in claims
-    if identity is None or (carries_groups and groups_from_claims(claims) != identity.groups):
+    # A token without the group claim counts as no groups, as at a sign-in: roles hold only
+    # while the provider vouches for them (providers leave the claim out when it is empty).
+    if identity is None or groups_from_claims(claims) != identity.groups:
         return provider_user_sign_in(issuer=issuer, claims=claims)
     if not identity.user.is_active:
         raise ProviderSignInRefused(

@@ -214,3 +214,33 @@ def client_as(client, world: World, role: str):
     if user is not None:
         client.force_login(user)
     return client
+
+
+# --- The identity provider ---------------------------------------------------------------------
+
+_oidc_provider = None
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """A real OpenID provider (Canaille, tests/oidc_provider.py), one per test process."""
+    global _oidc_provider
+    if _oidc_provider is None:
+        from tests.oidc_provider import OidcProvider
+
+        _oidc_provider = OidcProvider()
+    yield _oidc_provider
+
+
+@pytest.fixture
+def oidc(oidc_provider, settings):
+    """The portal set up to sign people in with :func:`oidc_provider`, with no discovery
+    document or keys kept from an earlier test."""
+    from accounts import bearer
+
+    for name, value in oidc_provider.portal_settings().items():
+        setattr(settings, name, value)
+    cache.clear()
+    bearer.forget_keys()
+    yield oidc_provider
+    bearer.forget_keys()
