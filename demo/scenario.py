@@ -25,6 +25,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from accounts.models import RoleMapping
 from billing.models import DepartmentMultiplier, RateCard
 from core import roles
 from departments.models import (
@@ -263,6 +264,52 @@ USERS = {
 }
 
 
+# The company's identity provider (demo/identity_provider.py, started by run_demo): its
+# groups and what the portal maps them to, and the people in them, who sign in with
+# "Sign in with the company account" and the demo password. Their roles come from their
+# groups alone; the password accounts above keep the roles IT set by hand.
+ROLE_MAPPINGS = [
+    ("corp-finance", roles.FINANCE, None),
+    ("corp-it-platform", roles.IT_ADMIN, None),
+    ("marketing-leads", Membership.Role.MANAGER, "marketing"),
+    ("marketing-staff", Membership.Role.MEMBER, "marketing"),
+    ("service-desk-leads", Membership.Role.MANAGER, "customer-service"),
+    ("training-staff", Membership.Role.MEMBER, "training"),
+]
+# username: (first name, last name, groups at the provider)
+PROVIDER_PEOPLE = {
+    "sso-finance": ("Farah", "Fontaine", ["corp-finance", "all-staff"]),
+    "sso-marketing-lead": ("Mateo", "Moss", ["marketing-leads", "all-staff"]),
+    "sso-trainer": ("Tilda", "Thorne", ["training-staff", "all-staff"]),
+    # In no mapped group: signs in to a page that says so.
+    "sso-newcomer": ("Nina", "Novak", ["all-staff", "cafeteria-committee"]),
+}
+
+
+def provider_people() -> list[dict]:
+    """The provider's people as demo/identity_provider.py loads them."""
+    return [
+        {
+            "username": username,
+            "password": DEMO_PASSWORD,
+            "first_name": first,
+            "last_name": last,
+            "groups": groups,
+        }
+        for username, (first, last, groups) in PROVIDER_PEOPLE.items()
+    ]
+
+
+def _seed_role_mappings(departments: dict) -> None:
+    for group, role, dept_slug in ROLE_MAPPINGS:
+        RoleMapping.objects.get_or_create(
+            group=group,
+            role=role,
+            department=departments[dept_slug] if dept_slug else None,
+            defaults={"note": "Demo mapping"},
+        )
+
+
 def _converge(model, *, lookup: dict, values: dict):
     """Get or create the row at ``lookup`` and give it ``values``, writing only what
     differs, so that seeding again changes nothing (``updated_at`` included)."""
@@ -347,6 +394,7 @@ def demo_seed() -> list[DemoLogin]:
 
     _seed_prices(gpu_classes, departments)
     _seed_worker_pool()
+    _seed_role_mappings(departments)
 
     User = get_user_model()
     for username, (first, last, group, dept_slug, role) in USERS.items():

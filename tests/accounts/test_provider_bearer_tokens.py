@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from accounts import bearer
 from accounts.models import RoleMapping
 from core.roles import FINANCE
-from tests.oidc_provider import CLIENT_ID, _signing_key
+from demo.identity_provider import CLIENT_ID, signing_key
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,7 @@ def test_a_token_with_a_tampered_signature_is_refused(people):
 
 
 def test_a_token_signed_with_a_key_the_provider_does_not_publish_is_refused(people):
-    token = people.sign(people.claims_for("bea-finance"), key=_signing_key())
+    token = people.sign(people.claims_for("bea-finance"), key=signing_key())
     _refused(token, "does not publish")
 
 
@@ -131,7 +131,7 @@ def test_unknown_keys_do_not_make_the_portal_read_the_providers_keys_on_every_ca
     assert _get(people.access_token("bea-finance")).status_code == 200
     for _ in range(5):
         _refused(
-            people.sign(people.claims_for("bea-finance"), key=_signing_key()), "does not publish"
+            people.sign(people.claims_for("bea-finance"), key=signing_key()), "does not publish"
         )
     assert len(reads) == 1
 

@@ -71,6 +71,7 @@ def _restore_migration_data() -> None:
             ("departments.migrations.0002_roles", "grant"),
             ("jobs.migrations.0002_roles", "grant"),
             ("billing.migrations.0002_roles", "grant"),
+            ("accounts.migrations.0002_roles", "grant"),
         ]:
             getattr(importlib.import_module(module), function)(state_apps, editor)
     builtin_sources_install()

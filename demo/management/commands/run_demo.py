@@ -10,7 +10,11 @@ It starts, in this order, and stops in the reverse order on Ctrl-C or SIGTERM:
    consuming the default queue and the jobs' queues (``gpu.<class>.<tier>`` for every GPU
    class and tier) and serving its job counter on ``--metrics-port``, and Celery beat (the
    periodic pulls, pricing and releases);
-3. the web server (gunicorn), with DEBUG off as in production, over plain HTTP: the
+3. the company's identity provider as the demo plays it (Canaille, an OpenID Connect
+   provider, demo/identity_provider.py) on ``localhost:--identity-provider-port`` over
+   ``var/identity-provider``, with the demo's people in their groups; the web server is
+   pointed at it, so "Sign in with the company account" works;
+4. the web server (gunicorn), with DEBUG off as in production, over plain HTTP: the
    static files are collected under ``var/static`` first, compressed and cached.
 
 A worker, beat or web server that stops is started again (after a pause that grows while
@@ -28,6 +32,7 @@ does both).
 """
 
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -64,6 +69,7 @@ RESTART_PAUSES_S = (1, 2, 5, 10, 30, 60)
 STEADY_AFTER_S = 60
 PURGE_EVERY_S = 600
 DEFAULT_METRICS_PORT = 9808
+DEFAULT_IDENTITY_PROVIDER_PORT = 9400
 
 
 class Stopped(Exception):
@@ -176,6 +182,13 @@ class Command(BaseCommand):
             "(JOBS_METRICS_PORT, else %(default)s).",
         )
         parser.add_argument(
+            "--identity-provider-port",
+            type=int,
+            default=DEFAULT_IDENTITY_PROVIDER_PORT,
+            help="Where the demo's company identity provider (OpenID Connect) listens; 0 "
+            "runs the demo with passwords only.",
+        )
+        parser.add_argument(
             "--scrape-interval",
             default="15s",
             help="How often the demo's Prometheus scrapes the worker (a Prometheus duration).",
@@ -191,6 +204,7 @@ class Command(BaseCommand):
         worker_concurrency,
         metrics_port,
         scrape_interval,
+        identity_provider_port,
         **options,
     ):
         if days < 1:
@@ -214,6 +228,13 @@ class Command(BaseCommand):
                 pool_port,
                 "the demo worker pool's pod metrics (metrics port + 1)",
                 "give the metrics another port: make demo DEMO_ARGS=--metrics-port=9818",
+            )
+        if identity_provider_port:
+            self._check_free(
+                identity_provider_port,
+                "the demo's identity provider",
+                "give it another: make demo DEMO_ARGS=--identity-provider-port=9401, or "
+                "run without it: DEMO_ARGS=--identity-provider-port=0",
             )
         self._media_tools()
         queues = self._queues()
@@ -255,6 +276,12 @@ class Command(BaseCommand):
                 ),
             }
             served = self._served_env(host, var_dir)
+            if identity_provider_port:
+                provider, provider_env = self._start_identity_provider(
+                    var_dir, log_dir, identity_provider_port, url
+                )
+                children.append(provider)
+                served.update(provider_env)
             self._collect_static(served)
             children.append(
                 self._spawn(
@@ -274,7 +301,14 @@ class Command(BaseCommand):
             web += ["--access-logfile", "-"]
             children.append(self._spawn("web", [sys.executable, *web], log_dir, env=served))
             self._wait_for_web(url, children)
-            self._banner(url, prometheus, log_dir, metrics_port=metrics_port, queues=queues)
+            self._banner(
+                url,
+                prometheus,
+                log_dir,
+                metrics_port=metrics_port,
+                queues=queues,
+                identity_provider=served.get("OIDC_ISSUER"),
+            )
             purged = time.monotonic()
             while True:
                 for i, child in enumerate(children):
@@ -322,6 +356,52 @@ class Command(BaseCommand):
             "CSRF_COOKIE_SECURE": "0",
             "SECURE_HSTS_SECONDS": "0",
             "STATIC_ROOT": str(var_dir / "static"),
+        }
+
+    def _start_identity_provider(
+        self, var_dir: Path, log_dir: Path, port: int, url: str
+    ) -> tuple[Child, dict[str, str]]:
+        """The company's identity provider, as the demo plays it: Canaille
+        (demo/identity_provider.py) on localhost:``port`` with the demo's people in their
+        groups; returns it and the OIDC settings that point the portal at it."""
+        data = var_dir / "identity-provider"
+        data.mkdir(parents=True, exist_ok=True)
+        secret_file = data / "client_secret"
+        if not secret_file.exists():
+            secret_file.touch(mode=0o600)
+            secret_file.write_text(get_random_secret_key(), encoding="utf-8")
+        secret = secret_file.read_text(encoding="utf-8").strip()
+        people = data / "people.json"
+        people.write_text(json.dumps(scenario.provider_people(), indent=2), encoding="utf-8")
+        args = [sys.executable, "-m", "demo.identity_provider", "--port", str(port)]
+        args += ["--data", str(data), "--people", str(people), "--portal-url", url]
+        if urlsplit(url).hostname != "localhost":
+            args += ["--portal-url", url.replace(urlsplit(url).hostname, "localhost", 1)]
+        child = self._spawn(
+            "identity-provider", args, log_dir, env={"OIDC_RP_CLIENT_SECRET": secret}
+        )
+        issuer = f"http://localhost:{port}"
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            with suppress(OSError):
+                discovery = f"{issuer}/.well-known/openid-configuration"
+                with urllib.request.urlopen(discovery, timeout=2) as answer:  # noqa: S310
+                    if answer.status == 200:
+                        break
+            if child.process.poll() is not None or time.monotonic() > deadline:
+                child.stop()
+                raise CommandError(
+                    f"The demo's identity provider did not start. Its log "
+                    f"{child.log_path} ends with:\n{child.log_tail(2000)}"
+                )
+            time.sleep(0.5)
+        return child, {
+            "OIDC_ISSUER": issuer,
+            "OIDC_RP_CLIENT_ID": "gpu-portal",
+            "OIDC_RP_CLIENT_SECRET": secret,
+            "OIDC_PROVIDER_NAME": "the company account",
+            # Canaille sends no preferred_username; its subject is the user name.
+            "OIDC_USERNAME_CLAIM": "sub",
         }
 
     def _collect_static(self, env: dict[str, str]) -> None:
@@ -605,7 +685,14 @@ class Command(BaseCommand):
             time.sleep(0.2)
 
     def _banner(
-        self, url: str, prometheus, log_dir: Path, *, metrics_port: int, queues: list[str]
+        self,
+        url: str,
+        prometheus,
+        log_dir: Path,
+        *,
+        metrics_port: int,
+        queues: list[str],
+        identity_provider: str | None,
     ) -> None:
         out = self.stdout
         out.write(self.style.SUCCESS(f"\nThe GPU chargeback portal is running at {url}/"))
@@ -628,5 +715,14 @@ class Command(BaseCommand):
         width = max(len(login.username) for login in logins)
         for login in logins:
             out.write(f"    {login.username:<{width}}  {login.role:<8}  {login.department}")
-        out.write(f"\n  Logs: {log_dir}/{{prometheus,worker,beat,web}}.log")
+        if identity_provider:
+            out.write(
+                "\n  Or sign in with the company account (the demo's identity provider at "
+                f"{identity_provider}; its groups become roles by Admin → Role mappings), "
+                "same password:"
+            )
+            width = max(len(name) for name in scenario.PROVIDER_PEOPLE)
+            for username, (_, _, groups) in scenario.PROVIDER_PEOPLE.items():
+                out.write(f"    {username:<{width}}  groups: {', '.join(groups)}")
+        out.write(f"\n  Logs: {log_dir}/{{prometheus,identity-provider,worker,beat,web}}.log")
         out.write("  Press Ctrl-C to stop everything.\n")
