@@ -162,8 +162,6 @@ for _name in ("AUTHORIZATION", "TOKEN", "USER", "JWKS", "LOGOUT"):
 OIDC_USE_PKCE = True
 OIDC_USE_NONCE = True
 OIDC_STORE_ID_TOKEN = True  # for the provider's sign-out (id_token_hint)
-OIDC_AUTHENTICATE_CLASS = "accounts.oidc.AuthenticationRequestView"
-OIDC_CALLBACK_CLASS = "accounts.oidc.CallbackView"
 OIDC_TIMEOUT = env.float("OIDC_TIMEOUT_S", default=10)
 OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
 # Seconds the discovery document and the provider's keys are kept before they are read

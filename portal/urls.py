@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
+from accounts import oidc as accounts_oidc
 from accounts import views as accounts_views
 from billing import api as billing_api
 from billing import notifications_api, notifications_views
@@ -47,8 +48,18 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", accounts_views.logout_view, name="logout"),
-    # The identity provider's sign-in (accounts/oidc.py): authenticate/ and callback/.
-    path("oidc/", include("mozilla_django_oidc.urls")),
+    # Sign-in at the company's identity provider (accounts/oidc.py): where it starts, and
+    # where the provider sends the browser back.
+    path(
+        "oidc/authenticate/",
+        accounts_oidc.AuthenticationRequestView.as_view(),
+        name="oidc_authentication_init",
+    ),
+    path(
+        "oidc/callback/",
+        accounts_oidc.CallbackView.as_view(),
+        name="oidc_authentication_callback",
+    ),
     # The department page shows metered usage too, so it lives here, above both apps.
     path(
         "departments/",

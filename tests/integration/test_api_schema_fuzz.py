@@ -54,7 +54,17 @@ pytestmark = [
     pytest.mark.xdist_group("schema-fuzz"),
 ]
 
-ROLES = ["anonymous", "member", "manager", "finance", "it_admin"]
+ROLES = [
+    "anonymous",
+    "member",
+    "manager",
+    "finance",
+    "it_admin",
+    # Signed in by the identity provider (tests/oidc_provider.py): its access tokens, for
+    # marketing's manager and for finance, by their groups.
+    "provider_manager",
+    "provider_finance",
+]
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -193,7 +203,17 @@ def _known_objects(world, billing_data) -> dict[str, dict]:
         "worker-pools": {"id": factories.WorkerPoolFactory(namespace="gpu-workers").pk},
         "alert-channels": {"id": _alert_delivery(world).channel_id},
         "alert-deliveries": {"id": _alert_delivery(world).pk},
+        "role-mappings": {"id": _role_mapping(world).pk},
     }
+
+
+def _role_mapping(world):
+    from accounts.models import RoleMapping
+
+    mapping, _ = RoleMapping.objects.get_or_create(
+        group="training-staff", role="member", department=world.training
+    )
+    return mapping
 
 
 def _alert_delivery(world):
@@ -302,13 +322,30 @@ def _fuzz(strategy, examples: int, headers: dict, server_errors: list) -> None:
     one()
 
 
+def _provider_token(role: str, world, request) -> str:
+    """An access token of the identity provider for ``role``'s person, whose group the
+    portal maps to marketing's manager or to finance."""
+    from accounts.models import RoleMapping
+    from core.roles import FINANCE
+
+    provider = request.getfixturevalue("oidc")
+    RoleMapping.objects.create(group="mkt-leads", role="manager", department=world.marketing)
+    RoleMapping.objects.create(group="gpu-finance", role=FINANCE)
+    username = f"sso-{role.removeprefix('provider_')}"
+    provider.person(username, groups=["mkt-leads" if role == "provider_manager" else "gpu-finance"])
+    return provider.access_token(username)
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_every_answer_is_documented_and_none_is_a_server_error(
-    api_schema, world, billing_data, role, server_errors, _fresh_rate_limits
+    api_schema, world, billing_data, role, server_errors, _fresh_rate_limits, request
 ):
     user = world.user(role)
     headers = {}
-    if user is not None:
+    if role.startswith("provider_"):
+        user = True
+        headers["Authorization"] = f"Bearer {_provider_token(role, world, request)}"
+    elif user is not None:
         headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
     known = _known_objects(world, billing_data)
     failures = []

@@ -39,6 +39,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from accounts.models import RoleMapping
 from billing import services
 from billing.models import Adjustment, Statement
 from core.calendar import month_bounds
@@ -54,14 +55,26 @@ from departments.models import (
 from jobs.models import GenerationJob
 from metering.models import UsageRecord
 from tests import factories
+from tests.accounts.sign_in import sign_in
 from tests.billing.conftest import Ledger, hour
 from tests.billing.test_exports import pdf_text
 from tests.conftest import client_as
 from tests.hostile_input import DATE_NAMES, HOSTILE_DATES
 
 MARCH = dt.date(2026, 3, 1)
-SWEPT_ROLES = ["anonymous", "member", "manager", "other_manager"]
+SWEPT_ROLES = [
+    "anonymous",
+    "member",
+    "manager",
+    "other_manager",
+    # The same people as the identity provider signs them in (tests/oidc_provider.py): a
+    # session from the provider's sign-in, and the provider's access token on the API.
+    "provider_member",
+    "provider_manager",
+    "provider_token_manager",
+]
 CONTROL_ROLES = ["finance", "it_admin"]
+TOKEN_ROLES = {"provider_token_manager"}
 LOGIN_PATHS = ("/accounts/login/", "/admin/login/")
 
 # Leaks found and not fixed yet: (role, request) pairs whose leak is reported but does not
@@ -93,6 +106,7 @@ class Secret:
     markers: dict = field(default_factory=dict)
     channel: object = None  # an alert channel of Zeta's, with a delivery
     delivery: object = None
+    role_mapping: object = None  # the identity provider's group that makes Zeta's managers
 
 
 @pytest.fixture
@@ -198,10 +212,15 @@ def secret(world, settings) -> Secret:
         subject="Zeta SECRET alert subject",
         text="Zeta SECRET alert text",
     )
+    role_mapping = RoleMapping.objects.create(
+        group="zeta-SECRET-leads-group", role="manager", department=zeta
+    )
+    markers["role mapping group"] = role_mapping.group
     markers["alert channel"] = channel.name
     markers["alert address"] = "alerts@secret-zeta.example"
     markers["alert subject"] = delivery.subject
     return Secret(
+        role_mapping=role_mapping,
         channel=channel,
         delivery=delivery,
         department=zeta,
@@ -248,6 +267,7 @@ def _route_fillers(s: Secret, world) -> dict:
         "adjustments-detail": lambda: {"pk": s.adjustment.pk},
         "alert-channels-detail": lambda: {"pk": s.channel.pk},
         "alert-deliveries-detail": lambda: {"pk": s.delivery.pk},
+        "role-mappings-detail": lambda: {"pk": s.role_mapping.pk},
         # Shared objects: readable by everyone signed in; their answers must still hold no
         # marker (a rate card listing which departments it priced, say).
         "gpu-classes-detail": lambda: {"slug": world.a100.slug},
@@ -299,6 +319,7 @@ SECRET_ROUTES = {
     "statements-line-jobs",
     "billing:line_jobs",
     "adjustments-detail",
+    "role-mappings-detail",
 }
 
 # Secret routes that change something: POSTed to as well, with these forms.
@@ -357,10 +378,12 @@ def _api_path_fillers(s: Secret, world) -> dict:
         "worker-pools": {"id": _shared_pool().pk},
         "alert-channels": {"id": s.channel.pk},
         "alert-deliveries": {"id": s.delivery.pk},
+        "role-mappings": {"id": s.role_mapping.pk},
     }
 
 
 SECRET_COLLECTIONS = {
+    "role-mappings",
     "alert-channels",
     "alert-deliveries",
     "departments",
@@ -469,7 +492,11 @@ class Sweep:
         if status >= 500:
             self._leak(what, f"answered {status}")
         if secret_object:
-            if self.role == "anonymous":
+            # A token is an API credential: to the pages, its holder is signed out.
+            signed_out = self.role == "anonymous" or (
+                self.role in TOKEN_ROLES and not url.startswith("/api/")
+            )
+            if signed_out:
                 ok = status in (401, 403, 404, 405) or (
                     status == 302 and response["Location"].split("?")[0] in LOGIN_PATHS
                 )
@@ -525,6 +552,7 @@ def _nothing(world):
         rate_card=N(pk=999999),
         channel=N(pk=999999),
         delivery=N(pk=999999),
+        role_mapping=N(pk=999999),
     )
 
 
@@ -757,9 +785,28 @@ def _request(client, probe_method, url, body=None):
     )
 
 
+def _client_for(role: str, world, api_client, request):
+    """``api_client`` as ``role``: signed in directly, or through the identity provider
+    (mapped by its groups to marketing's member or manager), or holding the provider's
+    access token for marketing's manager."""
+    if not role.startswith("provider_"):
+        return client_as(api_client, world, role)
+    provider = request.getfixturevalue("oidc")
+    RoleMapping.objects.create(group="mkt-staff", role="member", department=world.marketing)
+    RoleMapping.objects.create(group="mkt-leads", role="manager", department=world.marketing)
+    username = f"sso-{role.removeprefix('provider_').replace('_', '-')}"
+    group = "mkt-staff" if role == "provider_member" else "mkt-leads"
+    provider.person(username, groups=[group])
+    if role == "provider_token_manager":
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {provider.access_token(username)}")
+    else:
+        assert sign_in(api_client, provider, username)["Location"] == "/"
+    return api_client
+
+
 @pytest.mark.parametrize("role", SWEPT_ROLES)
-def test_nothing_of_another_department_leaks(world, secret, api_client, role):
-    client = client_as(api_client, world, role)
+def test_nothing_of_another_department_leaks(world, secret, api_client, role, request):
+    client = _client_for(role, world, api_client, request)
     client.raise_request_exception = False  # a 500 is an answer to report, not a crash
     sweep = Sweep(role=role, markers=secret.markers)
     before = _snapshot(secret)
@@ -877,6 +924,7 @@ def test_finance_and_it_do_read_the_markers(world, secret, api_client, role):
         f"/api/v1/statements/{s.statement.pk}/?format=xlsx": ["March GPU-hours"],
         f"/api/v1/statements/{s.statement.pk}/pdf/": ["department name", "statement total"],
         f"/api/v1/adjustments/{s.adjustment.pk}/": ["adjustment reason"],
+        f"/api/v1/role-mappings/{s.role_mapping.pk}/": ["role mapping group", "department slug"],
         "/api/v1/reports/chargeback/?period=2026-03&format=xlsx": ["department name"],
         "/api/v1/usage/?format=csv&start=2026-03-01&end=2026-04-01": ["department slug"],
         f"/departments/{s.department.slug}/": ["department name"],
