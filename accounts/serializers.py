@@ -11,6 +11,7 @@ class RoleMappingSerializer(ModelValidationMixin, serializers.ModelSerializer):
         queryset=Department.objects.all(),
         allow_null=True,
         required=False,
+        default=None,
         help_text="For manager and member: the department's slug; null for finance and it-admin.",
     )
 
@@ -18,3 +19,6 @@ class RoleMappingSerializer(ModelValidationMixin, serializers.ModelSerializer):
         model = RoleMapping
         fields = ["id", "group", "role", "department", "note", "created_at"]
         read_only_fields = ["id", "created_at"]
+        # The model's own constraints, checked by ModelValidationMixin with the admin's
+        # words; DRF's unique-together check would make the department required.
+        validators = []

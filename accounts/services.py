@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import selectors
@@ -90,12 +90,23 @@ def _text_claim(claims: dict, name: str, max_chars: int) -> str | None:
     return value.strip()[:max_chars] if isinstance(value, str) else None
 
 
-@transaction.atomic
 def provider_user_sign_in(*, issuer: str, claims: dict):
     """The user the provider's ``claims`` name, found by issuer and subject (or, the first
     time, by username, or created), with their name and e-mail from the claims and their
     roles brought in line with the claims' groups. Raises :class:`ProviderSignInRefused`
-    for a switched-off account."""
+    for a switched-off account.
+
+    Two first sign-ins of one person at once (two tabs, a script and a browser) both try
+    to create them; the database lets one through (one identity per issuer and subject)
+    and the other, tried again, finds the person the first created."""
+    try:
+        return _provider_user_sign_in(issuer=issuer, claims=claims)
+    except IntegrityError:
+        return _provider_user_sign_in(issuer=issuer, claims=claims)
+
+
+@transaction.atomic
+def _provider_user_sign_in(*, issuer: str, claims: dict):
     User = get_user_model()
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:

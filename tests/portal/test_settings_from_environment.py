@@ -139,3 +139,43 @@ def test_a_rate_that_is_not_a_rate_refuses_to_start():
     assert "JOBS_SUBMIT_RATE='60 per minute' is not a rate such as 10/m or 100/5m." in (
         result.stderr
     )
+
+
+def test_sign_in_settings_come_from_the_environment():
+    show = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.OIDC_ISSUER, s.OIDC_RP_CLIENT_ID, s.OIDC_API_AUDIENCE, "
+        "s.PASSWORD_LOGIN, s.PASSWORD_LOGIN_USERS, str(s.LEGACY_API_TOKENS_UNTIL), "
+        "s.OIDC_OP_LOGOUT_ENDPOINT]))"
+    )
+    result = _run(
+        ["-c", show],
+        OIDC_ISSUER="https://login.example.com/realms/corp/",
+        OIDC_RP_CLIENT_ID="gpu-portal",
+        OIDC_OP_LOGOUT_ENDPOINT="https://login.example.com/logout",
+        PASSWORD_LOGIN="0",
+        PASSWORD_LOGIN_USERS="break-glass,root",
+        LEGACY_API_TOKENS_UNTIL="2027-03-31",
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [
+        "https://login.example.com/realms/corp",
+        "gpu-portal",
+        "gpu-portal",
+        False,
+        ["break-glass", "root"],
+        "2027-03-31",
+        "https://login.example.com/logout",
+    ]
+
+
+def test_an_issuer_without_a_client_refuses_to_start():
+    result = _run(["manage.py", "check"], OIDC_ISSUER="https://login.example.com")
+    assert result.returncode != 0
+    assert "OIDC_ISSUER is set: set OIDC_RP_CLIENT_ID" in result.stderr
+
+
+def test_a_legacy_token_date_that_is_not_a_date_refuses_to_start():
+    result = _run(["manage.py", "check"], LEGACY_API_TOKENS_UNTIL="next spring")
+    assert result.returncode != 0
+    assert "LEGACY_API_TOKENS_UNTIL='next spring' is not a date" in result.stderr
