@@ -10,6 +10,7 @@ here. Whatever IT set by hand is never touched by a sign-in.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from core.roles import FINANCE, IT_ADMIN
 
@@ -150,7 +151,9 @@ class ApiToken(models.Model):
     read_only = models.BooleanField(
         default=False, help_text="A read-only token reads; any write with it is refused."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Not auto_now_add, which would overwrite the moment api_token_create counts the
+    # lifetime from (a token of 30 days would live 30 days less a few microseconds).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(
