@@ -7,7 +7,7 @@ QUOTA = {"department": "marketing", "kind": "gpus", "limit": "2", "enforcement":
 def test_anonymous_api_clients_are_told_how_to_authenticate(world, api_client):
     response = api_client.get("/api/v1/departments/")
     assert response.status_code == 401
-    assert response["WWW-Authenticate"] == "Token"
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
 
 
 def test_a_session_write_without_csrf_token_is_refused(world):
