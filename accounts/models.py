@@ -136,6 +136,12 @@ class ProviderGrant(models.Model):
         return f"{self.user} · {self.group} (from the identity provider)"
 
 
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
 class ApiToken(models.Model):
     """A personal API token: its owner's access for scripts, until it expires or is
     revoked, read-only if its owner asked. Only a hash of the secret is kept; the secret
@@ -178,3 +184,12 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) of {self.user}"
+
+    @property
+    def status(self) -> str:
+        """Revoked (whatever its expiry), expired, or active: whether it is taken now."""
+        if self.revoked_at is not None:
+            return TokenStatus.REVOKED
+        if self.expires_at <= timezone.now():
+            return TokenStatus.EXPIRED
+        return TokenStatus.ACTIVE

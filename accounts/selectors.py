@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from accounts.models import (
     DEPARTMENT_ROLES,
+    ApiToken,
     MappedRole,
     ProviderGrant,
     ProviderIdentity,
@@ -85,3 +86,11 @@ def last_groups(*, user) -> list[str] | None:
     provider never signed in."""
     identity = ProviderIdentity.objects.filter(user=user).order_by("-last_seen_at").first()
     return None if identity is None else list(identity.groups)
+
+
+def api_tokens_of(*, user) -> QuerySet[ApiToken]:
+    """The personal API tokens ``user`` owns, newest first (none for someone not signed
+    in): all that the page and the API show anyone, so nobody reaches another's token."""
+    if not getattr(user, "is_authenticated", False):
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user).order_by("-created_at", "-pk")

@@ -4,13 +4,16 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseRedirect
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from accounts import backends, oidc, selectors
+from accounts import backends, oidc, selectors, tokens
+from accounts.forms import ApiTokenForm
 
 
 def sign_in_context() -> dict:
@@ -73,3 +76,49 @@ def no_access(request):
         "accounts/no_access.html",
         {"provider_groups": groups, "provider_name": settings.OIDC_PROVIDER_NAME},
     )
+
+
+# --- Your API tokens ---------------------------------------------------------------------
+
+
+@login_required
+def api_tokens(request):
+    """The signed-in person's own API tokens and the form that makes one. A POST makes it
+    and answers this page with its secret, shown this once (it is kept nowhere, only its
+    hash), in an answer no cache keeps."""
+    new_token = None
+    if request.method == "POST":
+        form = ApiTokenForm(request.POST)
+        if form.is_valid():
+            new_token = tokens.api_token_create(user=request.user, **form.cleaned_data)
+            form = ApiTokenForm()
+    else:
+        form = ApiTokenForm()
+    response = render(
+        request,
+        "accounts/api_tokens.html",
+        {
+            "form": form,
+            "tokens": selectors.api_tokens_of(user=request.user).select_related("revoked_by"),
+            "new_token": new_token,
+            "example_url": request.build_absolute_uri(reverse("departments-list")),
+        },
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_POST
+def api_token_revoke(request, pk: int):
+    """Revokes one of the signed-in person's own tokens (anyone else's answers 404)."""
+    token = get_object_or_404(selectors.api_tokens_of(user=request.user), pk=pk)
+    if token.revoked_at is not None:
+        messages.info(request, f"The token {token.name} ({token.prefix}…) was already revoked.")
+    else:
+        tokens.api_token_revoke(token=token, by=request.user)
+        messages.success(
+            request,
+            f"The token {token.name} ({token.prefix}…) is revoked: the API refuses it from now on.",
+        )
+    return redirect("accounts:tokens")

@@ -443,6 +443,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StatusEnum": "billing.models.StatementStatus",
         "DeliveryStatusEnum": "billing.notifications_models.SendingStatus",
+        "ApiTokenStatusEnum": "accounts.models.TokenStatus",
     },
     # The error answers DRF and core.api_errors give, documented once for every operation.
     "POSTPROCESSING_HOOKS": [

@@ -21,6 +21,7 @@ from portal import metrics, views
 router = DefaultRouter()
 router.register("departments", departments_api.DepartmentViewSet, basename="departments")
 router.register("role-mappings", accounts_api.RoleMappingViewSet, basename="role-mappings")
+router.register("tokens", accounts_api.ApiTokenViewSet, basename="tokens")
 router.register("gpu-classes", departments_api.GpuClassViewSet, basename="gpu-classes")
 router.register("clusters", departments_api.ClusterViewSet, basename="clusters")
 router.register("worker-pools", departments_api.WorkerPoolViewSet, basename="worker-pools")
@@ -48,6 +49,18 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", accounts_views.logout_view, name="logout"),
+    path(
+        "accounts/tokens/",
+        include(
+            (
+                [
+                    path("", accounts_views.api_tokens, name="tokens"),
+                    path("<int:pk>/revoke/", accounts_views.api_token_revoke, name="token_revoke"),
+                ],
+                "accounts",
+            ),
+        ),
+    ),
     # Sign-in at the company's identity provider (accounts/oidc.py): where it starts, and
     # where the provider sends the browser back.
     path(

@@ -27,6 +27,7 @@ WRITES = [
     ("put", lambda w: f"/api/v1/quotas/{w.marketing_quota.pk}/", {**QUOTA, "limit": "9"}),
     ("patch", lambda w: f"/api/v1/quotas/{w.marketing_quota.pk}/", {"limit": "9"}),
     ("delete", lambda w: f"/api/v1/quotas/{w.marketing_quota.pk}/", None),
+    ("post", lambda w: "/api/v1/tokens/", {"name": "a writer"}),
 ]
 
 

@@ -182,9 +182,10 @@ def api_schema(world, _same_connection):
     )
 
 
-def _known_objects(world, billing_data) -> dict[str, dict]:
+def _known_objects(world, billing_data, user) -> dict[str, dict]:
     """Path parameters naming objects that exist, by the path's first segment after
-    /api/v1/: random ids alone would reach little more than 404."""
+    /api/v1/: random ids alone would reach little more than 404. A personal API token is
+    the role's own (finance's for anonymous), since nobody reaches another's."""
     return {
         "departments": {"slug": world.marketing.slug},
         "gpu-classes": {"slug": world.t4.slug},
@@ -204,6 +205,7 @@ def _known_objects(world, billing_data) -> dict[str, dict]:
         "alert-channels": {"id": _alert_delivery(world).channel_id},
         "alert-deliveries": {"id": _alert_delivery(world).pk},
         "role-mappings": {"id": _role_mapping(world).pk},
+        "tokens": {"id": _api_token(user or world.user("finance")).pk},
     }
 
 
@@ -230,6 +232,15 @@ def _alert_delivery(world):
         event_key="quota:1:2026-03:80",
         defaults={"event_type": "quota", "subject": "Quota at 80 %", "text": "At 80 %."},
     )[0]
+
+
+def _api_token(user):
+    """A personal API token of ``user`` (made once)."""
+    from accounts import tokens
+    from accounts.models import ApiToken
+
+    made = ApiToken.objects.filter(user=user, name="fuzzed").first()
+    return made or tokens.api_token_create(user=user, name="fuzzed").token
 
 
 def _is_date(parameter) -> bool:
@@ -347,7 +358,7 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
         headers["Authorization"] = f"Bearer {_provider_token(role, world, request)}"
     elif user is not None:
         headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
-    known = _known_objects(world, billing_data)
+    known = _known_objects(world, billing_data, user)
     failures = []
     for result in api_schema.get_all_operations():
         operation = result.ok()

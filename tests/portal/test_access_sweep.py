@@ -3,8 +3,9 @@ objects by people outside it.
 
 A third department, *Zeta Secret Lab*, gets one of everything (namespace, quota, SLA, a
 finished job with output files, metered usage, a finalized statement, an adjustment and so
-a second statement, a manager of its own). Its strings are *markers*. Then, as anonymous,
-marketing's member, marketing's manager and training's manager:
+a second statement, a manager of its own and that manager's personal API token). Its
+strings are *markers*. Then, as anonymous, marketing's member, marketing's manager and
+training's manager:
 
 - every named route of the URL configuration is requested (GET), its path parameters
   filled with Zeta's objects;
@@ -39,7 +40,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
-from accounts.models import RoleMapping
+from accounts import tokens
+from accounts.models import ApiToken, RoleMapping
 from billing import services
 from billing.models import Adjustment, Statement
 from core.calendar import month_bounds
@@ -107,6 +109,7 @@ class Secret:
     channel: object = None  # an alert channel of Zeta's, with a delivery
     delivery: object = None
     role_mapping: object = None  # the identity provider's group that makes Zeta's managers
+    token: object = None  # a personal API token of Zeta's manager
 
 
 @pytest.fixture
@@ -219,8 +222,12 @@ def secret(world, settings) -> Secret:
     markers["alert channel"] = channel.name
     markers["alert address"] = "alerts@secret-zeta.example"
     markers["alert subject"] = delivery.subject
+    token = tokens.api_token_create(user=boss, name="Zeta SECRET token").token
+    markers["API token name"] = token.name
+    markers["API token prefix"] = token.prefix
     return Secret(
         role_mapping=role_mapping,
+        token=token,
         channel=channel,
         delivery=delivery,
         department=zeta,
@@ -268,6 +275,9 @@ def _route_fillers(s: Secret, world) -> dict:
         "alert-channels-detail": lambda: {"pk": s.channel.pk},
         "alert-deliveries-detail": lambda: {"pk": s.delivery.pk},
         "role-mappings-detail": lambda: {"pk": s.role_mapping.pk},
+        "tokens-detail": lambda: {"pk": s.token.pk},
+        "tokens-revoke": lambda: {"pk": s.token.pk},
+        "accounts:token_revoke": lambda: {"pk": s.token.pk},
         # Shared objects: readable by everyone signed in; their answers must still hold no
         # marker (a rate card listing which departments it priced, say).
         "gpu-classes-detail": lambda: {"slug": world.a100.slug},
@@ -320,6 +330,9 @@ SECRET_ROUTES = {
     "billing:line_jobs",
     "adjustments-detail",
     "role-mappings-detail",
+    "tokens-detail",
+    "tokens-revoke",
+    "accounts:token_revoke",
 }
 
 # Secret routes that change something: POSTed to as well, with these forms.
@@ -328,6 +341,7 @@ POSTED_ROUTES = {
     "billing:finalize": None,
     "departments:alerts": {"name": "sweep", "kind": "email", "emails": "sweep@example.com"},
     "departments:alert_channel": {"action": "delete"},
+    "accounts:token_revoke": None,
 }
 
 FORMATS = ["json", "csv", "xlsx", "pdf", "api"]
@@ -379,6 +393,7 @@ def _api_path_fillers(s: Secret, world) -> dict:
         "alert-channels": {"id": s.channel.pk},
         "alert-deliveries": {"id": s.delivery.pk},
         "role-mappings": {"id": s.role_mapping.pk},
+        "tokens": {"id": s.token.pk},
     }
 
 
@@ -392,6 +407,7 @@ SECRET_COLLECTIONS = {
     "jobs",
     "statements",
     "adjustments",
+    "tokens",
 }
 
 
@@ -553,6 +569,7 @@ def _nothing(world):
         channel=N(pk=999999),
         delivery=N(pk=999999),
         role_mapping=N(pk=999999),
+        token=N(pk=999999),
     )
 
 
@@ -768,6 +785,7 @@ def _snapshot(s: Secret) -> dict:
             Adjustment.objects.filter(original__department=zeta).values().order_by("pk")
         ),
         "usage": UsageRecord.objects.filter(department=zeta).count(),
+        "API tokens": list(ApiToken.objects.filter(user=s.boss).values().order_by("pk")),
         "departments": Department.objects.count(),
     }
 

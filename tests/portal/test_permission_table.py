@@ -49,6 +49,18 @@ def _delivery(department):
     )[0]
 
 
+def _token(user):
+    """A personal API token of ``user`` (made once)."""
+    from accounts import tokens
+    from accounts.models import ApiToken
+
+    made = ApiToken.objects.filter(user=user, name="script").first()
+    return made or tokens.api_token_create(user=user, name="script").token
+
+
+# A personal API token is its owner's alone: finance and IT included, anyone else gets 404.
+OWNER_ONLY = expect(401, 404, 200, 404, 404, 404)
+
 READ_MARKETING = expect(401, 200, 200, 404, 200, 200)
 READ_TRAINING = expect(401, 404, 404, 200, 200, 200)
 
@@ -353,6 +365,29 @@ API = [
         expect(401, 403, 403, 403, 403, 403),
     ),
     ("openapi schema", "get", lambda w: "/api/schema/", None, READ_ALL),
+    # --- Personal API tokens: everyone signed in manages their own, and only their own.
+    ("own token list", "get", lambda w: "/api/v1/tokens/", None, READ_ALL),
+    (
+        "manager's token",
+        "get",
+        lambda w: f"/api/v1/tokens/{_token(w.user('manager')).pk}/",
+        None,
+        OWNER_ONLY,
+    ),
+    (
+        "token create",
+        "post",
+        lambda w: "/api/v1/tokens/",
+        lambda w: {"name": "nightly export", "days": 30},
+        expect(401, 201, 201, 201, 201, 201),
+    ),
+    (
+        "manager's token revoke",
+        "post",
+        lambda w: f"/api/v1/tokens/{_token(w.user('manager')).pk}/revoke/",
+        None,
+        OWNER_ONLY,
+    ),
     # --- Alert channels: IT and finance read all, managers their departments' (and write
     # them), members none; finance does not write them.
     ("alert channel list", "get", lambda w: "/api/v1/alert-channels/", None, READ_ALL),
@@ -535,6 +570,12 @@ PAGES = [
         expect(LOGIN, 405, 405, 405, 405, 405),
     ),
     ("login page", lambda w: LOGIN, expect(200, "/", "/", "/", "/", "/")),
+    ("api tokens page", lambda w: "/accounts/tokens/", expect(LOGIN, 200, 200, 200, 200, 200)),
+    (
+        "api token revoke is a POST",
+        lambda w: f"/accounts/tokens/{_token(w.user('manager')).pk}/revoke/",
+        expect(LOGIN, 405, 405, 405, 405, 405),
+    ),
     ("api docs", lambda w: "/api/docs/", expect(LOGIN, 200, 200, 200, 200, 200)),
     ("health", lambda w: "/healthz", expect(200, 200, 200, 200, 200, 200)),
     # Prometheus' (no session); METRICS_TOKEN, when set, is checked in test_metrics_endpoint.
