@@ -1,20 +1,29 @@
 """REST endpoints of sign-in: the mapping of the identity provider's groups to roles (IT
-writes it, finance reads it), and each person's own API tokens."""
+writes it, finance reads it), each person's own API tokens, and password sign-in for
+scripts."""
 
+from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
-from accounts import selectors, tokens
+from accounts import backends, selectors, tokens
 from accounts.serializers import (
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
     NewApiTokenSerializer,
+    PasswordTokenSerializer,
     RoleMappingSerializer,
 )
-from core import roles
+from core import parsers, roles
+from core.ratelimits import LoginThrottle
 
 
 class RoleMappingViewSet(viewsets.ModelViewSet):
@@ -60,3 +69,40 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Revoke the token now; one already revoked keeps its first revocation."""
         token = tokens.api_token_revoke(token=self.get_object(), by=request.user)
         return Response(ApiTokenSerializer(token).data)
+
+
+SIGN_IN_REFUSED = "Unable to log in with provided credentials."
+
+
+class ObtainTokenView(APIView):
+    """Password sign-in for scripts: a username and password (and optionally the token's
+    ``name``, ``days`` and ``read_only``) for a new personal API token, answered with its
+    secret once. Sign-in attempts count with the sign-in pages' (429 past the rate).
+    Passwords follow ``PASSWORD_LOGIN`` and ``PASSWORD_LOGIN_USERS`` as on the sign-in
+    page: turned off, this answers 403."""
+
+    authentication_classes = []  # it takes a password, not a token or a session
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginThrottle]
+    # The nesting-limited JSON parser, and forms for curl -d.
+    parser_classes = [FormParser, MultiPartParser, parsers.JSONParser]
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(request=PasswordTokenSerializer, responses={200: NewApiTokenSerializer})
+    def post(self, request):
+        if not backends.password_login_enabled():
+            raise PermissionDenied(
+                "Password sign-in is turned off here. Sign in to the portal in a browser and "
+                "make a personal API token on Your API tokens (/accounts/tokens/)."
+            )
+        serializer = PasswordTokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        user = authenticate(request, username=data.pop("username"), password=data.pop("password"))
+        if user is None:
+            # The same words for an unknown user, a wrong password, an account switched
+            # off and one that may not use a password: nothing tells them apart.
+            raise ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [SIGN_IN_REFUSED]})
+        data.setdefault("name", tokens.sign_in_token_name())
+        new = tokens.api_token_create(user=user, **data)
+        return Response(NewApiTokenSerializer(new.token, context={"secret": new.secret}).data)

@@ -94,3 +94,17 @@ class ApiTokenCreateSerializer(serializers.Serializer):
             f"{settings.API_TOKEN_DEFAULT_DAYS} when not given.",
         )
         return fields
+
+
+class PasswordTokenSerializer(ApiTokenCreateSerializer):
+    """Password sign-in for a script: a username and password for a new personal token."""
+
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(
+        max_length=4096, trim_whitespace=False, write_only=True, style={"input_type": "password"}
+    )
+    name = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="What the token is for; 'API sign-in <date>' when not given.",
+    )

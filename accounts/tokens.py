@@ -64,6 +64,12 @@ def api_token_create(
     return NewToken(token=token, secret=secret)
 
 
+def sign_in_token_name() -> str:
+    """The name of a token made by password sign-in on the API (``/api/v1/auth/token/``)
+    when the script names none: the day it was made, to tell one sign-in from another."""
+    return f"API sign-in {timezone.localdate():%Y-%m-%d}"
+
+
 def api_token_revoke(*, token: ApiToken, by) -> ApiToken:
     """Revokes ``token`` now; a token already revoked keeps its first revocation."""
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(

@@ -15,12 +15,8 @@ import re
 from django.conf import settings
 from django.contrib import messages
 from django_ratelimit.core import get_usage
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import Throttled
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.throttling import BaseThrottle
-
-from core import parsers
 
 LOGIN_REFUSED = "Too many sign-in attempts for this username or from this address."
 _UNITS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
@@ -138,12 +134,3 @@ class JobSubmitThrottle(BaseThrottle):
         if wait_s is not None:
             raise Throttled(wait=wait_s, detail=job_submission_refused())
         return True
-
-
-class RateLimitedObtainAuthToken(ObtainAuthToken):
-    throttle_classes = [LoginThrottle]
-    # DRF's view names its own parsers, its JSON one without the nesting limit.
-    parser_classes = [FormParser, MultiPartParser, parsers.JSONParser]
-
-
-obtain_auth_token = RateLimitedObtainAuthToken.as_view()

@@ -430,8 +430,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "GPU chargeback portal API",
     "DESCRIPTION": (
         "Departments, quotas, service levels and GPU usage of the shared GPU fleet. "
-        "Authenticate with a session or with `Authorization: Token <key>` "
-        "(POST username and password to /api/v1/auth/token/). "
+        "Authenticate with a session or with `Authorization: Bearer gcp_…`: a personal API "
+        "token, made on Your API tokens (/accounts/tokens/), with /api/v1/tokens/, or by "
+        "POSTing username and password to /api/v1/auth/token/. "
         "Every list also renders as CSV with `?format=csv`."
     ),
     "VERSION": "1",

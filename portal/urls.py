@@ -101,7 +101,7 @@ urlpatterns = [
         ),
     ),
     path("admin/", admin.site.urls),
-    path("api/v1/auth/token/", ratelimits.obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token/", accounts_api.ObtainTokenView.as_view(), name="api-token"),
     path(
         "api/v1/reports/chargeback/",
         billing_api.ChargebackReportView.as_view(),

@@ -88,7 +88,8 @@ def test_signing_in_answers_what_it_did_before_under_the_rate(world):
     finance = world.user("finance").username
     assert sign_in("login", finance, PASSWORD).status_code == 302
     assert sign_in("admin", finance, PASSWORD).status_code == 302
-    assert len(sign_in("token", finance, PASSWORD).json()["token"]) == 40
+    token = sign_in("token", finance, PASSWORD).json()["token"]
+    assert token.startswith("gcp_") and len(token) == 47  # a personal API token
 
 
 def test_the_thirty_first_attempt_from_one_address_answers_429_whatever_the_username(world):
