@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import secrets
 import threading
 import uuid
 from collections.abc import Iterable
@@ -32,6 +33,26 @@ def signing_key():
     return key
 
 
+def _unique_access_tokens() -> None:
+    """Canaille 0.3 signs its access tokens from the person's claims and the second they
+    are issued, with no token ID (jti): two for one person in one second are the same
+    string, which its own token table then refuses (a 500 at the token endpoint). Its
+    access tokens (made with an empty ``token``) get a random ``jti`` here."""
+    from canaille.oidc import provider
+
+    original = provider.generate_id_token
+    if getattr(original, "unique_access_tokens", False):
+        return
+
+    def generate_id_token(token, user_info, *args, **kwargs):
+        if not token:
+            user_info = {**user_info, "jti": secrets.token_urlsafe(16)}
+        return original(token, user_info, *args, **kwargs)
+
+    generate_id_token.unique_access_tokens = True
+    provider.generate_id_token = generate_id_token
+
+
 class LocalIdentityProvider:
     """Canaille on ``localhost:port`` over ``data_dir``; one per process (Canaille keeps
     its backend in a global)."""
@@ -43,6 +64,7 @@ class LocalIdentityProvider:
         from joserfc.jwk import import_key
         from pytest_iam import Server
 
+        _unique_access_tokens()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.url = f"http://localhost:{port}"

@@ -11,7 +11,6 @@ wrong issuer).
 
 import datetime as dt
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,7 +36,6 @@ class OidcProvider(LocalIdentityProvider):
             client_secret=CLIENT_SECRET,
             name="Company sign-in (test provider)",
         )
-        self._last_token: dict[str, int] = {}
         self.allow_redirects_to("http://testserver")
         self.serve_in_thread()
 
@@ -56,33 +54,20 @@ class OidcProvider(LocalIdentityProvider):
     def discovery(self) -> dict:
         return requests.get(f"{self.url}/.well-known/openid-configuration", timeout=10).json()
 
-    def _one_token_a_second(self, username: str) -> None:
-        """Canaille's access tokens carry no jti: two for one person in the same second are
-        the same string, which its token table refuses. So a person gets one a second."""
-        last = self._last_token.get(username)
-        if last is not None and int(time.time()) == last:
-            time.sleep(1 - time.time() % 1 + 0.01)
-        self._last_token[username] = int(time.time())
-
     def access_token(self, username: str, password: str | None = None) -> str:
         """An access token the provider issues to ``username`` (the password grant)."""
-        for attempt in range(3):
-            self._one_token_a_second(username)
-            response = requests.post(
-                self.discovery()["token_endpoint"],
-                data={
-                    "grant_type": "password",
-                    "username": username,
-                    "password": password or password_of(username),
-                    "client_id": CLIENT_ID,
-                    "client_secret": CLIENT_SECRET,
-                    "scope": " ".join(SCOPES),
-                },
-                timeout=10,
-            )
-            # A 500 here is Canaille's token table refusing a token it issued twice.
-            if response.status_code != 500 or attempt == 2:
-                break
+        response = requests.post(
+            self.discovery()["token_endpoint"],
+            data={
+                "grant_type": "password",
+                "username": username,
+                "password": password or password_of(username),
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "scope": " ".join(SCOPES),
+            },
+            timeout=10,
+        )
         response.raise_for_status()
         return response.json()["access_token"]
 
@@ -123,7 +108,6 @@ class OidcProvider(LocalIdentityProvider):
         """Follows ``authorize_url`` as ``username``'s browser would (the provider's sign-in
         form: name, then password) and returns the address the provider sends the browser
         back to: the portal's callback with code and state."""
-        self._one_token_a_second(username)
         session = requests.Session()
         response = session.get(authorize_url, allow_redirects=False, timeout=10)
         for _ in range(10):

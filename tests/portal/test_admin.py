@@ -17,6 +17,8 @@ from django_celery_beat.models import (
 )
 from rest_framework.authtoken.models import Token, TokenProxy
 
+from accounts import tokens
+from accounts.models import ApiToken, ProviderIdentity, RoleMapping
 from billing import services as billing
 from billing.models import (
     Adjustment,
@@ -92,10 +94,24 @@ PAGES = {
     # Drift is IT's to read, and written by the checks alone.
     DriftCheck: ((403, 403, 403), (200, 200, 403)),
     DriftFinding: ((403, 403, 403), (200, 200, 403)),
+    # Sign-in: IT maps the identity provider's groups (finance reads the mapping), reads who
+    # signed in from where, and revokes tokens; a token is made by its owner alone.
+    RoleMapping: ((200, 200, 403), (200, 200, 200)),
+    ProviderIdentity: ((403, 403, 403), (200, 200, 403)),
+    ApiToken: ((403, 403, 403), (200, 200, 403)),
 }
 
 
 def _one_of_each_metering_and_schedule_row(world) -> None:
+    RoleMapping.objects.create(group="mkt-leads", role="manager", department=world.marketing)
+    ProviderIdentity.objects.create(
+        user=world.user("manager"),
+        issuer="https://login.example",
+        subject="mara",
+        groups=["mkt-leads"],
+        last_seen_at=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC),
+    )
+    tokens.api_token_create(user=world.user("manager"), name="nightly export")
     Cluster.objects.create(name="Prod EU", slug="prod-eu")
     WorkerPool.objects.create(namespace="gpu-workers")
     UsageRecordFactory(department=world.marketing, gpu_class=world.t4)

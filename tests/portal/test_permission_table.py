@@ -49,6 +49,15 @@ def _delivery(department):
     )[0]
 
 
+def _role_mapping(world):
+    """The identity provider's group that makes marketing's managers (made once)."""
+    from accounts.models import RoleMapping
+
+    return RoleMapping.objects.get_or_create(
+        group="mkt-leads", role="manager", department=world.marketing
+    )[0]
+
+
 def _token(user):
     """A personal API token of ``user`` (made once)."""
     from accounts import tokens
@@ -431,6 +440,36 @@ API = [
         None,
         expect(401, 403, 204, 404, 403, 204),
     ),
+    # --- Sign-in: IT maps the identity provider's groups to roles; finance reads them.
+    ("role mapping list", "get", lambda w: "/api/v1/role-mappings/", None, READ_ALL),
+    (
+        "role mapping",
+        "get",
+        lambda w: f"/api/v1/role-mappings/{_role_mapping(w).pk}/",
+        None,
+        expect(401, 404, 404, 404, 200, 200),
+    ),
+    (
+        "role mapping create",
+        "post",
+        lambda w: "/api/v1/role-mappings/",
+        lambda w: {"group": "trn-staff", "role": "member", "department": "training"},
+        expect(401, 403, 403, 403, 403, 201),
+    ),
+    (
+        "role mapping update",
+        "patch",
+        lambda w: f"/api/v1/role-mappings/{_role_mapping(w).pk}/",
+        lambda w: {"note": "leads of marketing"},
+        expect(401, 403, 403, 403, 403, 200),
+    ),
+    (
+        "role mapping delete",
+        "delete",
+        lambda w: f"/api/v1/role-mappings/{_role_mapping(w).pk}/",
+        None,
+        expect(401, 403, 403, 403, 403, 204),
+    ),
     ("alert delivery list", "get", lambda w: "/api/v1/alert-deliveries/", None, READ_ALL),
     (
         "own alert delivery",
@@ -667,6 +706,8 @@ def test_every_route_is_requested_by_a_table(world):
     requested |= {resolve(row[1](world)).view_name for row in PAGES}
     # Requested by the tests below this one.
     requested |= {"api-token", "logout"}
+    # Requested by tests/accounts/test_oidc_protocol.py (404 where no provider is set up).
+    requested |= {"oidc_authentication_init", "oidc_authentication_callback"}
     # Billing's own tables (tests/billing/test_*_permissions.py), which check that they
     # request each of these.
     requested |= billing_api_table.REQUESTED_VIEW_NAMES | billing_page_table.REQUESTED_VIEW_NAMES
