@@ -101,7 +101,7 @@ def bearer_claims(token: str) -> dict:
         )
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.InvalidTokenError as exc:
         raise BearerRefused(
             "The bearer token is neither a personal API token (gcp_…) nor a JWT from the "
             "identity provider."

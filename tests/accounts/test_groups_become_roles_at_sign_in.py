@@ -161,3 +161,15 @@ def test_a_mapping_to_a_department_switched_off_gives_nothing(oidc, mappings, wo
     oidc.person("tia-trainer", groups=["trn-leads"])
     sign_in(client, oidc, "tia-trainer")
     assert not Membership.objects.filter(user__username="tia-trainer").exists()
+
+
+def test_the_department_page_says_who_gave_each_membership(oidc, mappings, world, client):
+    oidc.person("pia-people", groups=["mkt-staff"])
+    sign_in(client, oidc, "pia-people")
+    client.post("/accounts/logout/")
+    client.force_login(world.user("manager"))
+    page = client.get("/departments/marketing/").content.decode()
+    row = page[page.index("pia-people") :].split("</tr>")[0]
+    assert "a group at the identity provider" in row
+    row = page[page.index("<td>mara</td>") :].split("</tr>")[0]
+    assert "IT, by hand" in row

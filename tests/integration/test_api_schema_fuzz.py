@@ -353,8 +353,10 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
 ):
     user = world.user(role)
     headers = {}
+    # The provider's people read and write as the others do; what is theirs to show is
+    # that every operation takes the provider's token, so they try fewer cases.
+    examples_cap = None if user is not None else ANONYMOUS_EXAMPLES
     if role.startswith("provider_"):
-        user = True
         headers["Authorization"] = f"Bearer {_provider_token(role, world, request)}"
     elif user is not None:
         headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
@@ -364,7 +366,7 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
         operation = result.ok()
         for kind, strategy in _strategies(operation, known).items():
             try:
-                examples = EXAMPLES[kind] if user else min(EXAMPLES[kind], ANONYMOUS_EXAMPLES)
+                examples = min(EXAMPLES[kind], examples_cap or EXAMPLES[kind])
                 _fuzz(strategy, examples, headers, server_errors)
             except (Exception, BaseExceptionGroup) as exc:  # reported with all the others
                 failures.append(f"{operation.label} ({kind}): {exc}\n{''.join(server_errors)}")
