@@ -11,7 +11,6 @@ Screenshots of the key pages go to ``$PORTAL_TEST_ARTIFACTS/sign-in``.
 """
 
 import os
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,20 +24,12 @@ from tests.integration.conftest import (
     require_chromium,
     running,
 )
-from tests.integration.test_journeys import _restore_migration_data
+from tests.integration.test_journeys import _healthy, _restore_migration_data
 from tests.oidc_provider import password_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 ARTIFACTS = Path(os.environ.get("PORTAL_TEST_ARTIFACTS", "test-artifacts")) / "sign-in"
-
-
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 def _shot(page, name: str) -> None:
