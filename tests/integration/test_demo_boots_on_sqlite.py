@@ -198,12 +198,14 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
     log = tmp_path / "run_demo.log"
     started: dict[int, str] = {}
     metrics_port = free_port_pair()
+    provider_port = free_port()
 
     try:
         with running(
             [
                 *("manage.py", "run_demo", "--port", base.rsplit(":", 1)[1], "--days", "3"),
                 *("--metrics-port", str(metrics_port)),
+                *("--identity-provider-port", str(provider_port)),
             ],
             env=env,
             ready=browser.healthy,
@@ -300,6 +302,32 @@ def test_run_demo_serves_the_backfilled_history_and_stops_every_process(tmp_path
             assert [
                 r["value"][1] for r in _prometheus_query(prometheus_url, 'up{job="portal-web"}')
             ] == ["1"]
+
+            # The company's identity provider as the demo plays it: the sign-in page offers
+            # it, and its access token for a person in marketing-leads reads Marketing only.
+            assert "demo.identity_provider" in commands
+            login_page = urllib.request.urlopen(f"{base}/accounts/login/").read().decode()
+            assert "Sign in with the company account" in login_page
+            secret = (var_dir / "identity-provider" / "client_secret").read_text().strip()
+            grant = urllib.parse.urlencode(
+                {
+                    "grant_type": "password",
+                    "username": "sso-marketing-lead",
+                    "password": DEMO_PASSWORD,
+                    "client_id": "gpu-portal",
+                    "client_secret": secret,
+                    "scope": "openid profile email groups",
+                }
+            ).encode()
+            token_url = f"http://localhost:{provider_port}/oauth/token"
+            with urllib.request.urlopen(token_url, data=grant, timeout=30) as answer:
+                access_token = json.loads(answer.read())["access_token"]
+            departments = urllib.request.Request(
+                f"{base}/api/v1/departments/", headers={"Authorization": f"Bearer {access_token}"}
+            )
+            with urllib.request.urlopen(departments, timeout=30) as answer:
+                slugs = [d["slug"] for d in json.loads(answer.read())["results"]]
+            assert slugs == ["marketing"]
 
             assert browser.sign_in("cs-manager").url == f"{base}/"
             page = browser.open("/departments/customer-service/").read().decode()
