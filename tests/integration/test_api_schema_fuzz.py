@@ -60,10 +60,9 @@ ROLES = [
     "manager",
     "finance",
     "it_admin",
-    # Signed in by the identity provider (tests/oidc_provider.py): its access tokens, for
-    # marketing's manager and for finance, by their groups.
+    # Signed in by the identity provider (tests/oidc_provider.py): its access token for
+    # marketing's manager, by the group mapped to that role.
     "provider_manager",
-    "provider_finance",
 ]
 CHECKS = [
     not_a_server_error,

@@ -13,7 +13,12 @@ from core.roles import FINANCE
 from departments.models import Membership
 from tests.factories import DepartmentFactory
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# PostgreSQL alone: beside the other integration tests.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.xdist_group("sign-in-race"),
+]
 
 SIGN_INS = 12
 ISSUER = "https://login.example"

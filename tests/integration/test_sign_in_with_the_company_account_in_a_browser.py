@@ -27,7 +27,12 @@ from tests.integration.conftest import (
 from tests.integration.test_journeys import _healthy, _restore_migration_data
 from tests.oidc_provider import password_of
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# Its own live server, port and provider: beside the other integration tests.
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.xdist_group("sign-in-browser"),
+]
 
 ARTIFACTS = Path(os.environ.get("PORTAL_TEST_ARTIFACTS", "test-artifacts")) / "sign-in"
 
