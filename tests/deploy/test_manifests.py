@@ -530,7 +530,7 @@ def test_the_cluster_sync_applies_server_side_and_prunes_only_what_the_portal_ma
     [fetch] = m.pod_template(cronjob)["spec"]["initContainers"]
     script = " ".join(m.argv(fetch))
     assert "/api/v1/cluster/manifests/?cluster=" in script
-    assert "Authorization: Token" in script
+    assert "Authorization: Bearer ${PORTAL_TOKEN}" in script
     assert "exit 1" in script
     [manifests] = [a for a in args if a.startswith("--filename=")]
     mounts = {v["name"]: v["mountPath"] for v in fetch["volumeMounts"]}
