@@ -21,17 +21,14 @@ from rest_framework.authentication import (
 from rest_framework.permissions import SAFE_METHODS
 
 from accounts import bearer, services, tokens
-
-
-def _client_address(request) -> str | None:
-    meta_key = getattr(settings, "RATELIMIT_IP_META_KEY", None) or "REMOTE_ADDR"
-    value = str(request.META.get(meta_key) or "").split(",")[0].strip()
-    return value or None
+from core import ratelimits
 
 
 def _personal(request, secret: str):
     try:
-        token = tokens.api_token_check(secret=secret, client_address=_client_address(request))
+        token = tokens.api_token_check(
+            secret=secret, client_address=ratelimits.client_address(request) or None
+        )
     except tokens.TokenRefused as exc:
         raise exceptions.AuthenticationFailed(str(exc)) from exc
     if token.read_only and request.method not in SAFE_METHODS:

@@ -91,6 +91,11 @@ def forget_keys() -> None:
         _key_set = None
 
 
+def _unverified(token: str) -> dict:
+    """The claims as the token states them, for a refusal's reason only."""
+    return jwt.decode(token, options={"verify_signature": False})
+
+
 def bearer_claims(token: str) -> dict:
     """The claims of ``token`` once its signature, issuer, audience and times are checked.
     Raises :class:`BearerRefused` with the reason."""
@@ -126,14 +131,14 @@ def bearer_claims(token: str) -> dict:
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        expired = jwt.decode(token, options={"verify_signature": False}).get("exp")
+        expired = _unverified(token).get("exp")
         when = ""
         if isinstance(expired, int | float) and 0 < expired < 253402300800:  # year 9999
             moment = timezone.localtime(dt.datetime.fromtimestamp(expired, tz=dt.UTC))
             when = f" at {moment:%Y-%m-%d %H:%M:%S %Z}"
         raise BearerRefused(f"The bearer token expired{when}. Get a new one.") from exc
     except jwt.InvalidAudienceError as exc:
-        audience = jwt.decode(token, options={"verify_signature": False}).get("aud")
+        audience = _unverified(token).get("aud")
         raise BearerRefused(
             f"The bearer token is for {str(audience)[:200]}, not for this portal "
             f"({settings.OIDC_API_AUDIENCE})."

@@ -41,13 +41,17 @@ def _wait_s(usage: dict | None) -> int | None:
     return max(usage["time_left"], 1)
 
 
-def _client_address(group, request) -> str:
-    """The client's address (``RATELIMIT_IP_META_KEY``, else ``REMOTE_ADDR``); requests
-    that carry none (a unix socket behind some servers) share one counter rather than
-    failing."""
+def client_address(request) -> str:
+    """The client's address (``RATELIMIT_IP_META_KEY``, else ``REMOTE_ADDR``), or "" for a
+    request that carries none (a unix socket behind some servers)."""
     meta_key = getattr(settings, "RATELIMIT_IP_META_KEY", None) or "REMOTE_ADDR"
-    value = str(request.META.get(meta_key) or "").split(",")[0].strip()
-    return value or "unknown-address"
+    return str(request.META.get(meta_key) or "").split(",")[0].strip()
+
+
+def _client_address(group, request) -> str:
+    """The rate limits' key: requests without an address share one counter rather than
+    failing."""
+    return client_address(request) or "unknown-address"
 
 
 def login_attempt(request, username: str) -> int | None:

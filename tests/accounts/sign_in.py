@@ -24,3 +24,14 @@ def sign_in(client, provider, username: str, next_url: str | None = None):
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def provider_person(provider, department, username: str, role: str) -> str:
+    """``username`` at the provider, in the group the portal maps to ``role`` (manager or
+    member) of ``department``; returns the username."""
+    from accounts.models import RoleMapping
+
+    group = f"{department.slug}-{role}s"
+    RoleMapping.objects.get_or_create(group=group, role=role, department=department)
+    provider.person(username, groups=[group])
+    return username

@@ -332,18 +332,15 @@ def _fuzz(strategy, examples: int, headers: dict, server_errors: list) -> None:
     one()
 
 
-def _provider_token(role: str, world, request) -> str:
-    """An access token of the identity provider for ``role``'s person, whose group the
-    portal maps to marketing's manager or to finance."""
-    from accounts.models import RoleMapping
-    from core.roles import FINANCE
+def _provider_token(world, request) -> str:
+    """An access token of the identity provider for a person whose group the portal maps
+    to marketing's manager."""
+    from tests.accounts.sign_in import provider_person
 
     provider = request.getfixturevalue("oidc")
-    RoleMapping.objects.create(group="mkt-leads", role="manager", department=world.marketing)
-    RoleMapping.objects.create(group="gpu-finance", role=FINANCE)
-    username = f"sso-{role.removeprefix('provider_')}"
-    provider.person(username, groups=["mkt-leads" if role == "provider_manager" else "gpu-finance"])
-    return provider.access_token(username)
+    return provider.access_token(
+        provider_person(provider, world.marketing, "sso-manager", "manager")
+    )
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -356,7 +353,7 @@ def test_every_answer_is_documented_and_none_is_a_server_error(
     # that every operation takes the provider's token, so they try fewer cases.
     examples_cap = None if user is not None else ANONYMOUS_EXAMPLES
     if role.startswith("provider_"):
-        headers["Authorization"] = f"Bearer {_provider_token(role, world, request)}"
+        headers["Authorization"] = f"Bearer {_provider_token(world, request)}"
     elif user is not None:
         headers["Authorization"] = f"Token {Token.objects.get_or_create(user=user)[0].key}"
     known = _known_objects(world, billing_data, user)

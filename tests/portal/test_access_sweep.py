@@ -57,7 +57,7 @@ from departments.models import (
 from jobs.models import GenerationJob
 from metering.models import UsageRecord
 from tests import factories
-from tests.accounts.sign_in import sign_in
+from tests.accounts.sign_in import provider_person, sign_in
 from tests.billing.conftest import Ledger, hour
 from tests.billing.test_exports import pdf_text
 from tests.conftest import client_as
@@ -810,11 +810,12 @@ def _client_for(role: str, world, api_client, request):
     if not role.startswith("provider_"):
         return client_as(api_client, world, role)
     provider = request.getfixturevalue("oidc")
-    RoleMapping.objects.create(group="mkt-staff", role="member", department=world.marketing)
-    RoleMapping.objects.create(group="mkt-leads", role="manager", department=world.marketing)
-    username = f"sso-{role.removeprefix('provider_').replace('_', '-')}"
-    group = "mkt-staff" if role == "provider_member" else "mkt-leads"
-    provider.person(username, groups=[group])
+    username = provider_person(
+        provider,
+        world.marketing,
+        f"sso-{role.removeprefix('provider_').replace('_', '-')}",
+        "member" if role == "provider_member" else "manager",
+    )
     if role == "provider_token_manager":
         api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {provider.access_token(username)}")
     else:

@@ -300,7 +300,7 @@ class Command(BaseCommand):
             web += ["--workers", "1", "--threads", "8", "--timeout", "120"]
             web += ["--access-logfile", "-"]
             children.append(self._spawn("web", [sys.executable, *web], log_dir, env=served))
-            self._wait_for_web(url, children)
+            self._wait_until_answers(f"{url}/healthz", children)
             self._banner(
                 url,
                 prometheus,
@@ -381,20 +381,11 @@ class Command(BaseCommand):
             "identity-provider", args, log_dir, env={"OIDC_RP_CLIENT_SECRET": secret}
         )
         issuer = f"http://localhost:{port}"
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            with suppress(OSError):
-                discovery = f"{issuer}/.well-known/openid-configuration"
-                with urllib.request.urlopen(discovery, timeout=2) as answer:  # noqa: S310
-                    if answer.status == 200:
-                        break
-            if child.process.poll() is not None or time.monotonic() > deadline:
-                child.stop()
-                raise CommandError(
-                    f"The demo's identity provider did not start. Its log "
-                    f"{child.log_path} ends with:\n{child.log_tail(2000)}"
-                )
-            time.sleep(0.5)
+        try:
+            self._wait_until_answers(f"{issuer}/.well-known/openid-configuration", [child])
+        except CommandError:
+            child.stop()
+            raise
         return child, {
             "OIDC_ISSUER": issuer,
             "OIDC_RP_CLIENT_ID": "gpu-portal",
@@ -661,12 +652,14 @@ class Command(BaseCommand):
             raise
         return Child(name=name, process=process, log_path=log_path, _log=log, args=args, env=env)
 
-    def _wait_for_web(self, url: str, children: list[Child]) -> None:
+    def _wait_until_answers(self, address: str, children: list[Child]) -> None:
+        """Until ``address`` answers 200; a child that exits meanwhile, or the last child
+        still silent after ``READY_TIMEOUT_S``, stops the demo with the end of its log."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             with (
                 suppress(OSError),
-                urllib.request.urlopen(f"{url}/healthz", timeout=2) as answer,  # noqa: S310
+                urllib.request.urlopen(address, timeout=2) as answer,  # noqa: S310
             ):
                 if answer.status == 200:
                     return
@@ -677,10 +670,10 @@ class Command(BaseCommand):
                         f"starting; its log {child.log_path} ends with:\n{child.log_tail()}"
                     )
             if time.monotonic() > deadline:
-                web = children[-1]
+                last = children[-1]
                 raise CommandError(
-                    f"The web server did not answer {url}/healthz within {READY_TIMEOUT_S} s; "
-                    f"its log {web.log_path} ends with:\n{web.log_tail()}"
+                    f"The {last.name} did not answer {address} within {READY_TIMEOUT_S} s; "
+                    f"its log {last.log_path} ends with:\n{last.log_tail()}"
                 )
             time.sleep(0.2)
 
